@@ -1,0 +1,3 @@
+from nblib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Benchmarks: ``nblib bench NAME`` prints one JSON line per figure.
+
+Every comparison runs the reference in the same process on the same inputs, interleaved
+round by round so that machine noise hits both sides alike, and reports a ``ratio``
+(nblib / reference, higher is better for throughputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from nblib.errors import NblibError
+
+
+def _machine() -> dict:
+    import os
+
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+
+
+def _throughput(fn: Callable[[int], object], indices: np.ndarray) -> float:
+    start = time.perf_counter()
+    for i in indices:
+        fn(int(i))
+    return len(indices) / (time.perf_counter() - start)
+
+
+def _robomimic_dataset(path, cameras: list[str], proprio_keys: list[str], horizon: int):
+    try:
+        import robomimic.utils.obs_utils as obs_utils
+        from robomimic.utils.dataset import SequenceDataset
+    except ImportError as err:
+        raise NblibError(
+            "bench loader compares against robomimic 0.3.0: "
+            "pip install --no-deps robomimic==0.3.0 termcolor"
+        ) from err
+    image_keys = [f"{c}_image" for c in cameras]
+    # robomimic prints its setup banner on stdout; keep stdout for the JSON lines.
+    with contextlib.redirect_stdout(sys.stderr):
+        obs_utils.initialize_obs_utils_with_obs_specs(
+            {"obs": {"rgb": image_keys, "low_dim": proprio_keys}}
+        )
+        return SequenceDataset(
+            hdf5_path=str(path),
+            obs_keys=tuple(image_keys + proprio_keys),
+            dataset_keys=("actions",),
+            frame_stack=1,
+            seq_length=horizon,
+            pad_frame_stack=True,
+            pad_seq_length=True,
+            get_pad_mask=True,
+            hdf5_cache_mode="low_dim",  # images stay on disk, as for data larger than RAM
+            hdf5_use_swmr=False,
+            load_next_obs=False,
+        )
+
+
+def _same_sample(ours: dict, theirs: dict, cameras: list[str], proprio_keys: list[str]) -> None:
+    """Both loaders must return identical arrays, or the comparison is meaningless."""
+    for cam in cameras:
+        np.testing.assert_array_equal(ours["images"][cam], theirs["obs"][f"{cam}_image"])
+    proprio = np.concatenate([theirs["obs"][k] for k in proprio_keys], axis=-1)
+    np.testing.assert_allclose(ours["proprio"], proprio)
+    np.testing.assert_allclose(ours["actions"], theirs["actions"])
+    np.testing.assert_array_equal(ours["action_mask"], theirs["pad_mask"][:, 0])
+
+
+def bench_loader(items: int = 400, horizon: int = 16, rounds: int = 3, seed: int = 0) -> Iterator[dict]:
+    """nblib's chunk sampler vs robomimic 0.3.0 ``SequenceDataset`` on the embedded file.
+
+    Same workload on both sides: both cameras' frames, proprio and actions over a window
+    of ``horizon`` steps with end-of-episode padding and its mask (robomimic reads every
+    key with the same sequence length). Random indices, the same for both.
+    """
+    from nblib.data.dataset import ChunkDataset, DemoStore
+    from nblib.data.manifest import ensure_dataset
+
+    path = ensure_dataset(progress=False)
+    store = DemoStore(path)
+    cameras = store.cameras
+    proprio_keys = [k.split("/", 1)[1] for k in store.mapping.proprio]
+    ours = ChunkDataset(store, horizon=horizon, obs_horizon=horizon)
+    theirs = _robomimic_dataset(path, cameras, proprio_keys, horizon)
+    if len(theirs) != len(ours):
+        raise NblibError(f"sample counts differ: nblib {len(ours)}, robomimic {len(theirs)}")
+    rng = np.random.default_rng(seed)
+    for i in rng.integers(len(ours), size=20):
+        _same_sample(ours[int(i)], theirs[int(i)], cameras, proprio_keys)
+    vla = ChunkDataset(store, horizon=horizon, obs_horizon=1)
+    rates: dict[str, list[float]] = {k: [] for k in ("ours", "theirs", "ours_cold", "theirs_cold", "vla")}
+    for _ in range(rounds):
+        # Cold: both files reopened, so no decompressed chunk survives from earlier reads.
+        indices = rng.choice(len(ours), size=min(items, len(ours)), replace=False)
+        theirs.close_and_delete_hdf5_handle()
+        store.close()
+        rates["theirs_cold"].append(_throughput(theirs.__getitem__, indices))
+        rates["ours_cold"].append(_throughput(ours.__getitem__, indices))
+        # Steady state: fresh random indices, handles (and HDF5's per-dataset chunk cache)
+        # as they stay during training; overlapping windows then reuse decompressed frames.
+        indices = rng.integers(len(ours), size=items)
+        rates["theirs"].append(_throughput(theirs.__getitem__, indices))
+        rates["ours"].append(_throughput(ours.__getitem__, indices))
+        rates["vla"].append(_throughput(vla.__getitem__, indices))
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    common = {"samples": items, "rounds": rounds, "horizon": horizon, "dataset": path.name, **_machine()}
+    workload = f"{len(cameras)} cameras x {horizon} frames + proprio + actions[{horizon}] + mask, images read from file"
+    yield {
+        "bench": "loader",
+        "figure": "cold_samples_per_s",
+        "workload": workload + "; files reopened before each round",
+        "nblib": round(med["ours_cold"], 1),
+        "robomimic": round(med["theirs_cold"], 1),
+        "ratio": round(med["ours_cold"] / med["theirs_cold"], 3),
+        **common,
+    }
+    yield {
+        "bench": "loader",
+        "figure": "samples_per_s",
+        "workload": workload + "; steady state (open handles)",
+        "nblib": round(med["ours"], 1),
+        "robomimic": round(med["theirs"], 1),
+        "ratio": round(med["ours"] / med["theirs"], 3),
+        **common,
+    }
+    yield {
+        "bench": "loader",
+        "figure": "vla_samples_per_s",
+        "workload": f"{len(cameras)} cameras x 1 frame + proprio + actions[{horizon}] + mask (robomimic cannot read obs and actions with different lengths)",
+        "nblib": round(med["vla"], 1),
+        **common,
+    }
+
+
+BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {"loader": bench_loader}
+
+
+def run_benchmark(name: str, **kwargs) -> Iterator[dict]:
+    return BENCHMARKS[name](**kwargs)

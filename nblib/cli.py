@@ -1,0 +1,168 @@
+"""The ``nblib`` command (also ``python -m nblib``).
+
+    nblib data generate [--tasks ...] [--demos N] [--size PX] [--cameras ...] [--seed S] [--out PATH]
+    nblib data check PATH [--mapping NAME] [--horizon H]
+    nblib data ensure [MANIFEST]
+    nblib run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [--out DIR]
+    nblib run-all [--out DIR]
+    nblib bench NAME
+
+Expected failures (bad data, bad parameters, a failing notebook) print one message and
+exit with status 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nblib import __version__
+from nblib.errors import NblibError
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from nblib.data.manifest import DEFAULT_DATASET, describe_generated, load_manifest, write_manifest
+    from nblib.data.metaworld_gen import GenerateConfig, generate
+    from nblib.paths import data_dir, manifests_dir
+
+    cfg = GenerateConfig(
+        tasks=tuple(args.tasks),
+        demos=args.demos,
+        size=args.size,
+        cameras=tuple(args.cameras),
+        seed=args.seed,
+        color_bits=args.color_bits,
+    )
+    out = Path(args.out) if args.out else data_dir() / f"{args.manifest or DEFAULT_DATASET}.hdf5"
+    summary = generate(cfg, out, progress=not args.quiet)
+    size_mb = out.stat().st_size / 1e6
+    print(f"wrote {out}: {summary['demos']} demos, {summary['steps']} steps, {size_mb:.1f} MB")
+    if summary["failed_demos"]:
+        print(f"warning: expert did not succeed in {summary['failed_demos']} (kept, success=False)")
+    if args.manifest:
+        path = manifests_dir() / f"{args.manifest}.yaml"
+        if args.manifest == DEFAULT_DATASET and path.exists():
+            # The committed default manifest is the reference: verify against it, never overwrite.
+            from nblib.data.manifest import verify_dataset
+
+            status = verify_dataset(load_manifest(path), out)
+            print(f"checked against {path}: {status} match")
+        else:
+            write_manifest(describe_generated(out, args.manifest, cfg), path)
+            print(f"wrote manifest {path}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from nblib.data.checks import check_dataset, format_summary
+
+    summary = check_dataset(args.path, mapping=args.mapping, horizon=args.horizon)
+    print(format_summary(summary))
+    return 0
+
+
+def _cmd_ensure(args: argparse.Namespace) -> int:
+    from nblib.data.manifest import ensure_dataset
+
+    path = ensure_dataset(args.manifest, progress=not args.quiet)
+    print(f"{args.manifest}: {path} (checksum verified)")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from nblib.runner import load_param_file, parse_cli_value, run_notebook
+
+    params = load_param_file(args.file) if args.file else {}
+    for name, value in args.param or []:
+        params[name] = parse_cli_value(value)
+    out = args.out or str(Path("runs") / Path(args.notebook).stem)
+    result = run_notebook(args.notebook, params=params, out_dir=out, progress=not args.quiet)
+    print(f"{Path(args.notebook).name}: {result['verdict']} ({result['seconds']:.1f} s) -> {out}/metrics.json")
+    return 0
+
+
+def _cmd_run_all(args: argparse.Namespace) -> int:
+    from nblib.runner import run_all
+
+    index = run_all(args.notebooks, args.out, progress=not args.quiet)
+    print(f"index: {index}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from nblib.bench import BENCHMARKS, run_benchmark
+
+    if args.name not in BENCHMARKS:
+        raise NblibError(f"unknown benchmark {args.name!r}; available: {', '.join(BENCHMARKS)}")
+    for line in run_benchmark(args.name, **({"items": args.items} if args.items else {})):
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nblib.data.metaworld_gen import DEFAULT_CAMERAS, DEFAULT_TASKS, GenerateConfig
+
+    parser = argparse.ArgumentParser(prog="nblib", description="VLA diagnostics notebook suite")
+    parser.add_argument("--version", action="version", version=f"nblib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate, check and verify datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    gen = dsub.add_parser(
+        "generate",
+        help="render Meta-World expert demos into robomimic-style HDF5",
+        description="Render demonstrations with Meta-World's scripted experts on MuJoCo (headless EGL).",
+    )
+    defaults = GenerateConfig()
+    gen.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="Meta-World task names")
+    gen.add_argument("--demos", type=int, default=defaults.demos, help="demos per task (default %(default)s)")
+    gen.add_argument("--size", type=int, default=defaults.size, help="frame size in pixels (default %(default)s)")
+    gen.add_argument("--cameras", nargs="+", default=list(DEFAULT_CAMERAS), help="camera names")
+    gen.add_argument("--seed", type=int, default=defaults.seed, help="seed of the layouts (default %(default)s)")
+    gen.add_argument("--color-bits", type=int, default=defaults.color_bits, help="bits kept per colour channel; 8 = lossless (default %(default)s)")
+    gen.add_argument("--out", help="output HDF5 (default: data/<manifest or metaworld_default>.hdf5)")
+    gen.add_argument("--manifest", help="also write data_manifests/NAME.yaml describing the file")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_cmd_generate)
+
+    chk = dsub.add_parser("check", help="validate a dataset file and print a summary")
+    chk.add_argument("path", help="HDF5 file")
+    chk.add_argument("--mapping", default="metaworld", help="key mapping name or JSON path (default %(default)s)")
+    chk.add_argument("--horizon", type=int, help="fail if any episode is shorter than this chunk horizon")
+    chk.set_defaults(func=_cmd_check)
+
+    ens = dsub.add_parser("ensure", help="generate a manifest's dataset if missing, then verify its checksum")
+    ens.add_argument("manifest", nargs="?", default="metaworld_default", help="manifest name (default %(default)s)")
+    ens.add_argument("--quiet", action="store_true", help="no progress bar")
+    ens.set_defaults(func=_cmd_ensure)
+
+    run = sub.add_parser("run", help="execute one notebook with papermill and write metrics.json")
+    run.add_argument("notebook", help="path to the .ipynb")
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="set a parameter (YAML value)")
+    run.add_argument("-f", "--file", help="YAML file of parameters")
+    run.add_argument("--out", help="output folder (default runs/<notebook>)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    rall = sub.add_parser("run-all", help="run every notebook with its defaults and write an index")
+    rall.add_argument("--notebooks", default="notebooks", help="folder of notebooks (default %(default)s)")
+    rall.add_argument("--out", default="runs", help="output folder (default %(default)s)")
+    rall.add_argument("--quiet", action="store_true", help="no progress bars")
+    rall.set_defaults(func=_cmd_run_all)
+
+    bench = sub.add_parser("bench", help="run a benchmark; prints one JSON line per figure")
+    bench.add_argument("name", help="benchmark name, e.g. loader")
+    bench.add_argument("--items", type=int, help="samples per measurement (default: the benchmark's own)")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NblibError as err:
+        print(f"nblib: error: {err}", file=sys.stderr)
+        return 1

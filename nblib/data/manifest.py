@@ -1,0 +1,274 @@
+"""Dataset manifests: what a dataset is, where its file lives, and how to check it.
+
+A manifest is a YAML file in ``data_manifests/``. ``kind: dataset`` describes one HDF5
+file (layout via ``key_mapping``, tasks, counts, cameras, generator and seed, checksums);
+``kind: mixture`` a weighted list of datasets with their episode counts (seed 002's
+``libero_all``).
+
+Two checksums are kept because rendering differs between machines (Mesa's llvmpipe vs a
+GPU's EGL driver give slightly different pixels) while MuJoCo physics does not:
+``sha256`` of the whole file, and ``content_sha256`` of the low-dimensional arrays and
+text (actions, states, proprio, instructions). A regenerated file that matches the content
+but not the bytes is accepted with a warning; anything else is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from nblib.data.hdf5 import demo_names, open_h5
+from nblib.errors import DataError, ManifestError
+from nblib.paths import data_dir, manifests_dir
+
+DEFAULT_DATASET = "metaworld_default"
+_KINDS = ("dataset", "mixture")
+
+
+@dataclass
+class Manifest:
+    name: str
+    kind: str
+    raw: dict
+    path: Path | None = None
+
+    @property
+    def key_mapping(self) -> str:
+        return self.raw.get("key_mapping", "metaworld")
+
+    @property
+    def data_path(self) -> Path:
+        """The dataset file: absolute as written, else relative to the data folder."""
+        if self.kind != "dataset" or not self.raw.get("file"):
+            raise ManifestError(f"manifest '{self.name}' ({self.path}) names no dataset file")
+        file = Path(self.raw["file"]).expanduser()
+        return file if file.is_absolute() else data_dir() / file
+
+    @property
+    def generator(self) -> dict | None:
+        return self.raw.get("generator")
+
+
+def available_manifests() -> list[str]:
+    return sorted(p.stem for p in manifests_dir().glob("*.yaml"))
+
+
+def load_manifest(name_or_path: str | Path) -> Manifest:
+    """Load a manifest by name (``metaworld_default``) or path, validating its fields."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = manifests_dir() / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ManifestError(
+            f"manifest '{name_or_path}' not found at {path}; known: {', '.join(available_manifests())}"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ManifestError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: a manifest must be a mapping, got {type(raw).__name__}")
+    for key in ("name", "kind"):
+        if key not in raw:
+            raise ManifestError(f"{path}: missing key '{key}' (keys present: {sorted(raw)})")
+    if raw["kind"] not in _KINDS:
+        raise ManifestError(f"{path}: kind must be one of {_KINDS}, got {raw['kind']!r}")
+    if raw["kind"] == "mixture":
+        _check_mixture(raw, path)
+    return Manifest(name=raw["name"], kind=raw["kind"], raw=raw, path=path)
+
+
+def _check_mixture(raw: dict, path: Path) -> None:
+    comps = raw.get("components")
+    if not isinstance(comps, list) or not comps:
+        raise ManifestError(f"{path}: a mixture needs a non-empty 'components' list")
+    for i, c in enumerate(comps):
+        for key in ("name", "episodes"):
+            if key not in c:
+                raise ManifestError(f"{path}: components[{i}] misses '{key}'")
+    totals = raw.get("totals", {})
+    if "episodes" in totals:
+        total = sum(c["episodes"] for c in comps)
+        if total != totals["episodes"]:
+            raise ManifestError(
+                f"{path}: totals.episodes is {totals['episodes']} but the components add up to {total}"
+            )
+
+
+def mixture_weights(manifest: Manifest) -> dict[str, float]:
+    """Sampling probability per component: explicit ``weight`` x episodes, normalised."""
+    comps = manifest.raw["components"]
+    raw = {c["name"]: c.get("weight", 1.0) * c["episodes"] for c in comps}
+    total = sum(raw.values())
+    return {k: v / total for k, v in raw.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_sha256(path: str | Path, group: str = "data") -> str:
+    """Hash of every demo's non-image arrays and text attributes, in natural demo order."""
+    h = hashlib.sha256()
+    with open_h5(path) as f:
+        for name in demo_names(f, group, path):
+            demo = f[group][name]
+            h.update(name.encode())
+            for key in ("task", "instruction"):
+                h.update(str(demo.attrs.get(key, "")).encode())
+
+            def visit(key, obj, demo=demo):
+                if hasattr(obj, "dtype") and obj.ndim < 4 and "camera" not in key:
+                    h.update(key.encode())
+                    h.update(obj[()].astype("<f4").tobytes())
+
+            demo.visititems(visit)
+    return h.hexdigest()
+
+
+def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
+    """Check a file against its manifest: returns ``"exact"`` or ``"content"``.
+
+    Raises DataError when neither checksum matches; warns when only the content does.
+    """
+    path = path or manifest.data_path
+    expected = manifest.raw.get("sha256")
+    if not expected:
+        raise ManifestError(f"{manifest.path}: no 'sha256' recorded for {path}")
+    if file_sha256(path) == expected:
+        return "exact"
+    want = manifest.raw.get("content_sha256")
+    got = content_sha256(path)
+    if want and got == want:
+        warnings.warn(
+            f"{path}: file bytes differ from manifest '{manifest.name}' but all actions, states "
+            "and instructions match: frames were rendered by a different OpenGL driver.",
+            stacklevel=2,
+        )
+        return "content"
+    raise DataError(
+        f"{path}: does not match manifest '{manifest.name}' ({manifest.path}): sha256 and "
+        f"content checksum both differ. Delete the file and run `nblib data generate` again, "
+        "or point the manifest at the right file."
+    )
+
+
+def ensure_dataset(name_or_manifest: str | Manifest = DEFAULT_DATASET, progress: bool = True) -> Path:
+    """The dataset's file, generated first if it is missing and the manifest says how.
+
+    Verifies the checksums afterwards, so a notebook never runs on a file that differs
+    from what its manifest describes.
+    """
+    manifest = (
+        name_or_manifest
+        if isinstance(name_or_manifest, Manifest)
+        else load_manifest(name_or_manifest)
+    )
+    path = manifest.data_path
+    if not path.exists():
+        if not manifest.generator:
+            raise DataError(
+                f"{path}: dataset file for manifest '{manifest.name}' is missing and the "
+                "manifest has no generator; put the file there or edit 'file' in "
+                f"{manifest.path}."
+            )
+        from nblib.data.metaworld_gen import GenerateConfig, generate
+
+        generate(config_from_manifest(manifest), path, progress=progress)
+    verify_dataset(manifest, path)
+    return path
+
+
+def config_from_manifest(manifest: Manifest):
+    from nblib.data.metaworld_gen import GENERATOR_VERSION, GenerateConfig
+
+    gen = dict(manifest.generator)
+    version = str(gen.pop("version", GENERATOR_VERSION))
+    if version != GENERATOR_VERSION:
+        raise ManifestError(
+            f"{manifest.path}: generator version {version} but this nblib has {GENERATOR_VERSION}"
+        )
+    gen.pop("command", None)
+    known = GenerateConfig.__dataclass_fields__
+    unknown = set(gen) - set(known)
+    if unknown:
+        raise ManifestError(f"{manifest.path}: unknown generator settings {sorted(unknown)}")
+    for key in ("tasks", "cameras"):
+        if key in gen:
+            gen[key] = tuple(gen[key])
+    return GenerateConfig(**gen)
+
+
+def describe_generated(path: Path, name: str, cfg, description: str = "") -> dict:
+    """The manifest dict for a freshly generated file (counts, cameras, checksums)."""
+    import metaworld  # noqa: F401  (version recorded below)
+    import mujoco
+
+    from nblib.data.metaworld_gen import GENERATOR_VERSION, INSTRUCTIONS
+
+    counts: dict = {"demos": 0, "steps": 0, "tasks": {}}
+    cameras: dict = {}
+    with open_h5(path) as f:
+        for demo_name in demo_names(f, "data", path):
+            demo = f["data"][demo_name]
+            task, n = str(demo.attrs["task"]), int(demo.attrs["num_samples"])
+            entry = counts["tasks"].setdefault(task, {"demos": 0, "steps": 0, "failed": 0})
+            entry["demos"] += 1
+            entry["steps"] += n
+            entry["failed"] += int(not demo.attrs["success"])
+            counts["demos"] += 1
+            counts["steps"] += n
+            if not cameras:
+                for cam in demo["camera"]:
+                    ext = demo["camera"][cam]["extrinsics"][()]
+                    static = bool((abs(ext - ext[0]) < 1e-6).all())
+                    cameras[cam] = {
+                        "image_key": f"obs/{cam}_image",
+                        "shape": list(demo["obs"][f"{cam}_image"].shape[1:]),
+                        "intrinsics": demo["camera"][cam]["intrinsics"][()].round(4).tolist(),
+                        "extrinsics": ext[0].round(5).tolist() if static else "per step (moves with the hand)",
+                    }
+    gen = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "extra"}
+    return {
+        "name": name,
+        "kind": "dataset",
+        "description": description
+        or "Meta-World expert demos rendered headless with MuJoCo by `nblib data generate`.",
+        "file": path.name,
+        "key_mapping": "metaworld",
+        "generator": {"command": "nblib data generate", "version": GENERATOR_VERSION, **gen},
+        "software": {"mujoco": mujoco.__version__, "metaworld": _dist_version("metaworld")},
+        "counts": counts,
+        "cameras": cameras,
+        "instructions": {t: INSTRUCTIONS[t] for t in cfg.tasks},
+        "size_bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "content_sha256": content_sha256(path),
+    }
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def write_manifest(data: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False, width=100))
+    tmp.replace(path)
+    return path
+
+
+def manifest_json(manifest: Manifest) -> str:
+    return json.dumps(manifest.raw, indent=1, default=str)

@@ -1,0 +1,139 @@
+"""Dataset key mappings: the model's names -> the HDF5 paths of one file layout.
+
+A mapping is a small JSON file in ``data_manifests/key_mappings/``::
+
+    {"name": "metaworld", "demo_group": "data",
+     "images": {"corner": "obs/corner_image", ...},      # camera name -> key in a demo
+     "proprio": {"obs/eef_pos": 3, ...},                   # concatenated in this order
+     "actions": "actions", "action_dim": 4,
+     "instruction": {"demo_attr": "instruction"},           # or group_attr/file_attr/constant
+     "task": {"demo_attr": "task"}}
+
+``instruction`` and ``task`` say where a demo's text comes from: an attribute of the demo
+group (``demo_attr``), of the group holding the demos (``group_attr``), of the file
+(``file_attr``), optionally a field of a JSON string (``json_field``), or a ``constant``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nblib.errors import ManifestError
+from nblib.paths import manifests_dir
+
+_SOURCE_KINDS = ("demo_attr", "group_attr", "file_attr", "constant")
+
+
+@dataclass(frozen=True)
+class KeyMapping:
+    """Where ``images``, ``proprio``, ``actions`` and ``instruction`` live in one layout."""
+
+    name: str
+    demo_group: str
+    images: dict[str, str]
+    proprio: dict[str, int]
+    actions: str
+    action_dim: int
+    instruction: dict[str, Any]
+    task: dict[str, Any] = field(default_factory=lambda: {"constant": None})
+    description: str = ""
+    path: Path | None = None
+
+    @property
+    def proprio_dim(self) -> int:
+        return sum(self.proprio.values())
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.images)
+
+    def text_source(self, what: str, demo: Any, group: Any, file: Any) -> str | None:
+        """Read ``instruction`` or ``task`` text for one demo group (h5py objects)."""
+        spec = getattr(self, what)
+        if "constant" in spec:
+            return spec["constant"]
+        kind = next(k for k in _SOURCE_KINDS if k in spec)
+        holder = {"demo_attr": demo, "group_attr": group, "file_attr": file}[kind]
+        attr = spec[kind]
+        if attr not in holder.attrs:
+            raise ManifestError(
+                f"{file.filename}: mapping '{self.name}' reads {what} from attribute "
+                f"'{attr}' of '{holder.name}', which has attributes {sorted(holder.attrs)}"
+            )
+        value = holder.attrs[attr]
+        if isinstance(value, bytes):
+            value = value.decode()
+        if "json_field" in spec:
+            try:
+                value = json.loads(value)[spec["json_field"]]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ManifestError(
+                    f"{file.filename}: attribute '{attr}' of '{holder.name}' should be JSON "
+                    f"with a field '{spec['json_field']}' ({err})"
+                ) from err
+        return str(value)
+
+
+def _require(data: dict, key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise ManifestError(f"{where}: missing key '{key}' (keys present: {sorted(data)})")
+    if not isinstance(data[key], kind):
+        raise ManifestError(
+            f"{where}: '{key}' should be {kind.__name__}, got {type(data[key]).__name__}"
+        )
+    return data[key]
+
+
+def _check_source(spec: Any, key: str, where: str) -> dict:
+    if not isinstance(spec, dict) or not any(k in spec for k in _SOURCE_KINDS):
+        raise ManifestError(f"{where}: '{key}' should be an object with one of {_SOURCE_KINDS}")
+    return spec
+
+
+def mapping_from_dict(data: dict, where: str = "<mapping>") -> KeyMapping:
+    """Validate a mapping dict and build a :class:`KeyMapping`; errors name ``where``."""
+    images = _require(data, "images", dict, where)
+    proprio = _require(data, "proprio", dict, where)
+    for key, dim in proprio.items():
+        if not isinstance(dim, int) or dim <= 0:
+            raise ManifestError(f"{where}: proprio '{key}' needs a positive int width, got {dim!r}")
+    action_dim = _require(data, "action_dim", int, where)
+    if action_dim <= 0:
+        raise ManifestError(f"{where}: action_dim must be positive, got {action_dim}")
+    return KeyMapping(
+        name=_require(data, "name", str, where),
+        demo_group=data.get("demo_group", "data"),
+        images=dict(images),
+        proprio=dict(proprio),
+        actions=_require(data, "actions", str, where),
+        action_dim=action_dim,
+        instruction=_check_source(data.get("instruction", {"constant": None}), "instruction", where),
+        task=_check_source(data.get("task", {"constant": None}), "task", where),
+        description=data.get("description", ""),
+    )
+
+
+def available_mappings() -> list[str]:
+    return sorted(p.stem for p in (manifests_dir() / "key_mappings").glob("*.json"))
+
+
+def load_mapping(name_or_path: str | Path) -> KeyMapping:
+    """Load a mapping by name (``metaworld``, ``libero``, ...) or from a JSON file path."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        path = manifests_dir() / "key_mappings" / f"{name_or_path}.json"
+    if not path.exists():
+        raise ManifestError(
+            f"key mapping '{name_or_path}' not found at {path}; "
+            f"known mappings: {', '.join(available_mappings())}"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{path}: not valid JSON ({err})") from err
+    mapping = mapping_from_dict(data, where=str(path))
+    object.__setattr__(mapping, "path", path)
+    return mapping

@@ -1,0 +1,291 @@
+"""The one figure style shared by every notebook in the suite.
+
+Every plot goes through :func:`new_figure` (style, size) and every file through
+:func:`save_figure` (PDF + PNG, atomic). Colours come from :func:`color_for` /
+:func:`colors_for`, so the same task, camera or method has the same colour in every
+figure, notebook and process.
+
+Nothing here calls ``plt.show()`` or selects a backend: under papermill/JupyterLab the
+inline backend renders figures into the notebook, and in plain scripts matplotlib falls
+back to Agg when there is no display. Closing figures is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "DOUBLE_COLUMN_IN",
+    "PALETTE",
+    "PNG_DPI",
+    "SINGLE_COLUMN_IN",
+    "STYLE",
+    "color_for",
+    "colors_for",
+    "new_figure",
+    "save_figure",
+    "use_style",
+]
+
+#: Width of one column of a two-column paper (inches); the default figure width.
+SINGLE_COLUMN_IN = 3.5
+#: Width of a figure spanning both columns (inches).
+DOUBLE_COLUMN_IN = 7.16
+#: Raster resolution of saved PNGs (dots per inch).
+PNG_DPI = 200
+
+#: Okabe & Ito (2008) colour-blind-safe palette, as hex strings. The order is the
+#: assignment order for unknown names; black is last because it competes with text
+#: and axis lines and so is the least useful series colour.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#56B4E9",  # sky blue
+    "#CC79A7",  # reddish purple
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+
+_BLUE, _ORANGE, _GREEN, _VERMILLION, _SKY, _PURPLE, _YELLOW, _BLACK = PALETTE
+
+# Fixed colours for names the suite knows, so that e.g. "push" is vermillion in every
+# figure regardless of which other tasks share the plot. Within one category the
+# colours are distinct; across categories they may repeat because categories never
+# share a legend. Keys are normalised (see _normalise).
+_FIXED: dict[str, str] = {
+    # Meta-World tasks (the eight in the suite's manifests).
+    "reach": _BLUE,
+    "push": _VERMILLION,
+    "pick-place": _GREEN,
+    "drawer-open": _ORANGE,
+    "button-press-topdown": _PURPLE,
+    "drawer-close": _SKY,
+    "window-open": _YELLOW,
+    "door-open": _BLACK,
+    # Cameras.
+    "corner": _BLUE,
+    "behindgripper": _ORANGE,
+    # Action heads.
+    "flow": _GREEN,
+    "regression": _VERMILLION,
+    # Data splits.
+    "train": _BLUE,
+    "val": _ORANGE,
+}
+
+#: rcParams applied by :func:`use_style`. Sizes are in points unless noted.
+STYLE: dict[str, Any] = {
+    # Embed TrueType (Type 42) fonts: Type 3 fonts are rejected by many venues and are
+    # not searchable/editable in the PDF.
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    # Keep text as text in SVGs too, for the same reason.
+    "svg.fonttype": "none",
+    # Figure geometry: single-column width with a 4:3-ish aspect by default.
+    "figure.figsize": (SINGLE_COLUMN_IN, SINGLE_COLUMN_IN * 0.75),
+    # constrained_layout keeps the requested figure size exactly (bbox="tight" would
+    # change it) while still preventing clipped labels.
+    "figure.constrained_layout.use": True,
+    "savefig.dpi": PNG_DPI,
+    "savefig.bbox": "standard",
+    "savefig.pad_inches": 0.02,
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
+    # 8-9 pt text matches typical paper body text at 100 % scale.
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 8,
+    "figure.titlesize": 9,
+    "legend.frameon": False,
+    # Thin lines: at column width the matplotlib defaults look heavy.
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3.5,
+    "patch.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4,
+    "xtick.major.size": 3.0,
+    "ytick.major.size": 3.0,
+    # Only left/bottom spines: the box adds ink without information.
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    # A light grid behind the data helps reading values without dominating.
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#d9d9d9",
+    "grid.linewidth": 0.4,
+    "grid.alpha": 1.0,
+    "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
+    "image.cmap": "viridis",
+}
+
+
+def use_style() -> None:
+    """Apply the suite's matplotlib style (rcParams) to the current process.
+
+    Idempotent and cheap; :func:`new_figure` calls it every time because the Jupyter
+    inline backend may reset some rcParams when it is first activated.
+    """
+    mpl.rcParams.update(STYLE)
+
+
+_VERSION_SUFFIX = re.compile(r"-v\d+$")
+
+
+def _normalise(name: str) -> str:
+    """Lookup key for ``name``: case-insensitive, Meta-World ``-vN`` suffix dropped.
+
+    So "Push", "push-v2" and "push-v3" all share the colour of "push".
+    """
+    key = str(name).strip().lower()
+    return _VERSION_SUFFIX.sub("", key)
+
+
+def _hashed_index(key: str) -> int:
+    # zlib.crc32 is stable across processes and Python versions, unlike the builtin
+    # hash(), which is salted per process (PYTHONHASHSEED).
+    return zlib.crc32(key.encode("utf-8")) % len(PALETTE)
+
+
+def color_for(name: str) -> str:
+    """Return the colour (hex string ``"#RRGGBB"``) used for ``name`` everywhere.
+
+    Known tasks, cameras, heads and splits have fixed colours; any other name gets a
+    deterministic palette entry chosen from a stable hash of the name. Two different
+    unknown names may collide; use :func:`colors_for` when names share a plot.
+    """
+    key = _normalise(name)
+    if key in _FIXED:
+        return _FIXED[key]
+    return PALETTE[_hashed_index(key)]
+
+
+def colors_for(names: Iterable[str]) -> dict[str, str]:
+    """Colours for several names that appear together (e.g. in one legend).
+
+    Each name gets :func:`color_for` (its stable colour) unless an earlier name in this
+    call already took that colour; then it gets the next free palette colour. Names
+    with a fixed colour are served before hashed ones so they keep their colour. While
+    there are at most ``len(PALETTE)`` (8) distinct names the result has no repeats;
+    beyond that colours necessarily repeat.
+
+    Returns:
+        dict mapping each name (in input order) to a hex colour string.
+    """
+    ordered = list(dict.fromkeys(names))  # de-duplicate, keep order
+    # Fixed names first, so a hashed name can never steal e.g. "push"'s vermillion.
+    priority = sorted(range(len(ordered)), key=lambda i: (_normalise(ordered[i]) not in _FIXED, i))
+    used: set[str] = set()
+    chosen: dict[str, str] = {}
+    for i in priority:
+        name = ordered[i]
+        colour = color_for(name)
+        if colour in used and len(used) < len(PALETTE):
+            # Walk the palette from the preferred colour so the fallback is still a
+            # deterministic function of the name and the names before it.
+            start = PALETTE.index(colour)
+            for step in range(1, len(PALETTE)):
+                candidate = PALETTE[(start + step) % len(PALETTE)]
+                if candidate not in used:
+                    colour = candidate
+                    break
+        used.add(colour)
+        chosen[name] = colour
+    return {name: chosen[name] for name in ordered}
+
+
+def new_figure(
+    ncols: int = 1,
+    nrows: int = 1,
+    width: float | None = None,
+    height: float | None = None,
+    **kw: Any,
+) -> tuple[Figure, Axes | Any]:
+    """Create a styled figure with a grid of axes.
+
+    Args:
+        ncols, nrows: subplot grid shape.
+        width: figure width in inches; default one paper column (3.5 in), or two
+            columns (7.16 in) when ``ncols > 2``.
+        height: figure height in inches; default keeps each panel roughly 4:3 (at
+            least 1.6 in per row, at most 9 in in total).
+        **kw: passed to ``plt.subplots`` (e.g. ``sharex=True``, ``squeeze=False``).
+
+    Returns:
+        ``(fig, axes)`` as from ``plt.subplots``: a single Axes when ``ncols == nrows
+        == 1`` (and squeeze is not disabled), else a numpy array of Axes of shape
+        ``(nrows, ncols)`` (squeezed to 1-D for a single row/column).
+    """
+    use_style()
+    if width is None:
+        width = DOUBLE_COLUMN_IN if ncols > 2 else SINGLE_COLUMN_IN
+    if height is None:
+        # Panels stay roughly 4:3, but no shorter than 1.6 in so tick labels fit;
+        # capped at roughly a page height.
+        panel_height = max(width / ncols * 0.75, 1.6)
+        height = min(panel_height * nrows, 9.0)
+    # pyplot (rather than a bare Figure) so the inline backend shows the figure in the
+    # executed notebook; the caller closes it when done.
+    fig, axes = plt.subplots(nrows=nrows, ncols=ncols, figsize=(width, height), **kw)
+    return fig, axes
+
+
+def save_figure(
+    fig: Figure,
+    stem: str | os.PathLike[str],
+    formats: Sequence[str] = ("pdf", "png"),
+) -> list[Path]:
+    """Save ``fig`` as ``<stem>.<fmt>`` for each format; return the written paths.
+
+    ``stem`` is a path without extension (anything after the last dot is kept as part
+    of the name, so ``"loss_v1.2"`` gives ``loss_v1.2.pdf``). Parent folders are
+    created. Each file is written to a temporary file in the same folder and moved
+    into place with ``os.replace`` so readers never see a half-written figure. PNGs are
+    rendered at :data:`PNG_DPI` (200 dpi). The figure is not closed.
+    """
+    use_style()  # savefig reads rcParams (fonttype, dpi) at save time
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for fmt in formats:
+        fmt = fmt.lower().lstrip(".")
+        target = stem.parent / f"{stem.name}.{fmt}"
+        kwargs: dict[str, Any] = {"format": fmt}
+        if fmt == "png":
+            kwargs["dpi"] = PNG_DPI
+        if fmt == "pdf":
+            # No creation date: re-running a notebook gives byte-identical PDFs, so
+            # figure diffs in git only show real changes.
+            kwargs["metadata"] = {"CreationDate": None}
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fig.savefig(handle, **kwargs)
+            # mkstemp creates 0600 files; figures are meant to be shared/read by others.
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            # Never leave a stray temp file behind (also on KeyboardInterrupt).
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written
