@@ -21,7 +21,11 @@ from nblib.errors import NblibError
 def _machine() -> dict:
     import os
 
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 def _throughput(fn: Callable[[int], object], indices: np.ndarray) -> float:
@@ -71,7 +75,9 @@ def _same_sample(ours: dict, theirs: dict, cameras: list[str], proprio_keys: lis
     np.testing.assert_array_equal(ours["action_mask"], theirs["pad_mask"][:, 0])
 
 
-def bench_loader(items: int = 400, horizon: int = 16, rounds: int = 3, seed: int = 0) -> Iterator[dict]:
+def bench_loader(
+    items: int = 400, horizon: int = 16, rounds: int = 3, seed: int = 0
+) -> Iterator[dict]:
     """nblib's chunk sampler vs robomimic 0.3.0 ``SequenceDataset`` on the embedded file.
 
     Same workload on both sides: both cameras' frames, proprio and actions over a window
@@ -93,7 +99,9 @@ def bench_loader(items: int = 400, horizon: int = 16, rounds: int = 3, seed: int
     for i in rng.integers(len(ours), size=20):
         _same_sample(ours[int(i)], theirs[int(i)], cameras, proprio_keys)
     vla = ChunkDataset(store, horizon=horizon, obs_horizon=1)
-    rates: dict[str, list[float]] = {k: [] for k in ("ours", "theirs", "ours_cold", "theirs_cold", "vla")}
+    rates: dict[str, list[float]] = {
+        k: [] for k in ("ours", "theirs", "ours_cold", "theirs_cold", "vla")
+    }
     for _ in range(rounds):
         # Cold: both files reopened, so no decompressed chunk survives from earlier reads.
         indices = rng.choice(len(ours), size=min(items, len(ours)), replace=False)
@@ -108,7 +116,13 @@ def bench_loader(items: int = 400, horizon: int = 16, rounds: int = 3, seed: int
         rates["ours"].append(_throughput(ours.__getitem__, indices))
         rates["vla"].append(_throughput(vla.__getitem__, indices))
     med = {k: float(np.median(v)) for k, v in rates.items()}
-    common = {"samples": items, "rounds": rounds, "horizon": horizon, "dataset": path.name, **_machine()}
+    common = {
+        "samples": items,
+        "rounds": rounds,
+        "horizon": horizon,
+        "dataset": path.name,
+        **_machine(),
+    }
     workload = f"{len(cameras)} cameras x {horizon} frames + proprio + actions[{horizon}] + mask, images read from file"
     yield {
         "bench": "loader",

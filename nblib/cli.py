@@ -5,6 +5,7 @@
     nblib data ensure [MANIFEST]
     nblib run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [--out DIR]
     nblib run-all [--out DIR]
+    nblib clean NOTEBOOK... [--refresh]
     nblib bench NAME
 
 Expected failures (bad data, bad parameters, a failing notebook) print one message and
@@ -23,7 +24,12 @@ from nblib.errors import NblibError
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from nblib.data.manifest import DEFAULT_DATASET, describe_generated, load_manifest, write_manifest
+    from nblib.data.manifest import (
+        DEFAULT_DATASET,
+        describe_generated,
+        load_manifest,
+        write_manifest,
+    )
     from nblib.data.metaworld_gen import GenerateConfig, generate
     from nblib.paths import data_dir, manifests_dir
 
@@ -79,7 +85,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         params[name] = parse_cli_value(value)
     out = args.out or str(Path("runs") / Path(args.notebook).stem)
     result = run_notebook(args.notebook, params=params, out_dir=out, progress=not args.quiet)
-    print(f"{Path(args.notebook).name}: {result['verdict']} ({result['seconds']:.1f} s) -> {out}/metrics.json")
+    print(
+        f"{Path(args.notebook).name}: {result['verdict']} ({result['seconds']:.1f} s) -> {out}/metrics.json"
+    )
     return 0
 
 
@@ -89,6 +97,25 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     index = run_all(args.notebooks, args.out, progress=not args.quiet)
     print(f"index: {index}")
     return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from nblib.notebooks import clean, hygiene_problems, refresh_notebook
+
+    problems = []
+    for path in args.notebooks:
+        if args.refresh:
+            refresh_notebook(path)
+        else:
+            nb = nbformat.read(path, as_version=4)
+            clean(nb)
+            nbformat.write(nb, path)
+        problems += hygiene_problems(path)
+    for p in problems:
+        print(p)
+    return 1 if problems else 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -116,45 +143,93 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render demonstrations with Meta-World's scripted experts on MuJoCo (headless EGL).",
     )
     defaults = GenerateConfig()
-    gen.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="Meta-World task names")
-    gen.add_argument("--demos", type=int, default=defaults.demos, help="demos per task (default %(default)s)")
-    gen.add_argument("--size", type=int, default=defaults.size, help="frame size in pixels (default %(default)s)")
+    gen.add_argument(
+        "--tasks", nargs="+", default=list(DEFAULT_TASKS), help="Meta-World task names"
+    )
+    gen.add_argument(
+        "--demos", type=int, default=defaults.demos, help="demos per task (default %(default)s)"
+    )
+    gen.add_argument(
+        "--size", type=int, default=defaults.size, help="frame size in pixels (default %(default)s)"
+    )
     gen.add_argument("--cameras", nargs="+", default=list(DEFAULT_CAMERAS), help="camera names")
-    gen.add_argument("--seed", type=int, default=defaults.seed, help="seed of the layouts (default %(default)s)")
-    gen.add_argument("--color-bits", type=int, default=defaults.color_bits, help="bits kept per colour channel; 8 = lossless (default %(default)s)")
-    gen.add_argument("--out", help="output HDF5 (default: data/<manifest or metaworld_default>.hdf5)")
+    gen.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seed of the layouts (default %(default)s)"
+    )
+    gen.add_argument(
+        "--color-bits",
+        type=int,
+        default=defaults.color_bits,
+        help="bits kept per colour channel; 8 = lossless (default %(default)s)",
+    )
+    gen.add_argument(
+        "--out", help="output HDF5 (default: data/<manifest or metaworld_default>.hdf5)"
+    )
     gen.add_argument("--manifest", help="also write data_manifests/NAME.yaml describing the file")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
 
     chk = dsub.add_parser("check", help="validate a dataset file and print a summary")
     chk.add_argument("path", help="HDF5 file")
-    chk.add_argument("--mapping", default="metaworld", help="key mapping name or JSON path (default %(default)s)")
-    chk.add_argument("--horizon", type=int, help="fail if any episode is shorter than this chunk horizon")
+    chk.add_argument(
+        "--mapping", default="metaworld", help="key mapping name or JSON path (default %(default)s)"
+    )
+    chk.add_argument(
+        "--horizon", type=int, help="fail if any episode is shorter than this chunk horizon"
+    )
     chk.set_defaults(func=_cmd_check)
 
-    ens = dsub.add_parser("ensure", help="generate a manifest's dataset if missing, then verify its checksum")
-    ens.add_argument("manifest", nargs="?", default="metaworld_default", help="manifest name (default %(default)s)")
+    ens = dsub.add_parser(
+        "ensure", help="generate a manifest's dataset if missing, then verify its checksum"
+    )
+    ens.add_argument(
+        "manifest",
+        nargs="?",
+        default="metaworld_default",
+        help="manifest name (default %(default)s)",
+    )
     ens.add_argument("--quiet", action="store_true", help="no progress bar")
     ens.set_defaults(func=_cmd_ensure)
 
     run = sub.add_parser("run", help="execute one notebook with papermill and write metrics.json")
     run.add_argument("notebook", help="path to the .ipynb")
-    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="set a parameter (YAML value)")
+    run.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (YAML value)",
+    )
     run.add_argument("-f", "--file", help="YAML file of parameters")
     run.add_argument("--out", help="output folder (default runs/<notebook>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 
     rall = sub.add_parser("run-all", help="run every notebook with its defaults and write an index")
-    rall.add_argument("--notebooks", default="notebooks", help="folder of notebooks (default %(default)s)")
+    rall.add_argument(
+        "--notebooks", default="notebooks", help="folder of notebooks (default %(default)s)"
+    )
     rall.add_argument("--out", default="runs", help="output folder (default %(default)s)")
     rall.add_argument("--quiet", action="store_true", help="no progress bars")
     rall.set_defaults(func=_cmd_run_all)
 
+    cln = sub.add_parser(
+        "clean", help="strip notebooks for committing (only checked text outputs stay)"
+    )
+    cln.add_argument("notebooks", nargs="+", help=".ipynb files")
+    cln.add_argument(
+        "--refresh",
+        action="store_true",
+        help="re-run with defaults and store the outputs of cells marked NBVAL_CHECK_OUTPUT",
+    )
+    cln.set_defaults(func=_cmd_clean)
+
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON line per figure")
     bench.add_argument("name", help="benchmark name, e.g. loader")
-    bench.add_argument("--items", type=int, help="samples per measurement (default: the benchmark's own)")
+    bench.add_argument(
+        "--items", type=int, help="samples per measurement (default: the benchmark's own)"
+    )
     bench.set_defaults(func=_cmd_bench)
     return parser
 

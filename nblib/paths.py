@@ -8,16 +8,23 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first folder at or above ``start`` (default: cwd) holding a ``pyproject.toml``
+    next to an ``nblib`` folder, or None."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "nblib").is_dir():
+            return folder
+    return None
+
+
 def repo_root() -> Path:
-    """The checkout holding this package (the folder with pyproject.toml), else the cwd.
+    """The checkout holding this package, else the checkout around the cwd, else the cwd.
 
     An installed (non-editable) nblib has no checkout next to it; the cwd is then the
     best guess for where notebooks, manifests and data live.
     """
-    candidate = PACKAGE_DIR.parent
-    if (candidate / "pyproject.toml").exists() and (candidate / "data_manifests").is_dir():
-        return candidate
-    return Path.cwd()
+    return find_repo_root(PACKAGE_DIR) or find_repo_root() or Path.cwd()
 
 
 def manifests_dir() -> Path:

@@ -26,6 +26,7 @@ from typing import Any
 
 from nblib import __version__
 from nblib.errors import ParameterError
+from nblib.paths import find_repo_root
 
 __all__ = [
     "METRICS_KEYS",
@@ -66,17 +67,8 @@ _SAVED: dict[str, list[Path]] = {}
 
 
 def repo_root(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The repository root above ``start`` (default: cwd), or None if not found.
-
-    The root is the first folder, walking up, that holds a ``pyproject.toml`` next to
-    an ``nblib`` folder; this finds the suite's checkout whether a notebook runs from
-    ``notebooks/`` or from the root itself.
-    """
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "nblib").is_dir():
-            return folder
-    return None
+    """The repository root at or above ``start`` (default: cwd), or None if not found."""
+    return find_repo_root(start)
 
 
 def run_dir(notebook: str) -> Path:
@@ -98,8 +90,14 @@ def run_dir(notebook: str) -> Path:
 
 
 def figure_dir(notebook: str) -> Path:
-    """``run_dir(notebook) / "figures"`` (created if missing)."""
-    folder = run_dir(notebook) / "figures"
+    """Where figures go (created if missing): ``<run folder>/figures`` under the runner,
+    else the repository's ``figures/<notebook>/`` (publication figures of interactive
+    sessions), else ``./figures/<notebook>``."""
+    if os.environ.get(RUN_DIR_ENV):
+        folder = run_dir(notebook) / "figures"
+    else:
+        root = repo_root()
+        folder = (root if root is not None else Path.cwd()) / "figures" / _stem(notebook)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -308,9 +306,7 @@ def _stem(notebook: str) -> str:
 
 
 def _relative_to(folder: Path, path: Path) -> str:
-    """``path`` as a POSIX string relative to ``folder`` when inside it, else absolute."""
-    absolute = path if path.is_absolute() else folder / path
-    try:
-        return absolute.resolve().relative_to(folder).as_posix()
-    except ValueError:
-        return absolute.resolve().as_posix()
+    """``path`` as a POSIX string relative to ``folder`` (``../`` allowed, so interactive
+    runs can list figures kept in the repository's ``figures/``)."""
+    absolute = (path if path.is_absolute() else folder / path).resolve()
+    return Path(os.path.relpath(absolute, folder.resolve())).as_posix()

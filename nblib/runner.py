@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import ast
 import html
+import io
 import json
 import os
 import re
+import shutil
 import sys
 import time
+import tokenize
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,6 @@ import nbformat
 import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
-from papermill.translators import PythonTranslator
 
 from nblib import __version__
 from nblib.errors import NblibError, NotebookError, ParameterError
@@ -104,26 +106,43 @@ def notebook_parameters(path: str | os.PathLike[str]) -> dict[str, dict[str, Any
             "defines the notebook's parameters (View > Cell Toolbar > Tags)"
         )
 
-    try:
-        raw = papermill.inspect_notebook(str(path))
-    except ValueError:
-        # papermill needs a kernel name in the notebook metadata to pick a translator;
-        # the suite's notebooks are all Python, so inspect the cell directly.
-        raw = {p.name: p._asdict() for p in PythonTranslator.inspect(cell)}
+    return parse_parameters_source(cell.source, str(path))
 
+
+def parse_parameters_source(
+    source: str, where: str = "<parameters cell>"
+) -> dict[str, dict[str, Any]]:
+    """Parse a parameters cell with ``ast`` (papermill's own line parser silently skips
+    lines it cannot read, e.g. a comment containing ``=``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ParameterError(f"{where}: the parameters cell is not valid Python ({exc})") from exc
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
     spec: dict[str, dict[str, Any]] = {}
-    for name, info in raw.items():
-        source = str(info.get("default", "")).strip()
-        annotation = str(info.get("inferred_type_name") or "None").strip()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, annotation = node.targets[0], None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, annotation = node.target, ast.get_source_segment(source, node.annotation)
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        value_source = ast.get_source_segment(source, node.value) or ""
+        help_text = comments.get(node.end_lineno, "")
         try:
-            default = ast.literal_eval(source)
+            default = ast.literal_eval(node.value)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            spec[name] = {"type": EXPRESSION, "default": source, "help": info.get("help", "")}
+            spec[target.id] = {"type": EXPRESSION, "default": value_source, "help": help_text}
             continue
         type_name = "None" if default is None else type(default).__name__
         if default is not None and annotation in _SIMPLE_TYPES:
             type_name = annotation
-        spec[name] = {"type": type_name, "default": default, "help": info.get("help", "")}
+        spec[target.id] = {"type": type_name, "default": default, "help": help_text}
     return spec
 
 
@@ -366,6 +385,9 @@ def run_notebook(
     # A stale report/metrics from an earlier run must not be mistaken for this one's.
     for stale in ("report.json", "metrics.json"):
         (out / stale).unlink(missing_ok=True)
+    # Figures of an earlier run with other parameters would otherwise be listed beside
+    # this run's; the run folder's figures/ belongs to the runner.
+    shutil.rmtree(out / "figures", ignore_errors=True)
 
     record: dict[str, Any] = {
         "notebook": nb_path.name,

@@ -373,7 +373,8 @@ def test_finish_interactive_writes_full_metrics(
     ax.plot([0, 1])
     saved = report.save(fig, "curve", "demo")
     matplotlib.pyplot.close(fig)
-    assert saved[0] == tmp_path.resolve() / "runs" / "demo" / "figures" / "curve.pdf"
+    # Interactively, figures go to figures/<notebook>/ (publication figures), metrics to runs/.
+    assert saved[0] == tmp_path.resolve() / "figures" / "demo" / "curve.pdf"
 
     record = report.finish(
         "demo",
@@ -387,7 +388,7 @@ def test_finish_interactive_writes_full_metrics(
     assert written["notebook"] == "demo.ipynb" and written["seconds"] is None
     assert written["params"] == {"n": 3}
     assert written["metrics"] == {"acc": 0.5, "hist": [0, 1, 2], "k": 4}
-    assert written["figures"] == ["figures/curve.pdf", "figures/curve.png"]
+    assert written["figures"] == ["../../figures/demo/curve.pdf", "../../figures/demo/curve.png"]
     assert dt.datetime.fromisoformat(written["started"]).utcoffset() == dt.timedelta(0)
 
 

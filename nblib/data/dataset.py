@@ -64,15 +64,33 @@ class DemoStore:
             for name in self.demos:
                 demo = group[name]
                 self.actions[name] = self._read(demo, self.mapping.actions)
-                parts = [self._read(demo, key).reshape(len(demo[key]), -1) for key in self.mapping.proprio]
-                self.proprio[name] = np.concatenate(parts, axis=1) if parts else np.zeros((len(self.actions[name]), 0), np.float32)
+                parts = [
+                    self._read(demo, key).reshape(len(demo[key]), -1)
+                    for key in self.mapping.proprio
+                ]
+                self.proprio[name] = (
+                    np.concatenate(parts, axis=1)
+                    if parts
+                    else np.zeros((len(self.actions[name]), 0), np.float32)
+                )
                 self.instruction[name] = self.mapping.text_source("instruction", demo, group, f)
                 self.task[name] = self.mapping.text_source("task", demo, group, f)
         self.lengths = {d: len(a) for d, a in self.actions.items()}
 
+    def task_label(self, demo: str) -> str:
+        """The demo's task, or "(no task)" when the layout has none."""
+        return self.task[demo] or "(no task)"
+
+    def tasks(self) -> list[str]:
+        return sorted({self.task_label(d) for d in self.demos})
+
     def _read(self, demo, key: str) -> np.ndarray:
         if key not in demo:
-            parent = demo[key.rsplit("/", 1)[0]] if "/" in key and key.rsplit("/", 1)[0] in demo else demo
+            parent = (
+                demo[key.rsplit("/", 1)[0]]
+                if "/" in key and key.rsplit("/", 1)[0] in demo
+                else demo
+            )
             raise DataError(
                 f"{self.path}: demo '{demo.name}' has no key '{key}' "
                 f"(keys in '{parent.name}': {sorted(parent.keys())})"
@@ -164,7 +182,9 @@ class ChunkDataset:
                 )
         self.normalization = normalization
         self.stats = stats if stats is not None or normalization is None else store.norm_stats()
-        self._demo_of = np.repeat(np.arange(len(store.demos)), [store.lengths[d] for d in store.demos])
+        self._demo_of = np.repeat(
+            np.arange(len(store.demos)), [store.lengths[d] for d in store.demos]
+        )
         self._t_of = np.concatenate([np.arange(store.lengths[d]) for d in store.demos])
 
     def __len__(self) -> int:
@@ -213,7 +233,9 @@ class FramePairDataset:
     episode is a sample.
     """
 
-    def __init__(self, store: DemoStore | str | Path, camera: str | None = None, stride: int = 1, **store_kw):
+    def __init__(
+        self, store: DemoStore | str | Path, camera: str | None = None, stride: int = 1, **store_kw
+    ):
         if not isinstance(store, DemoStore):
             store = DemoStore(store, **store_kw)
         if stride < 1:
@@ -222,9 +244,13 @@ class FramePairDataset:
         self.camera = camera or store.cameras[0]
         if self.camera not in store.cameras:
             raise ParameterError(f"camera: {self.camera!r} not in {store.cameras}")
-        pairs = [(i, t) for i, d in enumerate(store.demos) for t in range(store.lengths[d] - stride)]
+        pairs = [
+            (i, t) for i, d in enumerate(store.demos) for t in range(store.lengths[d] - stride)
+        ]
         if not pairs:
-            raise DataError(f"{store.path}: no frame pairs with stride {stride}; every demo is shorter")
+            raise DataError(
+                f"{store.path}: no frame pairs with stride {stride}; every demo is shorter"
+            )
         self._pairs = np.asarray(pairs, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -249,14 +275,18 @@ class FramePairDataset:
 def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormStats:
     """Statistics over ``store.demos``, cached in a JSON file next to the data.
 
-    The cache is keyed by the demo list, so statistics of the training split are never
-    confused with those of another subset.
+    The cache is keyed by the file's size and modification time, the mapping and the demo
+    list, so statistics of the training split are never confused with those of another
+    subset, nor with those of a regenerated file.
     """
     cache = Path(cache) if cache else store.path.with_suffix(".norm_stats.json")
     entries = json.loads(cache.read_text()) if cache.exists() else {}
-    key = f"{store.mapping.name}:" + ",".join(store.demos)
+    stat = store.path.stat()
+    key = f"{stat.st_size}:{stat.st_mtime_ns}:{store.mapping.name}:" + ",".join(store.demos)
     if key in entries:
-        return NormStats(Stats(**entries[key]["actions"]), Stats(**entries[key]["proprio"]), store.demos)
+        return NormStats(
+            Stats(**entries[key]["actions"]), Stats(**entries[key]["proprio"]), store.demos
+        )
     stats = store.norm_stats()
     from dataclasses import asdict
 

@@ -24,9 +24,7 @@ def open_h5(path: str | Path, rdcc_nbytes: int | None = None):
     try:
         return h5py.File(path, "r", **kwargs)
     except OSError as err:
-        raise DataError(
-            f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}"
-        ) from err
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
 
 
 def demo_names(file, group: str, path: str | Path = "") -> list[str]:

@@ -111,6 +111,8 @@ def leakage_report(
         examples=examples,
         nn_quantiles={
             f"q{int(q * 100):02d}": float(v)
-            for q, v in zip((0.0, 0.1, 0.5, 0.9, 1.0), np.quantile(rms, [0, 0.1, 0.5, 0.9, 1]), strict=True)
+            for q, v in zip(
+                (0.0, 0.1, 0.5, 0.9, 1.0), np.quantile(rms, [0, 0.1, 0.5, 0.9, 1]), strict=True
+            )
         },
     )

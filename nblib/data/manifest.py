@@ -162,7 +162,9 @@ def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
     )
 
 
-def ensure_dataset(name_or_manifest: str | Manifest = DEFAULT_DATASET, progress: bool = True) -> Path:
+def ensure_dataset(
+    name_or_manifest: str | Manifest = DEFAULT_DATASET, progress: bool = True
+) -> Path:
     """The dataset's file, generated first if it is missing and the manifest says how.
 
     Verifies the checksums afterwards, so a notebook never runs on a file that differs
@@ -181,7 +183,7 @@ def ensure_dataset(name_or_manifest: str | Manifest = DEFAULT_DATASET, progress:
                 "manifest has no generator; put the file there or edit 'file' in "
                 f"{manifest.path}."
             )
-        from nblib.data.metaworld_gen import GenerateConfig, generate
+        from nblib.data.metaworld_gen import generate
 
         generate(config_from_manifest(manifest), path, progress=progress)
     verify_dataset(manifest, path)
@@ -235,9 +237,13 @@ def describe_generated(path: Path, name: str, cfg, description: str = "") -> dic
                         "image_key": f"obs/{cam}_image",
                         "shape": list(demo["obs"][f"{cam}_image"].shape[1:]),
                         "intrinsics": demo["camera"][cam]["intrinsics"][()].round(4).tolist(),
-                        "extrinsics": ext[0].round(5).tolist() if static else "per step (moves with the hand)",
+                        "extrinsics": ext[0].round(5).tolist()
+                        if static
+                        else "per step (moves with the hand)",
                     }
-    gen = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "extra"}
+    gen = {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "extra"
+    }
     return {
         "name": name,
         "kind": "dataset",

@@ -39,8 +39,12 @@ class KeyMapping:
     action_dim: int
     instruction: dict[str, Any]
     task: dict[str, Any] = field(default_factory=lambda: {"constant": None})
+    action_names: list[str] | None = None  # e.g. ["dx", "dy", "dz", "gripper"] for figures
     description: str = ""
     path: Path | None = None
+
+    def action_labels(self) -> list[str]:
+        return list(self.action_names or [f"a[{i}]" for i in range(self.action_dim)])
 
     @property
     def proprio_dim(self) -> int:
@@ -110,10 +114,22 @@ def mapping_from_dict(data: dict, where: str = "<mapping>") -> KeyMapping:
         proprio=dict(proprio),
         actions=_require(data, "actions", str, where),
         action_dim=action_dim,
-        instruction=_check_source(data.get("instruction", {"constant": None}), "instruction", where),
+        instruction=_check_source(
+            data.get("instruction", {"constant": None}), "instruction", where
+        ),
         task=_check_source(data.get("task", {"constant": None}), "task", where),
+        action_names=_action_names(data, action_dim, where),
         description=data.get("description", ""),
     )
+
+
+def _action_names(data: dict, action_dim: int, where: str) -> list[str] | None:
+    names = data.get("action_names")
+    if names is not None and (not isinstance(names, list) or len(names) != action_dim):
+        raise ManifestError(
+            f"{where}: 'action_names' should list {action_dim} names, got {names!r}"
+        )
+    return names
 
 
 def available_mappings() -> list[str]:

@@ -44,10 +44,18 @@ UPSIDE_DOWN_CAMERAS = frozenset({"corner"})
 INSTRUCTIONS: dict[str, list[str]] = {
     "reach": ["reach the goal", "move the gripper to the target", "go to the goal position"],
     "push": ["push the puck to the goal", "slide the puck to the target", "shove the puck over"],
-    "pick-place": ["pick up the puck and place it at the goal", "grasp the puck and put it on the target", "move the puck through the air to the goal"],
+    "pick-place": [
+        "pick up the puck and place it at the goal",
+        "grasp the puck and put it on the target",
+        "move the puck through the air to the goal",
+    ],
     "drawer-open": ["open the drawer", "pull the drawer open", "slide the drawer out"],
     "drawer-close": ["close the drawer", "push the drawer shut", "slide the drawer in"],
-    "button-press-topdown": ["press the button from the top", "push the button down", "press down on the button"],
+    "button-press-topdown": [
+        "press the button from the top",
+        "push the button down",
+        "press down on the button",
+    ],
     "window-open": ["open the window", "slide the window open", "push the window to the side"],
     "door-open": ["open the door", "pull the door open", "swing the door open"],
 }

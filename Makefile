@@ -1,0 +1,24 @@
+# `make suite` runs every notebook on the embedded data; `make test` runs the tests.
+# Both create .venv and generate the data on first use (see tools/nb.sh for options).
+.PHONY: setup suite test data bench lint clean-notebooks
+
+setup:
+	bash tools/nb.sh setup
+
+suite:
+	bash tools/nb.sh suite
+
+test:
+	bash tools/nb.sh test
+
+data: setup
+	.venv/bin/nblib data ensure
+
+bench: data
+	.venv/bin/nblib bench loader
+
+lint:
+	.venv/bin/ruff check nblib tests && .venv/bin/ruff format --check nblib tests
+
+clean-notebooks:
+	.venv/bin/nblib clean --refresh notebooks/*.ipynb

@@ -1,0 +1,315 @@
+"""Check a demo dataset file against a key mapping before anything trains on it.
+
+:func:`check_dataset` walks every demo (in natural order: ``demo_2`` before ``demo_10``)
+and raises :class:`~nblib.errors.DataError` at the first problem, naming the file, the
+HDF5 key, the demo and the step, and saying what was expected. Low-dimensional arrays
+(actions, proprio) are read whole and checked with numpy; images are checked by shape and
+dtype only, so no frame is decompressed. A valid file gives a :class:`DatasetSummary`,
+which :func:`format_summary` prints for ``nblib data check PATH``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nblib.data.hdf5 import natural_key, open_h5
+from nblib.data.mapping import KeyMapping, load_mapping
+from nblib.errors import DataError, ManifestError, ParameterError
+
+ACTION_STATS = ("mean", "std", "min", "max", "q01", "q99")
+UNREADABLE = "not a readable HDF5 file (truncated or corrupt?)"
+
+
+@dataclass
+class DatasetSummary:
+    """What :func:`check_dataset` found in a valid file.
+
+    ``action_stats`` maps each of ``ACTION_STATS`` to a list of ``action_dim`` floats over
+    all steps of all demos (std with ddof=0; q01/q99 are the 1st/99th percentiles).
+    ``tasks`` and ``instructions`` count demos per text, in order of first appearance;
+    ``success_rate`` is the mean demo ``success`` attribute over the demos that have one.
+    """
+
+    path: Path
+    mapping: str
+    demos: int
+    steps: int
+    episode_lengths: list[int]
+    demo_names: list[str]
+    tasks: dict[str, int]
+    instructions: dict[str, int]
+    cameras: dict[str, tuple[int, int, int]]
+    action_dim: int
+    proprio_dim: int
+    action_stats: dict[str, list[float]] = field(default_factory=dict)
+    success_rate: float | None = None
+    success_demos: int = 0  # demos carrying a ``success`` attribute
+    action_names: list[str] = field(default_factory=list)  # the mapping's, or a[0], a[1], ...
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (path as a string, camera shapes as lists)."""
+        out = asdict(self)
+        out["path"] = str(self.path)
+        out["cameras"] = {k: list(v) for k, v in self.cameras.items()}
+        return out
+
+
+def _fail(path: Path, message: str) -> DataError:
+    return DataError(f"{path}: {message}")
+
+
+def _lookup(path: Path, demo, key: str, where: str):
+    """The h5py object at ``key`` inside ``demo``; a missing part lists what exists there."""
+    node = demo
+    for depth, part in enumerate(key.split("/")):
+        if not hasattr(node, "keys") or part not in node:
+            level = "/".join(key.split("/")[:depth]) or "the demo group"
+            present = sorted(node.keys()) if hasattr(node, "keys") else []
+            raise _fail(
+                path,
+                f"{where} has no key '{key}' (missing '{part}'; keys in {level}: {present})",
+            )
+        node = node[part]
+    if not hasattr(node, "shape"):
+        raise _fail(path, f"{where} key '{key}' is a group, expected a dataset")
+    return node
+
+
+def _check_finite(path: Path, values: np.ndarray, key: str, demo_name: str) -> None:
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+        values.dtype, np.complexfloating
+    ):
+        raise _fail(
+            path, f"demo '{demo_name}' key '{key}' has dtype {values.dtype}, expected real numbers"
+        )
+    if not np.issubdtype(values.dtype, np.floating):
+        return  # integers are always finite
+    bad = ~np.isfinite(values)
+    if bad.any():
+        step, dim = (int(i) for i in np.argwhere(bad.reshape(len(values), -1))[0])
+        value = values.reshape(len(values), -1)[step, dim]
+        raise _fail(
+            path,
+            f"demo '{demo_name}' key '{key}' holds {value} at step {step}, dimension {dim} "
+            f"({int(bad.sum())} non-finite values in this demo); expected finite numbers",
+        )
+
+
+def _read_text(path: Path, mapping: KeyMapping, what: str, demo, group, file, demo_name):
+    try:
+        return mapping.text_source(what, demo, group, file)
+    except ManifestError as err:
+        raise DataError(f"{err} (while reading the {what} of demo '{demo_name}')") from err
+
+
+def _check_demo(
+    path: Path, demo, name: str, mapping: KeyMapping, horizon: int | None
+) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
+    """Check one demo group; returns its actions (T, action_dim) and camera frame shapes."""
+    where = f"demo '{name}'"
+    # Look up every key first, so a missing key is reported before any shape problem.
+    act_ds = _lookup(path, demo, mapping.actions, where)
+    proprio_ds = {key: _lookup(path, demo, key, where) for key in mapping.proprio}
+    image_ds = {
+        mapping.images[cam]: _lookup(path, demo, key, where) for cam, key in mapping.images.items()
+    }
+
+    if act_ds.ndim != 2 or act_ds.shape[1] != mapping.action_dim:
+        got = act_ds.shape[-1] if act_ds.ndim else "a scalar"
+        raise _fail(
+            path,
+            f"{where} key '{mapping.actions}' has shape {act_ds.shape}, expected "
+            f"(T, {mapping.action_dim}): mapping '{mapping.name}' declares action_dim "
+            f"{mapping.action_dim}, got {got}",
+        )
+    steps = act_ds.shape[0]
+    if steps == 0:
+        raise _fail(path, f"{where} is empty: key '{mapping.actions}' has 0 steps")
+    for key, ds in proprio_ds.items():
+        width = mapping.proprio[key]
+        if not ((ds.ndim == 2 and ds.shape[1] == width) or (ds.ndim == 1 and width == 1)):
+            raise _fail(
+                path,
+                f"{where} key '{key}' has shape {ds.shape}, expected (T, {width}): "
+                f"mapping '{mapping.name}' declares proprio width {width} for it",
+            )
+    for key, ds in image_ds.items():
+        if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:
+            raise _fail(
+                path,
+                f"{where} key '{key}' is {ds.shape} {ds.dtype}, "
+                "expected (T, H, W, 3) uint8 RGB frames",
+            )
+    for key, ds in [*proprio_ds.items(), *image_ds.items()]:
+        if ds.shape[0] != steps:
+            raise _fail(
+                path,
+                f"{where} key '{key}' has {ds.shape[0]} steps but key "
+                f"'{mapping.actions}' has {steps}; expected the same length",
+            )
+    if "num_samples" in demo.attrs and int(demo.attrs["num_samples"]) != steps:
+        raise _fail(
+            path,
+            f"{where} attribute 'num_samples' is {int(demo.attrs['num_samples'])} but "
+            f"key '{mapping.actions}' has {steps} steps",
+        )
+    if horizon is not None and horizon > steps:
+        raise _fail(
+            path,
+            f"{where} has {steps} steps, shorter than the action chunk horizon {horizon}; "
+            f"drop demos shorter than {horizon} steps or lower the horizon",
+        )
+
+    actions = act_ds[()]
+    _check_finite(path, actions, mapping.actions, name)
+    for key, ds in proprio_ds.items():
+        _check_finite(path, ds[()], key, name)
+    frames = {
+        cam: tuple(int(n) for n in image_ds[key].shape[1:]) for cam, key in mapping.images.items()
+    }
+    return actions, frames
+
+
+def check_dataset(
+    path: str | Path, mapping: str | Path | KeyMapping = "metaworld", horizon: int | None = None
+) -> DatasetSummary:
+    """Validate the HDF5 file ``path`` against ``mapping``; raise DataError at the first problem.
+
+    Checks, per demo: every key the mapping names exists; actions are (T, action_dim);
+    each proprio key is (T, width) with the mapping's width; images are (T, H, W, 3)
+    uint8 with the same H, W in every demo; T > 0 and all keys agree on T; actions and
+    proprio are finite; ``horizon`` (the action-chunk length, if given) fits in T; the
+    instruction and task text can be read.
+    """
+    if not isinstance(mapping, KeyMapping):
+        mapping = load_mapping(mapping)
+    if horizon is not None and (not isinstance(horizon, int | np.integer) or horizon < 1):
+        raise ParameterError(f"horizon: need a positive number of steps, got {horizon!r}")
+    path = Path(path)
+    with open_h5(path) as f:  # DataError for a missing, truncated or non-HDF5 file
+        return _check_open_file(path, f, mapping, horizon)
+
+
+def _check_open_file(path: Path, f, mapping: KeyMapping, horizon: int | None) -> DatasetSummary:
+    try:
+        group = f[mapping.demo_group] if mapping.demo_group in f else None
+    except (OSError, KeyError) as err:  # the name is listed but its header is damaged
+        raise _fail(path, f"{UNREADABLE}: opening '{mapping.demo_group}' failed: {err}") from err
+    if group is None or not hasattr(group, "keys"):
+        raise _fail(
+            path,
+            f"no demo group '{mapping.demo_group}' (mapping '{mapping.name}'); "
+            f"top-level keys: {sorted(f.keys())}",
+        )
+    names = sorted((k for k in group.keys() if k.startswith("demo")), key=natural_key)
+    if not names:
+        raise _fail(
+            path,
+            f"group '{mapping.demo_group}' holds no demo groups (demo_0, demo_1, ...); "
+            f"keys there: {sorted(group.keys())[:20]}",
+        )
+
+    lengths: list[int] = []
+    actions_all: list[np.ndarray] = []
+    tasks: dict[str, int] = {}
+    instructions: dict[str, int] = {}
+    cameras: dict[str, tuple[int, int, int]] = {}  # camera -> frame shape of the first demo
+    first_seen: dict[str, str] = {}  # camera -> that demo's name
+    successes: list[bool] = []
+    for name in names:
+        try:
+            demo = group[name]
+            if not hasattr(demo, "keys"):
+                raise _fail(
+                    path, f"'{mapping.demo_group}/{name}' is a dataset, expected a demo group"
+                )
+            actions, frames = _check_demo(path, demo, name, mapping, horizon)
+            for cam, shape in frames.items():
+                if cam in cameras and cameras[cam] != shape:
+                    raise _fail(
+                        path,
+                        f"demo '{name}' key '{mapping.images[cam]}' has {shape[0]}x{shape[1]} "
+                        f"frames, but demo '{first_seen[cam]}' has "
+                        f"{cameras[cam][0]}x{cameras[cam][1]}; expected one frame size per camera",
+                    )
+                cameras.setdefault(cam, shape)
+                first_seen.setdefault(cam, name)
+            for what, counts in (("task", tasks), ("instruction", instructions)):
+                text = _read_text(path, mapping, what, demo, group, f, name)
+                if text is not None:
+                    counts[text] = counts.get(text, 0) + 1
+            if "success" in demo.attrs:
+                successes.append(bool(np.asarray(demo.attrs["success"]).all()))
+        except (OSError, KeyError) as err:
+            # Damaged bytes past the file header: h5py raises OSError for unreadable data
+            # and KeyError for an object header it cannot open (keys were checked with `in`).
+            raise _fail(path, f"{UNREADABLE}: reading demo '{name}' failed: {err}") from err
+        lengths.append(len(actions))
+        actions_all.append(actions)
+
+    every = np.concatenate(actions_all).astype(np.float64)
+    q01, q99 = np.quantile(every, [0.01, 0.99], axis=0)
+    stats = {
+        "mean": every.mean(axis=0),
+        "std": every.std(axis=0),
+        "min": every.min(axis=0),
+        "max": every.max(axis=0),
+        "q01": q01,
+        "q99": q99,
+    }
+    return DatasetSummary(
+        path=path,
+        mapping=mapping.name,
+        demos=len(names),
+        steps=int(sum(lengths)),
+        episode_lengths=lengths,
+        demo_names=names,
+        tasks=tasks,
+        instructions=instructions,
+        cameras=cameras,
+        action_dim=mapping.action_dim,
+        proprio_dim=mapping.proprio_dim,
+        action_stats={k: [float(x) for x in v] for k, v in stats.items()},
+        success_rate=float(np.mean(successes)) if successes else None,
+        success_demos=len(successes),
+        action_names=mapping.action_labels(),
+    )
+
+
+def _counts(counts: dict[str, int], limit: int = 6) -> str:
+    if not counts:
+        return "none"
+    shown = [f"{text!r} {n}" for text, n in list(counts.items())[:limit]]
+    more = f", ... ({len(counts) - limit} more)" if len(counts) > limit else ""
+    return ", ".join(shown) + more
+
+
+def format_summary(summary: DatasetSummary, path_label: str | None = None) -> str:
+    """A short report: counts, lengths, cameras, success, then one row per action dim."""
+    lengths = np.asarray(summary.episode_lengths)
+    cams = ", ".join(f"{c} {h}x{w}x{ch}" for c, (h, w, ch) in summary.cameras.items()) or "none"
+    if summary.success_rate is None:
+        success = "no 'success' attribute"
+    else:
+        n = summary.success_demos
+        success = f"{summary.success_rate:.1%} ({round(summary.success_rate * n)}/{n} demos)"
+    lines = [
+        # path_label lets notebooks print a machine-independent name (nbval compares it).
+        f"{path_label or summary.path}  OK  (mapping '{summary.mapping}')",
+        f"demos {summary.demos}, steps {summary.steps}; episode length "
+        f"min {lengths.min()} / median {np.median(lengths):g} / max {lengths.max()}",
+        f"tasks ({len(summary.tasks)}): {_counts(summary.tasks)}",
+        f"instructions ({len(summary.instructions)}): {_counts(summary.instructions, 3)}",
+        f"cameras: {cams}",
+        f"proprio dim {summary.proprio_dim}, action dim {summary.action_dim}, success {success}",
+        "  action " + "".join(f"{s:>9}" for s in ACTION_STATS),
+    ]
+    stats = summary.action_stats
+    names = summary.action_names or [f"a[{d}]" for d in range(summary.action_dim)]
+    for d, label in enumerate(names):
+        lines.append(f"{label[:8]:>8} " + "".join(f"{stats[s][d]:>9.3f}" for s in ACTION_STATS))
+    return "\n".join(lines)

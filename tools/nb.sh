@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for set-up, the suite and the tests (the Makefile calls this).
+#   bash tools/nb.sh setup   create .venv and install nblib with the simulator and dev extras
+#   bash tools/nb.sh suite   set up, generate the embedded data if missing, run every notebook
+#   bash tools/nb.sh test    set up, generate the data if missing, run pytest + nbval
+# Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default
+# torch==2.13.0, the CPU build; on a GPU machine pass e.g. TORCH_SPEC=torch or
+# SKIP_TORCH=1 to keep an installed CUDA build), OUT (suite output folder, default runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+OUT=${OUT:-runs}
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-egl}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Numba's compiled-function cache makes the second UMAP fit fast; keep it in the repo.
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.cache/numba}
+export MPLBACKEND=${MPLBACKEND:-Agg}
+
+setup() {
+  local stamp="$VENV/.nblib-installed"
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then return; fi
+  echo "== setting up $VENV (torch: ${SKIP_TORCH:+kept}${SKIP_TORCH:-$TORCH_SPEC})"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # Torch first and pinned, so the range in pyproject.toml is already satisfied and pip
+  # does not fetch a multi-GB CUDA build on a CPU-only machine.
+  [ -n "${SKIP_TORCH:-}" ] || "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+  "$VENV/bin/python" -m pip install -q -e ".[sim,dev]"
+  # The loader benchmark's reference; --no-deps because its declared deps pull old pins.
+  "$VENV/bin/python" -m pip install -q --no-deps robomimic==0.3.0
+  "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nblib)" >/dev/null
+  touch "$stamp"
+}
+
+data() { "$VENV/bin/nblib" data ensure; }
+
+case "${1:-}" in
+  setup) setup ;;
+  suite) setup; data; "$VENV/bin/nblib" run-all --out "$OUT" ;;
+  test)
+    setup; data
+    "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "${@:2}"
+    ;;
+  *) echo "usage: bash tools/nb.sh {setup|suite|test} [pytest args]" >&2; exit 2 ;;
+esac
