@@ -42,14 +42,21 @@ def _text_only(outputs: list) -> list:
 
 
 def clean(nb) -> None:
-    """Strip a notebook in place: outputs only in checked cells, no counts, no widget state."""
+    """Strip a notebook in place: outputs only in checked cells, no widget state.
+
+    Checked cells keep an execution count (1, 2, ... in order): nbval refuses stored
+    outputs of a cell that looks unrun.
+    """
+    count = 0
     for cell in nb.cells:
         if "id" not in cell:  # cells added by hand-edited JSON; nbformat 5.1+ wants ids
             cell["id"] = uuid.uuid4().hex[:8]
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         cell.outputs = _text_only(cell.outputs) if _checked(cell) else []
+        if cell.outputs:
+            count += 1
+        cell.execution_count = count if cell.outputs else None
         for key in ("execution", "papermill", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
     for key in ("widgets", "papermill"):
@@ -113,7 +120,7 @@ def hygiene_problems(path: str | Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        if cell.execution_count is not None:
+        if cell.execution_count is not None and not (_checked(cell) and cell.outputs):
             problems.append(f"{path.name}: cell {i} has an execution count")
         if cell.outputs and not _checked(cell):
             problems.append(f"{path.name}: cell {i} stores outputs but is not marked {CHECK_MARK}")

@@ -62,6 +62,7 @@ def test_clean_keeps_only_checked_text_outputs(tmp_path):
     assert hygiene_problems(path) == []
     cells = json.loads(path.read_text())["cells"]
     assert "".join(cells[2]["outputs"][0]["text"]) == "1\n"
+    assert cells[2]["execution_count"] == 1  # nbval ignores outputs of "unrun" cells
     assert cells[3]["outputs"] == [] and cells[3]["execution_count"] is None
 
 
