@@ -124,24 +124,23 @@ def bench_loader(
         **_machine(),
     }
     workload = f"{len(cameras)} cameras x {horizon} frames + proprio + actions[{horizon}] + mask, images read from file"
-    yield {
-        "bench": "loader",
-        "figure": "cold_samples_per_s",
-        "workload": workload + "; files reopened before each round",
-        "nblib": round(med["ours_cold"], 1),
-        "robomimic": round(med["theirs_cold"], 1),
-        "ratio": round(med["ours_cold"] / med["theirs_cold"], 3),
-        **common,
-    }
-    yield {
-        "bench": "loader",
-        "figure": "samples_per_s",
-        "workload": workload + "; steady state (open handles)",
-        "nblib": round(med["ours"], 1),
-        "robomimic": round(med["theirs"], 1),
-        "ratio": round(med["ours"] / med["theirs"], 3),
-        **common,
-    }
+
+    def compared(figure: str, note: str, ours_key: str, theirs_key: str) -> dict:
+        ours_rate, theirs_rate = med[ours_key], med[theirs_key]
+        return {
+            "bench": "loader",
+            "figure": figure,
+            "workload": f"{workload}; {note}",
+            "nblib": round(ours_rate, 1),
+            "robomimic": round(theirs_rate, 1),
+            "ratio": round(ours_rate / theirs_rate, 3),
+            **common,
+        }
+
+    yield compared(
+        "cold_samples_per_s", "files reopened before each round", "ours_cold", "theirs_cold"
+    )
+    yield compared("samples_per_s", "steady state (open handles)", "ours", "theirs")
     yield {
         "bench": "loader",
         "figure": "vla_samples_per_s",
