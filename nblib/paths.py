@@ -34,3 +34,8 @@ def manifests_dir() -> Path:
 def data_dir() -> Path:
     """Folder for generated datasets (not committed); NBLIB_DATA overrides it."""
     return Path(os.environ.get("NBLIB_DATA", repo_root() / "data"))
+
+
+def cache_dir() -> Path:
+    """Folder of the frozen-feature cache (not committed); NBLIB_CACHE overrides it."""
+    return Path(os.environ.get("NBLIB_CACHE", repo_root() / ".cache" / "features"))

@@ -7,10 +7,16 @@ from nblib.widgets import frame_browser
 
 
 def test_frame_browser_follows_task_demo_camera_and_step(tmp_path):
-    path = write_tiny_dataset(tmp_path / "t.h5", lengths=(12, 9, 15), tasks=("reach", "push", "reach"))
+    path = write_tiny_dataset(
+        tmp_path / "t.h5", lengths=(12, 9, 15), tasks=("reach", "push", "reach")
+    )
     store = DemoStore(path)
     box = frame_browser(store)
-    (task, demo, camera), step, (image, info) = box.children[0].children, box.children[1], box.children[2].children
+    (task, demo, camera), step, (image, info) = (
+        box.children[0].children,
+        box.children[1],
+        box.children[2].children,
+    )
 
     assert task.options == ("push", "reach")
     task.value = "reach"

@@ -1,0 +1,1 @@
+"""Metrics: open-loop action errors, representation probes, token statistics, success rates."""

@@ -1,0 +1,1 @@
+"""Vision-language backbones and the heads built on them."""

@@ -1,0 +1,587 @@
+"""The one training loop every notebook uses.
+
+``train(model, batches, loss_fn, config)`` runs AdamW with a transformers LR schedule
+through ``accelerate`` (CPU, one GPU, or several under ``accelerate launch``) and returns a
+``History`` of per-step records. Two research logs shaped it:
+
+- Seed 000: NaNs were silently masked until the model collapsed (loss 0.0000 at step 1850).
+  Here a non-finite loss, logged scalar, gradient or parameter *raises* ``NonFiniteError``
+  naming the step and the tensor; nothing is ever skipped or masked.
+- Seed 003: cosine decay without a floor stopped learning right after warmup. The schedule
+  is a named, plottable choice (``lr_curve``); ``cosine_with_min_lr`` and WSD keep a floor of
+  ``min_lr_rate * lr``, and the LR of every group is logged every step.
+
+Example::
+
+    cfg = TrainConfig(steps=200, lr=1e-3, schedule="cosine_with_min_lr", warmup_steps=20)
+    hist = train(model, lambda step: make_batch(step), lambda m, b: m(b["x"]).sub(b["y"]).pow(2).mean(), cfg)
+    hist.final("loss")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nblib.errors import NblibError, ParameterError
+
+SCHEDULES = ("constant", "cosine", "cosine_with_min_lr", "linear", "warmup_stable_decay")
+DEVICES = ("cpu", "cuda", "auto")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+# Record keys the loop writes itself; loss_fn may not return scalars with these names.
+_RESERVED = ("step", "lr", "grad_norm", "seconds", "loss_scale")
+# fp16 only (GPU): GradScaler overflows are normal, but this many in a row means the
+# gradients themselves are non-finite, not just the loss scale being too high.
+_MAX_FP16_OVERFLOWS = 20
+
+
+class NonFiniteError(NblibError, FloatingPointError):
+    """A loss, logged scalar, gradient or parameter became NaN/Inf; ``step`` and ``name`` say where."""
+
+    def __init__(self, message: str, step: int, name: str):
+        super().__init__(message)
+        self.step = step
+        self.name = name
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 500  # optimizer steps in total (the schedule spans exactly these)
+    lr: float = 3e-4  # peak learning rate of every parameter no lr_groups prefix matches
+    # parameter-name prefix -> peak lr, e.g. {"backbone.": 1e-5, "head.": 1e-4}; the longest
+    # matching prefix wins; a prefix matching no trainable parameter is an error
+    lr_groups: dict[str, float] = field(default_factory=dict)
+    schedule: str = "constant"  # one of SCHEDULES; all multiply each group's peak lr
+    warmup_steps: int = 0  # linear ramp from 0 (WSD: from min_lr_rate) to the peak lr
+    min_lr_rate: float = 0.1  # LR floor as a fraction of peak: cosine_with_min_lr and WSD
+    decay_fraction: float = 0.1  # WSD: fraction of steps spent in the final decay
+    weight_decay: float = 0.0  # AdamW decoupled weight decay, applied to every trainable tensor
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    grad_clip: float | None = 1.0  # max total grad norm; None = no clipping (norm still logged)
+    seed: int = 0  # seeds python, numpy and torch at the start of train()
+    device: str = "cpu"  # "cpu", "cuda" (error if absent) or "auto" (GPU when there is one)
+    mixed_precision: str = "no"  # "no", "bf16" (CPU or GPU) or "fp16" (GPU only, loss scaling)
+    checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
+    checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
+    resume: bool = False  # continue from checkpoint_dir/last.pt (which must exist)
+    progress: bool = True  # tqdm progress bar (main process only)
+    desc: str = "train"  # progress-bar label
+
+    def __post_init__(self):
+        req = _require
+        req(_is_int(self.steps) and self.steps >= 1, "steps", self.steps, "an int >= 1")
+        req(_is_num(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
+        req(isinstance(self.lr_groups, dict), "lr_groups", self.lr_groups, "a dict prefix -> lr")
+        for prefix, lr in self.lr_groups.items():
+            req(isinstance(prefix, str) and prefix != "", "lr_groups", prefix, "non-empty str keys")
+            req(_is_num(lr) and lr > 0, f"lr_groups[{prefix!r}]", lr, "a number > 0")
+        req(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
+        w = self.warmup_steps
+        req(_is_int(w) and 0 <= w <= self.steps, "warmup_steps", w, "an int in [0, steps]")
+        for name in ("min_lr_rate", "decay_fraction"):
+            value = getattr(self, name)
+            req(_is_num(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
+        if self.schedule == "warmup_stable_decay":
+            req(w + _decay_steps(self) <= self.steps, "warmup_steps", w, "w + decay <= steps")
+        wd = self.weight_decay
+        req(_is_num(wd) and wd >= 0, "weight_decay", wd, "a number >= 0")
+        req(
+            isinstance(self.betas, (tuple, list)) and len(self.betas) == 2,
+            "betas",
+            self.betas,
+            "a pair",
+        )
+        self.betas = tuple(self.betas)  # lists come from JSON/YAML configs
+        for i, beta in enumerate(self.betas):
+            req(_is_num(beta) and 0 <= beta < 1, f"betas[{i}]", beta, "a number in [0, 1)")
+        clip = self.grad_clip
+        req(clip is None or (_is_num(clip) and clip > 0), "grad_clip", clip, "None or a number > 0")
+        req(
+            _is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an int in [0, 2**32)"
+        )
+        req(self.device in DEVICES, "device", self.device, f"one of {DEVICES}")
+        mp = self.mixed_precision
+        req(mp in MIXED_PRECISIONS, "mixed_precision", mp, f"one of {MIXED_PRECISIONS}")
+        # accelerate would silently train in fp32 here
+        req(not (mp == "fp16" and self.device == "cpu"), "mixed_precision", mp, "'bf16' on cpu")
+        ckdir = self.checkpoint_dir
+        req(
+            ckdir is None or isinstance(ckdir, (str, os.PathLike)),
+            "checkpoint_dir",
+            ckdir,
+            "a path",
+        )
+        self.checkpoint_dir = None if ckdir is None else str(ckdir)
+        every = self.checkpoint_every
+        req(_is_int(every) and every >= 0, "checkpoint_every", every, "an int >= 0")
+        for name in ("resume", "progress"):
+            req(isinstance(getattr(self, name), bool), name, getattr(self, name), "True or False")
+        for name in ("checkpoint_every", "resume"):
+            value = getattr(self, name)
+            req(not value or ckdir is not None, name, value, "checkpoint_dir to be set too")
+        req(isinstance(self.desc, str), "desc", self.desc, "a string")
+
+
+def _require(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ParameterError(f"TrainConfig.{name}={value!r} is invalid; expected {expected}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _decay_steps(config: TrainConfig) -> int:
+    return round(config.decay_fraction * config.steps)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global RNG and torch (CPU and every GPU)."""
+    from accelerate.utils import set_seed
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    set_seed(seed)  # accelerate: the same, plus other accelerators (xpu, npu, ...)
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """Move every tensor inside nested dicts/lists/tuples to ``device``; leave the rest alone."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return type(batch)((k, to_device(v, device)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """The transformers schedule ``config`` names; a LambdaLR multiplying each group's peak lr."""
+    from transformers import get_scheduler, get_wsd_schedule
+
+    if config.schedule == "warmup_stable_decay":
+        return get_wsd_schedule(
+            optimizer,
+            num_warmup_steps=config.warmup_steps,
+            num_decay_steps=_decay_steps(config),
+            num_training_steps=config.steps,
+            min_lr_ratio=config.min_lr_rate,
+        )
+    name = config.schedule
+    if name == "constant" and config.warmup_steps > 0:
+        name = "constant_with_warmup"  # transformers' "constant" silently ignores warmup
+    extra = {"min_lr_rate": config.min_lr_rate} if name == "cosine_with_min_lr" else None
+    return get_scheduler(
+        name,
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=config.steps,
+        scheduler_specific_kwargs=extra,
+    )
+
+
+def lr_curve(config: TrainConfig, steps: int | None = None) -> np.ndarray:
+    """Learning rate of the default group at each step 0..steps-1 (default ``config.steps``).
+
+    Built on a dummy optimizer, so notebooks can plot a schedule without training. Other
+    lr_groups follow the same curve scaled by ``group_lr / config.lr``.
+    """
+    steps = config.steps if steps is None else steps
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    scheduler = _make_scheduler(optimizer, config)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no grads: a no-op that keeps torch's "step order" warning quiet
+        scheduler.step()
+    return np.asarray(lrs, dtype=float)
+
+
+def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
+    """One AdamW group for unmatched parameters (lr) and one per lr_groups prefix."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ParameterError("train(): the model has no parameter with requires_grad=True")
+    groups = {None: []} | {prefix: [] for prefix in config.lr_groups}
+    for name, p in trainable:
+        matches = [prefix for prefix in config.lr_groups if name.startswith(prefix)]
+        groups[max(matches, key=len) if matches else None].append(p)
+    for prefix, params in groups.items():
+        if prefix is not None and not params:
+            roots = sorted({n.split(".")[0] + "." for n, _ in trainable})
+            raise ParameterError(
+                f"TrainConfig.lr_groups prefix {prefix!r} matches no trainable parameter; "
+                f"trainable parameter names start with {roots}"
+            )
+    return [
+        {"params": params, "lr": config.lr_groups.get(prefix, config.lr), "prefix": prefix}
+        for prefix, params in groups.items()
+        if params  # the default group is empty when the prefixes cover everything
+    ]
+
+
+def _batch_stream(batches, start: int) -> Iterator:
+    """Batches for steps start, start+1, ...: call ``batches(step)`` or cycle an iterable."""
+    if callable(batches):
+        return (batches(step) for step in count(start))
+    if not isinstance(batches, Iterable):
+        raise ParameterError(
+            f"batches must be an iterable or a callable step -> batch, got {type(batches).__name__}"
+        )
+
+    def cycle():
+        served = 0
+        while True:
+            before = served
+            for batch in batches:
+                served += 1
+                yield batch
+            if served == before:
+                raise ParameterError(
+                    f"batches ran out after {served} batches; pass a re-iterable "
+                    "(list, DataLoader) or a callable step -> batch, not a one-shot iterator"
+                )
+
+    stream = cycle()
+    for _ in range(start):  # resume: skip the batches already trained on
+        next(stream)
+    return stream
+
+
+def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """loss_fn's output -> (loss to backprop, {name: detached scalar}) with "loss" first."""
+    if isinstance(out, torch.Tensor):
+        out = {"loss": out}
+    if not isinstance(out, dict) or "loss" not in out:
+        raise ParameterError(
+            f"loss_fn must return a scalar tensor or a dict with a 'loss' key, got {type(out).__name__}"
+        )
+    loss = out["loss"]
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ParameterError(
+            f"loss_fn's 'loss' must be a scalar tensor, got {shape}; reduce it (e.g. .mean())"
+        )
+    if not loss.requires_grad:
+        raise ParameterError(
+            "loss_fn's 'loss' does not depend on any trainable parameter (requires_grad=False)"
+        )
+    scalars = {}
+    for name, value in sorted(out.items(), key=lambda kv: kv[0] != "loss"):  # "loss" first
+        if name in _RESERVED or name.startswith("lr/"):
+            raise ParameterError(
+                f"loss_fn returned {name!r}, a name the loop logs itself; rename it"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = torch.tensor(float(value))
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ParameterError(
+                f"loss_fn's {name!r} must be a scalar (number or 1-element tensor) to be logged"
+            )
+        scalars[name] = value.detach().float().reshape(())
+    return loss.reshape(()), scalars
+
+
+def _first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:
+    """Name of the first tensor holding a NaN/Inf, or None; one device sync when all are fine."""
+    named = [(n, t) for n, t in named if t is not None]
+    if not named or bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
+        return None
+    return next(n for n, t in named if not bool(torch.isfinite(t).all()))
+
+
+# ----------------------------------------------------------------------------- history
+
+
+class History(list):
+    """Per-step records (dicts: step, loss, lr, lr/<prefix>, grad_norm, seconds, extras)."""
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of ``name`` over steps, shape (len(self),); NaN where a record lacks it."""
+        if not any(name in r for r in self):
+            known = sorted({k for r in self for k in r})
+            raise ParameterError(f"History has no column {name!r}; columns: {known}")
+        return np.asarray([r.get(name, np.nan) for r in self], dtype=float)
+
+    def final(self, name: str = "loss", window: int = 10) -> float:
+        """Mean of ``name`` over the last ``window`` records (a less noisy 'final loss')."""
+        if window < 1:
+            raise ParameterError(f"window={window} is invalid; expected an int >= 1")
+        return float(np.nanmean(self.column(name)[-window:]))
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per step."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write JSON lines, one record per line."""
+        Path(path).write_text("".join(json.dumps(r) + "\n" for r in self))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> History:
+        lines = Path(path).read_text().splitlines()
+        return cls(json.loads(line) for line in lines if line.strip())
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        # numpy's key array as a list so torch.load(weights_only=True) can read it back
+        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():  # GPU only: one generator per device
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():  # GPU only
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, history, config, step):
+    if accelerator.is_main_process:  # under DDP every process holds the same state; one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": step,  # steps completed; training resumes at this step index
+            "model": accelerator.unwrap_model(model).state_dict(),  # parameters and buffers
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": list(history),
+            "rng": _rng_state(),
+            "config": asdict(config),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous last.pt intact
+    accelerator.wait_for_everyone()  # GPU-only (DDP): nobody runs ahead of the save
+
+
+# ----------------------------------------------------------------------------- accelerator
+
+
+def _make_accelerator(config: TrainConfig):
+    """An Accelerator for config.device/mixed_precision, also when an earlier call used others.
+
+    accelerate keeps one process-wide state and refuses (or silently ignores) a different
+    device or precision later in the same process, which notebooks do all the time. In a
+    single process we reset that state; under ``accelerate launch`` the launcher's settings hold.
+    """
+    from accelerate import Accelerator, PartialState
+    from accelerate.state import AcceleratorState
+
+    want = "cpu" if config.device == "cpu" else ("cuda" if torch.cuda.is_available() else None)
+    kwargs = dict(
+        cpu=config.device == "cpu",
+        mixed_precision=config.mixed_precision,
+        # Step the scheduler once per optimizer step. accelerate's default steps it
+        # num_processes times per step under DDP, which would end the schedule early.
+        step_scheduler_with_optimizer=False,
+    )
+    try:
+        accelerator = Accelerator(**kwargs)
+        ok = want is None or accelerator.device.type == want
+    except ValueError:  # "AcceleratorState has already been initialized and cannot be changed"
+        ok = False
+    if not ok:
+        if PartialState().num_processes > 1:
+            raise ParameterError(
+                f"TrainConfig device={config.device!r}/mixed_precision={config.mixed_precision!r} "
+                "disagree with the accelerate launch settings; change one of them"
+            )
+        AcceleratorState._reset_state(reset_partial_state=True)
+        accelerator = Accelerator(**kwargs)
+    if config.device == "cuda" and accelerator.device.type != "cuda":
+        raise ParameterError(
+            "TrainConfig.device='cuda' but no CUDA GPU is available; use 'cpu' or 'auto'"
+        )
+    if config.mixed_precision == "fp16" and accelerator.scaler is None:
+        raise ParameterError(
+            f"TrainConfig.mixed_precision='fp16' needs a GPU, got {accelerator.device}; use 'bf16'"
+        )
+    return accelerator
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(
+    model: torch.nn.Module,
+    batches: Iterable | Callable[[int], Any],
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor | dict],
+    config: TrainConfig,
+    callback: Callable[[int, dict, torch.nn.Module], bool | None] | None = None,
+) -> History:
+    """Train ``model`` in place for ``config.steps`` AdamW steps and return the History.
+
+    batches: a callable ``step -> batch`` (deterministic, resumable) or an iterable of
+        batches, re-iterated when exhausted (list, DataLoader). Tensors in nested
+        dicts/lists/tuples are moved to the device.
+    loss_fn(model, batch): a scalar tensor, or a dict with "loss" plus other scalars to
+        log. Under DDP ``model`` is the DDP wrapper: call ``model(...)``, not submodules.
+    callback(step, record, model): called after every step with the unwrapped model
+        (``p.grad`` still holds that step's clipped gradient); return True to stop early.
+
+    Raises NonFiniteError at the first NaN/Inf in the loss, a logged scalar, a gradient or
+    a parameter, naming the step and the tensor.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
+    seed_everything(config.seed)
+    accelerator = _make_accelerator(config)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, config),
+        lr=config.lr,
+        betas=config.betas,
+        weight_decay=config.weight_decay,
+        # One fused kernel instead of a loop over tensors: ~3x faster steps for the small
+        # policies trained on cached features here (CPU and CUDA both support it).
+        fused=all(p.is_floating_point() for _, p in named),
+    )
+    scheduler = _make_scheduler(optimizer, config)
+    was_training = model.training
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if accelerator.num_processes > 1 and isinstance(batches, torch.utils.data.DataLoader):
+        # GPU-only (DDP): shard the DataLoader so each process gets different batches. A
+        # list or a callable gives every process the same batches.
+        batches = accelerator.prepare_data_loader(batches)
+
+    history, start = History(), 0
+    ckpt = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
+    if config.resume:
+        if not ckpt.exists():
+            raise ParameterError(f"TrainConfig.resume=True but {ckpt} does not exist")
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start = History(state["history"]), state["step"]
+    stream = _batch_stream(batches, start)
+    if config.resume:
+        _set_rng_state(state["rng"])  # after skipping batches, so steps see the saved RNG
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=config.steps,
+        initial=start,
+        desc=config.desc,
+        disable=not (config.progress and accelerator.is_main_process),
+    )
+    max_norm = config.grad_clip if config.grad_clip is not None else math.inf  # inf: measure only
+    lr_keys = ["lr" if g["prefix"] is None else f"lr/{g['prefix']}" for g in optimizer.param_groups]
+    overflows, saved_at, done = 0, start, start
+    save = partial(
+        _save_checkpoint, ckpt, accelerator, model, optimizer, scheduler, history, config
+    )
+    model.train()
+    try:
+        for step in range(start, config.steps):
+            t0 = time.perf_counter()
+            batch = to_device(next(stream), accelerator.device)
+            optimizer.zero_grad(set_to_none=True)
+            with accelerator.autocast():
+                loss, scalars = _split_loss(loss_fn(model, batch))
+
+            # Every process checks the mean over processes, so under DDP all of them raise
+            # together instead of the others hanging in the gradient all-reduce.
+            stacked = torch.stack([v.to(accelerator.device) for v in scalars.values()])
+            values = accelerator.reduce(stacked, "mean")
+            values = dict(zip(scalars, values.tolist(), strict=True))
+            for name, value in values.items():
+                if not math.isfinite(value):
+                    params = accelerator.unwrap_model(model).named_parameters()
+                    _raise_nonfinite_scalar(step, name, value, list(params))
+
+            accelerator.backward(loss)
+            bad = _first_nonfinite([(n, p.grad) for n, p in named])
+            if bad is not None and (accelerator.scaler is None or overflows >= _MAX_FP16_OVERFLOWS):
+                msg = f"step {step}: the gradient of parameter {bad!r} is not finite although "
+                msg += f"the loss ({values['loss']:.6g}) is; look for sqrt/log/div at 0 or overflow"
+                raise NonFiniteError(msg, step, bad)
+            # GPU-only (fp16): a GradScaler overflow; the optimizer step below skips the update
+            # and lowers the loss scale. Counted so a persistent overflow still raises above.
+            overflows = overflows + 1 if bad is not None else 0
+            # Returns the total norm before clipping; p.grad holds the clipped gradient.
+            grad_norm = accelerator.clip_grad_norm_([p for _, p in named], max_norm)
+
+            lrs = dict(zip(lr_keys, (g["lr"] for g in optimizer.param_groups), strict=True))
+            optimizer.step()
+            scheduler.step()
+            bad = _first_nonfinite(named)
+            if bad is not None:
+                msg = f"step {step}: parameter {bad!r} is not finite after the optimizer step "
+                msg += f"(lrs {lrs}, grad norm {float(grad_norm):.6g}); lower lr or weight_decay"
+                raise NonFiniteError(msg, step, bad)
+
+            record = {"step": step, **values, **lrs, "grad_norm": float(grad_norm)}
+            if accelerator.scaler is not None:  # GPU-only (fp16)
+                record["loss_scale"] = float(accelerator.scaler.get_scale())
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{values['loss']:.4g}", lr=f"{lrs[lr_keys[0]]:.2e}", refresh=False
+            )
+
+            stop = callback is not None and callback(step, record, accelerator.unwrap_model(model))
+            if ckpt is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+                save(done)
+                saved_at = done
+            if stop:
+                break
+        if ckpt is not None and saved_at != done:
+            save(done)
+    finally:
+        bar.close()
+        # Undo accelerate's mixed-precision forward patch so later eval runs in full precision.
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False).train(was_training)
+    return history
+
+
+def _raise_nonfinite_scalar(step, name, value, named):
+    """A NaN/Inf loss or logged scalar: say which, and whether a parameter (frozen or not) was."""
+    broken = _first_nonfinite(named)
+    if broken is not None:
+        cause = f"parameter {broken!r} was already non-finite before this step"
+    else:
+        cause = (
+            "all parameters are finite, so loss_fn or the forward pass made it (inputs? log/div 0?)"
+        )
+    what = "the loss" if name == "loss" else f"logged scalar {name!r}"
+    raise NonFiniteError(f"step {step}: {what} is {value} ({name!r}); {cause}", step, name)
