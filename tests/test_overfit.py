@@ -62,3 +62,37 @@ def test_negative_control_fails(setup, control):
     result, _, _ = run(setup, control)
     assert result["verdict"] == "FAIL", result["reasons"]
     assert result["train"]["relative_mean"] > 0.5  # about what the mean predictor scores
+
+
+def test_lora_weights_train_through_the_overfit_loop(setup):
+    store, stats, _ = setup
+    bb = Backbone.tiny()
+    bb.apply_lora(rank=2, alpha=4)
+    bb.unfreeze()
+    samples = overfit.load_samples(store, horizon=4, stats=stats)
+    model = overfit.PolicyWithBackbone(
+        VLAPolicy(
+            PolicyConfig(
+                vlm_dim=bb.hidden_size,
+                proprio_dim=4,
+                action_dim=4,
+                horizon=4,
+                head="regression",
+                d_model=32,
+            )
+        ),
+        bb,
+        "last",
+    )
+    lora_b = {n: p.detach().clone() for n, p in bb.named_parameters() if "lora_B" in n}
+    assert lora_b and all(v.abs().sum() == 0 for v in lora_b.values())  # B starts at zero
+    train(
+        model,
+        overfit.make_batches(samples, 4, 0),
+        overfit.make_loss_fn(samples),
+        TrainConfig(steps=3, lr=1e-2, progress=False),
+    )
+    changed = [n for n, p in bb.named_parameters() if "lora_B" in n and p.abs().sum() > 0]
+    assert changed, "no LoRA weight moved: the adapters are not in the gradient path"
+    frozen = [n for n, p in bb.named_parameters() if "lora_" not in n and p.requires_grad]
+    assert frozen == []

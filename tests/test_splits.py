@@ -43,7 +43,13 @@ def test_train_val_disjoint_and_cover(seed, groups):
     assert not set(split.train) & set(split.val)
     assert sorted(split.train + split.val) == sorted(DEMOS)
     assert len(split.train) + len(split.val) == len(DEMOS)
-    assert split.val == sorted(split.val, key=DEMOS.index)  # val kept in input order
+    groups = groups or {}
+    for g in set(groups.get(d) for d in split.val):  # within a task, val keeps input order
+        members = [d for d in split.val if groups.get(d) == g]
+        assert members == sorted(members, key=DEMOS.index)
+    # interleaved by task, so a val_cap of one per task covers every task with val demos
+    n_groups = len(set(groups.get(d) for d in split.val))
+    assert len(set(groups.get(d) for d in split.val[:n_groups])) == n_groups
     assert split.summary() == {"train": len(split.train), "val": len(split.val), "seed": seed}
 
 

@@ -54,9 +54,10 @@ def split_episodes(
             n_val = max(n_val, 1)
         val += [members[i] for i in order[:n_val]]
         train += [members[i] for i in order[n_val:]]
-    # Interleave tasks in the training order so a prefix covers all tasks evenly.
+    # Interleave tasks so that a prefix (train_demos, val_cap) covers all tasks evenly.
     train = _interleave(train, groups, seed)
-    return Split(train=train, val=sorted(val, key=demos.index), seed=seed)
+    val = _interleave(sorted(val, key=demos.index), groups, seed)
+    return Split(train=train, val=val, seed=seed)
 
 
 def _interleave(names: list[str], groups: dict, seed: int) -> list[str]:

@@ -38,7 +38,7 @@ class PolicyConfig:
     projector_hidden: int = 256
     expert_layers: int = 2
     expert_heads: int = 4
-    queries: int = 16
+    queries: int = 8  # learnable query tokens (seed 001: 16); 8 costs 20% less per step here
     head: str = "flow"  # "flow" (rectified flow matching) or "regression"
     head_hidden: int = 256
     regression_loss: str = "mse"  # "mse" or "l1" for the regression head
