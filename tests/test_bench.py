@@ -40,3 +40,11 @@ def test_cache_bench_reports_ratio_and_cache_hits():
         assert line["ratio"] == pytest.approx(line["uncached_ms"] / line["cached_ms"], rel=0.01)
         assert line["cache_misses"] == line["batch"] and line["cache_hits"] > 0
     json.dumps(lines)
+
+
+def test_tokens_bench_reports_metric_time_and_flow_ratio():
+    lines = list(BENCHMARKS["tokens"](rows=10_000, pairs=4, rounds=1))
+    metrics, flow = lines
+    assert metrics["rows"] == 10_000 and metrics["seconds"] > 0
+    assert flow["ratio"] == pytest.approx(flow["nblib"] / flow["bare_opencv"], rel=0.01)
+    json.dumps(lines)
