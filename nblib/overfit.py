@@ -12,7 +12,7 @@ tell samples apart; ``"shuffle_actions"`` re-pairs actions with random inputs ev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -213,10 +213,6 @@ def policy_config_for(
         head=head,
         **overrides,
     )
-
-
-def config_record(cfg) -> dict:
-    return asdict(cfg)
 
 
 def plot_dim_errors(train_errors: dict, val_errors: dict | None, action_std, names: list[str]):

@@ -23,23 +23,24 @@ def setup(tmp_path_factory):
     return store, store.norm_stats(), Backbone.tiny()
 
 
+def tiny_policy(bb) -> VLAPolicy:
+    config = PolicyConfig(
+        vlm_dim=bb.hidden_size,
+        proprio_dim=4,
+        action_dim=4,
+        horizon=4,
+        head="regression",
+        d_model=32,
+    )
+    return VLAPolicy(config)
+
+
 def run(setup, control, steps=250):
     store, stats, bb = setup
     samples = overfit.load_samples(store, horizon=4, stats=stats, control=control)
     overfit.precompute_features(bb, samples, "last", cache=None, progress=False)
     seed_everything(0)
-    model = overfit.PolicyWithBackbone(
-        VLAPolicy(
-            PolicyConfig(
-                vlm_dim=bb.hidden_size,
-                proprio_dim=4,
-                action_dim=4,
-                horizon=4,
-                head="regression",
-                d_model=32,
-            )
-        )
-    )
+    model = overfit.PolicyWithBackbone(tiny_policy(bb))
     batches = overfit.make_batches(samples, 16, 0, shuffle_actions=control == "shuffle_actions")
     history = train(
         model,
@@ -71,16 +72,7 @@ def test_lora_weights_train_through_the_overfit_loop(setup):
     bb.unfreeze()
     samples = overfit.load_samples(store, horizon=4, stats=stats)
     model = overfit.PolicyWithBackbone(
-        VLAPolicy(
-            PolicyConfig(
-                vlm_dim=bb.hidden_size,
-                proprio_dim=4,
-                action_dim=4,
-                horizon=4,
-                head="regression",
-                d_model=32,
-            )
-        ),
+        tiny_policy(bb),
         bb,
         "last",
     )
