@@ -305,6 +305,7 @@ def flows_for_pairs(
     workers: int | None = None,
     progress: bool = True,
     method: str = "farneback",
+    total: int | None = None,
     **flow_params,
 ) -> np.ndarray:
     """Mean flow (N, 2) of many ``(frame_a, frame_b)`` pairs, in input order.
@@ -313,8 +314,10 @@ def flows_for_pairs(
     OpenCV releases the GIL, so threads scale without copying frames to processes). The
     iterable is consumed lazily, so a generator reading frames from disk is fine. RAFT
     runs serially (torch threads itself). ``flow_params`` go to :func:`dense_flow`.
+    ``total``: the number of pairs of a generator, for the progress bar.
     """
-    total = len(pairs) if hasattr(pairs, "__len__") else None
+    if total is None and hasattr(pairs, "__len__"):
+        total = len(pairs)
     return _run_pairs(pairs, total, weighting, threshold, workers, progress, method, flow_params)
 
 

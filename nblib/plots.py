@@ -179,6 +179,20 @@ def color_for(name: str) -> str:
     return PALETTE[_hashed_index(key)]
 
 
+def category_colors(n: int) -> list[str]:
+    """``n`` distinct colours for integer categories such as codebook entries, the same
+    list for the same ``n`` so category i has one colour in every figure: the palette for
+    up to 8, matplotlib's tab20 for up to 20, evenly spaced turbo colours beyond."""
+    import matplotlib as mpl
+    from matplotlib.colors import to_hex
+
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    if n <= 20:
+        return [to_hex(c) for c in mpl.colormaps["tab20"].colors[:n]]
+    return [to_hex(mpl.colormaps["turbo"](0.05 + 0.9 * i / (n - 1))) for i in range(n)]
+
+
 def colors_for(names: Iterable[str]) -> dict[str, str]:
     """Colours for several names that appear together (e.g. in one legend).
 

@@ -63,3 +63,181 @@ def test_flow_reference_agreement_measures_angles():
     out = compass.flow_reference_agreement(df, min_pixels=0.5)["c"]
     assert out["pairs"] == 2  # the third reference moves < 0.5 px
     assert out["median_deg"] == pytest.approx(45.0)  # errors 0 and 90 degrees
+
+
+# ---------------------------------------------------------------- motion from a tiny dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from tiny_data import write_tiny_dataset
+
+    from nblib.data.dataset import DemoStore
+
+    path = write_tiny_dataset(
+        tmp_path_factory.mktemp("compass") / "tiny.h5", lengths=(30, 25, 28), image_size=48
+    )
+    return DemoStore(path)
+
+
+def pairs_table(store, camera="corner", k=2, file=None):
+    rows = [(d, t) for d in store.demos for t in range(store.lengths[d] - k)]
+    return pd.DataFrame(
+        {
+            "dataset": camera,
+            "demo": [d for d, _ in rows],
+            "t": [t for _, t in rows],
+            "k": k,
+            "file": file,
+            "instruction": "x",
+        }
+    )
+
+
+def test_reference_motion_follows_the_rendered_square(tiny):
+    """The tiny fixture's corner camera projects eef_pos exactly where its renderer draws
+    the square, so flow and reference agree; its 'wrist' camera moves with the hand, so
+    the hand has no motion in it."""
+    df = compass.add_motion(pairs_table(tiny), tiny, progress=False)
+    stats = compass.flow_reference_agreement(df)["corner"]
+    assert stats["pairs"] > 40
+    assert stats["median_deg"] < 10
+    wrist = compass.add_reference(pairs_table(tiny, "behindGripper"), tiny)
+    assert np.hypot(wrist["ref_dx"], wrist["ref_dy"]).max() < 1e-3
+
+
+def test_eef_positions_by_mapping_key(tiny):
+    eef = compass.eef_positions(tiny)
+    demo = tiny.demos[0]
+    assert np.array_equal(eef[demo], tiny.proprio[demo][:, :3])
+    from dataclasses import replace
+
+    no_eef = replace(tiny.mapping, proprio={"obs/gripper_opening": 1})
+
+    class Store:  # only what eef_positions reads
+        mapping, proprio = no_eef, {demo: tiny.proprio[demo][:, 3:4]}
+
+    assert compass.eef_positions(Store()) is None
+
+
+def test_stride_effect_skips_cameras_without_reference(tiny):
+    table = compass.stride_effect(tiny, ["corner", "behindGripper"], [1, 4], pairs=40)
+    assert list(table["k"]) == [1, 1, 4, 4]
+    corner = table[table["camera"] == "corner"]
+    assert (corner["pairs"] > 0).all() and np.isfinite(corner["median_error_deg"]).all()
+    assert corner["median_error_deg"].iloc[0] < 5  # k=1: one small step of the square
+    wrist = table[table["camera"] == "behindGripper"]
+    assert (wrist["pairs"] == 0).all() and wrist["median_error_deg"].isna().all()
+    fig, _ = compass.plot_stride_effect(table)  # the NaN camera is left out of the plot
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["corner"]
+
+
+def test_existing_flows_are_kept_and_rows_may_name_their_file(tiny):
+    df = pairs_table(tiny, file=str(tiny.path)).head(6)
+    df["flow_dx"], df["flow_dy"] = 7.0, np.nan
+    df.loc[0, "flow_dy"] = -7.0  # row 0 is complete: a user's own flow, kept as is
+    out = compass.add_flow(df, None, progress=False)  # no store: opened from 'file'
+    assert (out.loc[0, "flow_dx"], out.loc[0, "flow_dy"]) == (7.0, -7.0)
+    assert out.loc[1:, ["flow_dx", "flow_dy"]].notna().all().all()
+    missing = df.assign(file="/nonexistent/frames.h5")
+    with pytest.raises(DataError, match="/nonexistent/frames.h5"):
+        compass.add_flow(missing, None, progress=False)
+    with pytest.raises(DataError, match="camera"):
+        compass.add_flow(df.assign(dataset="bridge", flow_dy=np.nan), tiny, progress=False)
+    flows_only = df.drop(columns=["demo", "t", "k"])  # precomputed flows, no frames
+    assert compass.add_flow(flows_only, tiny, progress=False)["flow_dx"].eq(7.0).all()
+
+
+def test_pair_frames_and_samples(tiny):
+    df = pairs_table(tiny, k=3)
+    first, last = compass.pair_frames(df, [0, 5], tiny)
+    demo, t = df.loc[5, "demo"], int(df.loc[5, "t"])
+    assert np.array_equal(first[1], tiny.frames(demo, "corner", t, t + 1)[0])
+    assert np.array_equal(last[1], tiny.frames(demo, "corner", t + 3, t + 4)[0])
+    a, b = compass.sample_frames(tiny, df, 10, seed=1)
+    assert a.shape == b.shape == (10, 48, 48, 3)
+    assert np.array_equal(a, compass.sample_frames(tiny, df, 10, seed=1)[0])
+    with pytest.raises(DataError, match="frames"):
+        compass.sample_frames(tiny, df.drop(columns=["t"]), 3)
+
+
+def test_latents_sample_returns_the_rows_ids(tiny):
+    from nblib.latent import LatentActionConfig, LatentActionModel
+
+    model = LatentActionModel(LatentActionConfig(image_size=16, channels=4, code_dim=4))
+    df = pairs_table(tiny)
+    ids = np.arange(len(df)) * 10
+    lat, got = compass.latents_sample(model, tiny, df, ids, 12, seed=0)
+    assert lat.shape == (12, 4)
+    rows = compass._sample_rows(df, 12, 0)
+    assert np.array_equal(got, ids[rows])
+    first, last = compass.pair_frames(df, rows, tiny)
+    expected = model.latents(first, last)[:, 0].detach().numpy()
+    assert np.allclose(lat, expected, atol=1e-6)
+
+
+def test_actions_motion_is_a_reflection_that_changes_no_metric():
+    df = table(perfect=True)
+    ids, n = compass.token_ids(df, 0, 8)
+    # actions in the robot frame: the same motion with y pointing the other way
+    acts = df.assign(action_dx=df["flow_dx"], action_dy=-df["flow_dy"])
+    acts = acts.drop(columns=["flow_dx", "flow_dy"])
+    got = compass.analyse(acts, ids, n, motion="actions")
+    want = compass.analyse(df, ids, n, motion="flow")
+    for key in ("direction_resultant_length", "agreement_adjusted", "direction_nmi"):
+        assert got[key] == pytest.approx(want[key])
+    assert np.allclose(compass.motion_vectors(acts, "actions"), compass.motion_vectors(df, "flow"))
+    with pytest.raises(DataError, match="ref_dx"):
+        compass.analyse(df, ids, n, motion="reference")
+    with pytest.raises(ParameterError, match="motion"):
+        compass.motion_vectors(df, "velocity")
+    nan = df.assign(flow_dx=np.nan)
+    with pytest.raises(DataError, match="no row"):
+        compass.analyse(nan, ids, n)
+
+
+def test_rows_without_motion_are_counted_not_hidden():
+    df = table(perfect=True)
+    df.loc[:9, "flow_dx"] = np.nan
+    ids, n = compass.token_ids(df, 0, 8)
+    assert compass.analyse(df, ids, n)["rows_without_motion"] == 10
+
+
+def test_plotly_scatter_hover_and_orientation():
+    df = table(20).assign(
+        demo="demo_0", t=np.arange(20), k=4, sample_id=[f"s{i}" for i in range(20)]
+    )
+    ids, _ = compass.token_ids(df, 0, 8)
+    fig = compass.plotly_scatter(df, ids)
+    xs = np.concatenate([tr.x for tr in fig.data])
+    ys = np.concatenate([tr.y for tr in fig.data])
+    assert sorted(xs) == pytest.approx(sorted(df["flow_dx"]))
+    assert sorted(ys) == pytest.approx(sorted(-df["flow_dy"]))  # up is up
+    template = fig.data[0].hovertemplate
+    for col in ("sample_id", "dataset", "demo", "t", "k", "instruction"):
+        assert col in template
+
+
+def test_token_ids_reject_tokens_beyond_the_codebook():
+    with pytest.raises(ParameterError, match="codebook_size=4"):
+        compass.token_ids(table(10), 0, 4)
+
+
+def test_views_include_reference_only_where_the_hand_moves(tiny):
+    both = pd.concat(
+        [pairs_table(tiny, "corner"), pairs_table(tiny, "behindGripper")], ignore_index=True
+    )
+    both = compass.add_motion(both.assign(task="reach", token_0=0), tiny, progress=False)
+    assert compass.cameras_with_reference(both) == ["corner"]
+    assert compass.cameras_with_reference(both.drop(columns=["ref_dx", "ref_dy"])) == []
+    ids = (both["t"].to_numpy() % 3).astype(int)
+    views = compass.analyse_views(both, ids, 3)
+    assert set(views) == {"across datasets", "across tasks", "reference motion"}
+    # the reference view covers only corner rows: as many rows as the corner table
+    assert views["reference motion"]["rows"] == int((both["dataset"] == "corner").sum())
+    assert views["across datasets"]["rows"] == len(both)
+
+
+def test_umap_needs_three_vectors():
+    with pytest.raises(ParameterError, match="at least 3"):
+        compass.umap_embedding(np.zeros((2, 4)))

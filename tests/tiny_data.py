@@ -105,11 +105,17 @@ def _demo_arrays(length: int, action_dim: int, rng: np.random.Generator) -> dict
 
 
 def _camera_params(size: int, eef_pos: np.ndarray, camera_index: int):
+    """A pinhole camera that reproduces ``render_frames`` for even-numbered cameras: depth
+    1 + index, focal length PIXELS_PER_METRE * size * depth, and a negative fy because the
+    renderer draws up as up (image y grows downwards). Pixel centres sit 0.5 px off the
+    renderer's coverage grid, which cancels in motion (differences of positions)."""
+    depth = 1.0 + camera_index
+    f = PIXELS_PER_METRE * size * depth
     intrinsics = np.array(
-        [[size, 0.0, size / 2], [0.0, size, size / 2], [0.0, 0.0, 1.0]], dtype=np.float32
+        [[f, 0.0, size / 2], [0.0, -f, size / 2], [0.0, 0.0, 1.0]], dtype=np.float32
     )
     extrinsics = np.tile(np.eye(4, dtype=np.float32), (len(eef_pos), 1, 1))
-    extrinsics[:, 2, 3] = 1.0 + camera_index  # camera in front of the scene
+    extrinsics[:, 2, 3] = depth  # camera in front of the scene, looking along +z
     if camera_index % 2 == 1:  # a "wrist" camera moves with the hand
         extrinsics[:, :3, 3] -= eef_pos
     return intrinsics, extrinsics
