@@ -276,16 +276,24 @@ def analyse(
     keep = np.isfinite(vec).all(axis=1)
     if not keep.any():
         raise DataError(f"no row of the token table has {motion} motion ({MOTION_SOURCES[motion]})")
+    if group not in df.columns or df[group].isna().to_numpy()[keep].any():
+        raise DataError(f"group column {group!r} is missing or has empty values in the token table")
+    # Token files often carry no instruction: then the instruction NMI is left out (and
+    # said so) rather than computed on a subset that would not be comparable.
+    instructions = df["instruction"] if "instruction" in df.columns else None
+    has_text = instructions is not None and not instructions.isna().to_numpy()[keep].any()
     out = summarize_tokens(
         ids[keep],
         vec[keep],
         groups=df[group].to_numpy()[keep],
-        instructions=df["instruction"].to_numpy()[keep],
+        instructions=instructions.to_numpy()[keep] if has_text else None,
         n_codes=n_codes,
         n_bins=n_bins,
         min_magnitude=min_magnitude,
     )
     out["rows_without_motion"] = int((~keep).sum())
+    if not has_text:
+        out["instruction_nmi_skipped"] = "some rows have no instruction"
     return out
 
 
@@ -309,16 +317,15 @@ def analyse_views(
     min_magnitude: float = 0.5,
 ) -> dict:
     """The analyses the notebook reports, by name: ``across datasets`` (the verdict's),
-    ``across tasks`` (task as the group) and, when some camera has one, ``reference
-    motion`` (projected end-effector motion in those cameras, grouped by task: how the
-    tokens relate to where the hand really went)."""
-    out = {
-        "across datasets": analyse(df, ids, n_codes, motion, "dataset", n_bins, min_magnitude),
-        "across tasks": analyse(df, ids, n_codes, motion, "task", n_bins, min_magnitude),
-    }
+    ``across tasks`` (task as the group; when every row has a task) and, when some camera
+    has one, ``reference motion`` (projected end-effector motion in those cameras, grouped
+    by task: how the tokens relate to where the hand really went)."""
+    out = {"across datasets": analyse(df, ids, n_codes, motion, "dataset", n_bins, min_magnitude)}
+    if "task" in df.columns and df["task"].notna().all():  # token files may have no task
+        out["across tasks"] = analyse(df, ids, n_codes, motion, "task", n_bins, min_magnitude)
     cams = cameras_with_reference(df, min_magnitude)
-    if cams:
-        sel = df["dataset"].isin(cams).to_numpy()
+    sel = df["dataset"].isin(cams).to_numpy()
+    if cams and df.loc[sel, "task"].notna().all():
         out["reference motion"] = analyse(
             df[sel], ids[sel], n_codes, "reference", "task", n_bins, min_magnitude
         )
