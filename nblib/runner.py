@@ -140,23 +140,14 @@ def parse_parameters_source(
             spec[target.id] = {"type": EXPRESSION, "default": value_source, "help": help_text}
             continue
         type_name = "None" if default is None else type(default).__name__
-        if default is not None and _union_parts(annotation):
-            type_name = annotation  # "float", or a union such as "int | str"
+        if default is not None and annotation in _SIMPLE_TYPES:
+            type_name = annotation
         spec[target.id] = {"type": type_name, "default": default, "help": help_text}
     return spec
 
 
-def _union_parts(annotation: str | None) -> list[str]:
-    """["int", "str"] for "int | str": the simple types of an annotation, or [] when it
-    is missing or names anything else."""
-    parts = [p.strip() for p in (annotation or "").split("|")]
-    return parts if all(p in _SIMPLE_TYPES for p in parts) else []
-
-
 def _accepts(type_name: str, value: Any) -> bool:
     """Whether ``value`` is acceptable for a parameter whose type is ``type_name``."""
-    if "|" in type_name:
-        return any(_accepts(part, value) for part in _union_parts(type_name))
     if type_name == "int":
         return isinstance(value, int) and not isinstance(value, bool)  # bool is an int
     if type_name == "float":

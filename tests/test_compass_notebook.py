@@ -85,6 +85,7 @@ def test_notebook_on_a_token_file_finds_the_known_answer(tmp_path, kernel_env):
             "umap": False,
             "gallery_tokens": 2,
             "gallery_per_token": 2,
+            "combine_tokens": True,  # one token per pair: the same ids, through the other branch
         },
         out_dir=out,
         progress=False,

@@ -280,10 +280,7 @@ def test_notebook_parameters_spec(tmp_path: Path) -> None:
 
 
 def test_notebook_parameters_special_cases(tmp_path: Path) -> None:
-    source = (
-        'root = Path("data")  # not a literal\nlimit = None\nscale: float = 1\n'
-        'position: int | str = 0  # an index or "combined"\n'
-    )
+    source = 'root = Path("data")  # not a literal\nlimit = None\nscale: float = 1\n'
     # No kernelspec in the metadata: papermill cannot inspect it, nblib still can.
     nb = _write_notebook(tmp_path / "odd.ipynb", source, kernelspec=False)
     spec = runner.notebook_parameters(nb)
@@ -294,12 +291,8 @@ def test_notebook_parameters_special_cases(tmp_path: Path) -> None:
     }
     assert spec["limit"]["type"] == "None"
     assert spec["scale"]["type"] == "float"  # the annotation wins over the int default
-    assert spec["position"]["type"] == "int | str"
     merged = runner.check_parameters(nb, {"root": "/tmp", "limit": [1, 2], "scale": 2})
-    assert merged == {"root": "/tmp", "limit": [1, 2], "scale": 2.0, "position": 0}
-    assert runner.check_parameters(nb, {"position": "combined"})["position"] == "combined"
-    with pytest.raises(ParameterError, match="position"):
-        runner.check_parameters(nb, {"position": 1.5})
+    assert merged == {"root": "/tmp", "limit": [1, 2], "scale": 2.0}
 
 
 def test_missing_parameters_cell_names_file(tmp_path: Path) -> None:
