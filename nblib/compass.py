@@ -20,7 +20,7 @@ from matplotlib.patches import Circle
 
 from nblib.data.dataset import DemoStore
 from nblib.errors import DataError, ParameterError
-from nblib.flow import angular_error_deg, flows_for_pairs, projected_motion
+from nblib.flow import angular_error_deg, commanded_motion, flows_for_pairs, projected_motion
 from nblib.metrics.tokens import summarize_tokens, token_directions
 from nblib.plots import PALETTE, category_colors, colors_for, new_figure
 
@@ -102,19 +102,32 @@ def _stores(df: pd.DataFrame, store: DemoStore | None, rows: np.ndarray) -> list
     return list(merged.values())
 
 
-def add_reference(df: pd.DataFrame, store: DemoStore | None) -> pd.DataFrame:
+# Metres the hand's target moves per unit action, per key mapping (for the commanded
+# reference): Meta-World's SawyerXYZEnv.action_scale = 1/100. Layouts whose actions are not
+# position deltas with a known scale (LIBERO's OSC, joint actions) have no entry.
+ACTION_SCALE = {"metaworld": 0.01}
+
+
+def add_reference(
+    df: pd.DataFrame, store: DemoStore | None, commanded: bool = False
+) -> pd.DataFrame:
     """Add ``ref_dx, ref_dy``: the end effector's motion from t to t+k projected into the
     row's camera with the stored intrinsics and per-step extrinsics (pixels, +x right,
     +y down). NaN where a row has no frame reference, the layout stores no camera
-    parameters or its proprio has no end-effector position."""
+    parameters or its proprio has no end-effector position.
+
+    ``commanded=True`` also adds ``cmd_dx, cmd_dy``: the motion the actions commanded
+    (:func:`nblib.flow.commanded_motion`), for layouts in ``ACTION_SCALE`` (NaN otherwise)."""
     out = df.copy()
     ref = np.full((len(out), 2), np.nan)
+    cmd = np.full((len(out), 2), np.nan)
     rows = has_frames(out)
     cams = _cameras_of(out)
     for s, mask in _stores(out, store, rows):
         eef = eef_positions(s)
         if eef is None:
             continue
+        scale = ACTION_SCALE.get(s.mapping.name)
         params = camera_parameters(s)
         idx = np.flatnonzero(mask)
         part = pd.DataFrame(
@@ -130,8 +143,13 @@ def add_reference(df: pd.DataFrame, store: DemoStore | None) -> pd.DataFrame:
             if (camera, demo) not in params:
                 continue
             K, E = params[camera, demo]
-            ref[g["row"].to_numpy()] = projected_motion(eef[demo], K, E, g["t"].to_numpy(), int(k))
+            rows, t = g["row"].to_numpy(), g["t"].to_numpy()
+            ref[rows] = projected_motion(eef[demo], K, E, t, int(k))
+            if commanded and scale is not None:
+                cmd[rows] = commanded_motion(eef[demo], s.actions[demo], K, E, t, int(k), scale)
     out["ref_dx"], out["ref_dy"] = ref[:, 0], ref[:, 1]
+    if commanded:
+        out["cmd_dx"], out["cmd_dy"] = cmd[:, 0], cmd[:, 1]
     return out
 
 
@@ -638,9 +656,12 @@ def stride_effect(
     ``min_pixels`` (a longer stride moves more pixels, so the flow direction is less noisy;
     FACTS.md measured ~27 deg at k=1, ~20 deg at k=4 against the commanded motion).
 
-    The reference is computed first and flow only for the pairs it keeps, so a camera with
-    no reference (a wrist camera, where the hand does not move in its own image) costs
-    nothing and reports ``pairs`` 0 and a NaN median."""
+    Columns: ``median_error_deg`` against where the hand went (:func:`add_reference`),
+    ``median_commanded_deg`` against where the actions told it to go, on the same pairs
+    (NaN for layouts without a known action scale), ``pairs``. The reference is computed
+    first and flow only for the pairs it keeps, so a camera with no reference (a wrist
+    camera, where the hand does not move in its own image) costs nothing and reports
+    ``pairs`` 0 and NaN medians."""
     rng = np.random.default_rng(seed)
     rows = []
     for k in strides:
@@ -655,44 +676,56 @@ def stride_effect(
                     "k": k,
                 }
             )
-            table = add_reference(table, store)
+            table = add_reference(table, store, commanded=True)
             moving = (np.hypot(table["ref_dx"], table["ref_dy"]) >= min_pixels).to_numpy()
+            row = {"k": k, "camera": camera, "median_error_deg": np.nan}
+            row |= {"median_commanded_deg": np.nan, "pairs": int(moving.sum())}
             if moving.any():
                 table = add_flow(table, store, weighting, progress, rows=moving)
-                stats = flow_reference_agreement(table[moving], min_pixels)[camera]
-            else:
-                stats = {"median_deg": None, "pairs": 0}
-            rows.append(
-                {
-                    "k": k,
-                    "camera": camera,
-                    "median_error_deg": np.nan
-                    if stats["median_deg"] is None
-                    else stats["median_deg"],
-                    "pairs": stats["pairs"],
-                }
-            )
+                flow = table.loc[moving, ["flow_dx", "flow_dy"]].to_numpy()
+                for col, (x, y) in {
+                    "median_error_deg": ("ref_dx", "ref_dy"),
+                    "median_commanded_deg": ("cmd_dx", "cmd_dy"),
+                }.items():
+                    err = angular_error_deg(flow, table.loc[moving, [x, y]].to_numpy())
+                    if np.isfinite(err).any():
+                        row[col] = float(np.nanmedian(err))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
+def records(table: pd.DataFrame) -> list[dict]:
+    """Rows of a table as dicts with NaN as None, for ``metrics.json`` (finite numbers only)."""
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
+
+
 def plot_stride_effect(table: pd.DataFrame):
+    """Median angle between mean flow and the hand's motion per stride: solid against where
+    the hand went, dashed against where the actions commanded it (when known)."""
     fig, ax = new_figure(width=3.5, height=2.2)
     for camera, part in table.groupby("camera"):
         if part["median_error_deg"].isna().all():
             continue  # no reference motion in this camera
-        ax.plot(
-            part["k"],
-            part["median_error_deg"],
-            marker="o",
-            color=colors_for([camera])[camera],
-            label=camera,
-        )
+        colour = colors_for([camera])[camera]
+        ax.plot(part["k"], part["median_error_deg"], marker="o", color=colour, label=camera)
+        if "median_commanded_deg" in part and part["median_commanded_deg"].notna().any():
+            ax.plot(
+                part["k"],
+                part["median_commanded_deg"],
+                marker="s",
+                ls="--",
+                color=colour,
+                label=f"{camera}, commanded",
+            )
     ax.set_xscale("log", base=2)
     ks = sorted(table["k"].unique())
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
     ax.set_xlabel("stride k (frames)")
-    ax.set_ylabel("median angle error (deg)\nflow vs end-effector motion")
+    ax.set_ylabel("median angle (deg)\nflow vs hand motion")
     ax.legend()
     return fig, ax
 

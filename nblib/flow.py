@@ -54,6 +54,7 @@ __all__ = [
     "WEIGHTINGS",
     "angle_deg",
     "angular_error_deg",
+    "commanded_motion",
     "dense_flow",
     "direction_bins",
     "direction_names",
@@ -412,6 +413,44 @@ def projected_motion(
     start = project_points(eef[t], intrinsics, E[t])
     end = project_points(eef[t + k], intrinsics, E[t + k])
     return end - start
+
+
+def commanded_motion(
+    eef_pos: np.ndarray,
+    actions: np.ndarray,
+    intrinsics: np.ndarray,
+    extrinsics: np.ndarray,
+    t: Sequence[int] | np.ndarray,
+    k: int,
+    action_scale: float,
+) -> np.ndarray:
+    """Image-space displacement (N, 2) px of the *commanded* hand motion from step t over
+    k steps: ``pixel(eef[t] + action_scale * sum(clip(actions[t:t+k, :3], -1, 1)))`` minus
+    ``pixel(eef[t])``, both seen with the camera pose of step t (so it is meaningful for a
+    fixed camera). Meta-World moves its mocap target by ``action * action_scale`` per
+    step (``SawyerXYZEnv.action_scale`` = 1/100 m); the hand lags and is blocked by
+    contacts, so this is a looser reference than :func:`projected_motion`."""
+    eef = np.asarray(eef_pos, dtype=np.float64)
+    acts = np.asarray(actions, dtype=np.float64)
+    if acts.ndim != 2 or acts.shape[1] < 3 or len(acts) != len(eef):
+        raise ParameterError(
+            f"actions: expected ({len(eef)}, >=3) xyz deltas first, got shape {acts.shape}"
+        )
+    t = np.atleast_1d(np.asarray(t, dtype=np.int64))
+    E = np.asarray(extrinsics, dtype=np.float64)
+    if E.shape == (4, 4):
+        E = np.broadcast_to(E, (len(eef), 4, 4))
+    elif E.shape != (len(eef), 4, 4):
+        raise ParameterError(
+            f"extrinsics: expected (4, 4) or ({len(eef)}, 4, 4) for {len(eef)} steps, got {E.shape}"
+        )
+    if t.size and (t.min() < 0 or t.max() + k > len(eef)):
+        raise ParameterError(
+            f"t + k must lie in [0, {len(eef)}] for k={k}; got t in [{t.min()}, {t.max()}]"
+        )
+    csum = np.concatenate([np.zeros((1, 3)), np.cumsum(np.clip(acts[:, :3], -1, 1), axis=0)])
+    target = eef[t] + action_scale * (csum[t + k] - csum[t])
+    return project_points(target, intrinsics, E[t]) - project_points(eef[t], intrinsics, E[t])
 
 
 # --------------------------------------------------------------------------- angles

@@ -128,8 +128,11 @@ def test_stride_effect_skips_cameras_without_reference(tiny):
     assert corner["median_error_deg"].iloc[0] < 5  # k=1: one small step of the square
     wrist = table[table["camera"] == "behindGripper"]
     assert (wrist["pairs"] == 0).all() and wrist["median_error_deg"].isna().all()
+    # the tiny file's hand moves exactly as commanded (eef = 0.01 * summed actions)
+    assert np.allclose(corner["median_commanded_deg"], corner["median_error_deg"])
     fig, _ = compass.plot_stride_effect(table)  # the NaN camera is left out of the plot
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["corner"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["corner", "corner, commanded"]
 
 
 def test_existing_flows_are_kept_and_rows_may_name_their_file(tiny):
@@ -241,3 +244,11 @@ def test_views_include_reference_only_where_the_hand_moves(tiny):
 def test_umap_needs_three_vectors():
     with pytest.raises(ParameterError, match="at least 3"):
         compass.umap_embedding(np.zeros((2, 4)))
+
+
+def test_records_turn_nan_into_none():
+    table = pd.DataFrame({"k": [1, 2], "median": [np.nan, 3.5], "camera": ["a", "b"]})
+    assert compass.records(table) == [
+        {"k": 1, "median": None, "camera": "a"},
+        {"k": 2, "median": 3.5, "camera": "b"},
+    ]

@@ -11,6 +11,7 @@ from nblib.flow import (
     WEIGHTINGS,
     angle_deg,
     angular_error_deg,
+    commanded_motion,
     dense_flow,
     direction_bins,
     direction_names,
@@ -173,6 +174,22 @@ def test_projected_motion_uses_camera_pose_per_step():
     extr[:, 0, 3] = -np.array([0.0, 0.1, 0.2])  # camera centre at x = 0, 0.1, 0.2
     motion = projected_motion(eef, K, extr, t=[0], k=2)
     np.testing.assert_allclose(motion, [[-10, 0]])
+
+
+def test_commanded_motion_scales_clips_and_ignores_what_the_hand_did():
+    T = 4
+    eef = np.tile([0.0, 0.0, 2.0], (T, 1))  # the hand never moves (blocked)
+    actions = np.zeros((T, 4))
+    actions[:, 0] = [1.0, 3.0, 0.5, 0.0]  # 3.0 is clipped to 1 as the simulator does
+    extr = np.broadcast_to(np.eye(4), (T, 4, 4))
+    cmd = commanded_motion(eef, actions, K, extr, t=[0, 1], k=2, action_scale=0.01)
+    # K has fx = 100 px at depth 2 m -> 50 px per metre: (1 + 1) * 0.01 m -> 1 px, then 0.75
+    np.testing.assert_allclose(cmd, [[1.0, 0.0], [0.75, 0.0]])
+    assert np.allclose(projected_motion(eef, K, extr, t=[0, 1], k=2), 0)
+    with pytest.raises(ParameterError, match="actions"):
+        commanded_motion(eef, actions[:, :2], K, extr, t=[0], k=1, action_scale=0.01)
+    with pytest.raises(ParameterError, match="extrinsics"):
+        commanded_motion(eef, actions, K, extr[:2], t=[0], k=1, action_scale=0.01)
 
 
 # --------------------------------------------------------------------------- angles
