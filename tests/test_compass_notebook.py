@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,6 +87,7 @@ def test_notebook_on_a_token_file_finds_the_known_answer(tmp_path, kernel_env):
             "gallery_tokens": 2,
             "gallery_per_token": 2,
             "combine_tokens": True,  # one token per pair: the same ids, through the other branch
+            "interactive": True,
         },
         out_dir=out,
         progress=False,
@@ -100,3 +102,8 @@ def test_notebook_on_a_token_file_finds_the_known_answer(tmp_path, kernel_env):
     figures = {p.rsplit("/", 1)[-1] for p in data["figures"]}
     assert "token_gallery.png" in figures and "token_compass.pdf" in figures
     assert "umap_latents.png" not in figures  # no model, no latents
+    assert data["metrics"]["pairs"] == len(table)
+    assert data["metrics"]["agreement_adjusted"] == views["across_datasets"]["agreement_adjusted"]
+    executed = nbformat.read(out / NOTEBOOK.name, as_version=4)
+    mimes = {m for c in executed.cells for o in c.get("outputs", []) for m in o.get("data", {})}
+    assert "application/vnd.plotly.v1+json" in mimes  # interactive=True drew the plotly scatter
