@@ -99,7 +99,30 @@ def _stores(df: pd.DataFrame, store: DemoStore | None, rows: np.ndarray) -> list
     for s, mask in out:
         prev = merged.get(id(s))
         merged[id(s)] = (s, mask if prev is None else prev[1] | mask)
+    for s, mask in merged.values():
+        _check_frame_refs(df, s, mask)
     return list(merged.values())
+
+
+def _check_frame_refs(df: pd.DataFrame, store: DemoStore, mask: np.ndarray) -> None:
+    """Every referenced demo exists in ``store`` and 0 <= t <= t + k < its length."""
+    demo = df["demo"].to_numpy(dtype=object)[mask]
+    unknown = sorted({str(d) for d in demo} - set(store.demos))
+    if unknown:
+        raise DataError(
+            f"{store.path}: token rows reference demos {unknown[:5]} that are not in the file "
+            f"(it has {len(store.demos)} demos, e.g. {store.demos[:3]})"
+        )
+    t = df["t"].to_numpy()[mask].astype(np.int64)
+    k = df["k"].to_numpy()[mask].astype(np.int64)
+    length = np.array([store.lengths[str(d)] for d in demo], dtype=np.int64)
+    bad = (t < 0) | (k < 0) | (t + k >= length)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{store.path}: token row with demo {demo[i]!r}, t={t[i]}, k={k[i]} lies outside "
+            f"the demo's {length[i]} steps ({int(bad.sum())} such rows)"
+        )
 
 
 # Metres the hand's target moves per unit action, per key mapping (for the commanded
@@ -143,10 +166,10 @@ def add_reference(
             if (camera, demo) not in params:
                 continue
             K, E = params[camera, demo]
-            rows, t = g["row"].to_numpy(), g["t"].to_numpy()
-            ref[rows] = projected_motion(eef[demo], K, E, t, int(k))
+            at, t = g["row"].to_numpy(), g["t"].to_numpy()
+            ref[at] = projected_motion(eef[demo], K, E, t, int(k))
             if commanded and scale is not None:
-                cmd[rows] = commanded_motion(eef[demo], s.actions[demo], K, E, t, int(k), scale)
+                cmd[at] = commanded_motion(eef[demo], s.actions[demo], K, E, t, int(k), scale)
     out["ref_dx"], out["ref_dy"] = ref[:, 0], ref[:, 1]
     if commanded:
         out["cmd_dx"], out["cmd_dy"] = cmd[:, 0], cmd[:, 1]

@@ -147,6 +147,10 @@ def test_existing_flows_are_kept_and_rows_may_name_their_file(tiny):
         compass.add_flow(missing, None, progress=False)
     with pytest.raises(DataError, match="camera"):
         compass.add_flow(df.assign(dataset="bridge", flow_dy=np.nan), tiny, progress=False)
+    with pytest.raises(DataError, match="demo_99"):
+        compass.add_flow(df.assign(demo="demo_99"), tiny, progress=False)
+    with pytest.raises(DataError, match="outside"):
+        compass.add_reference(df.assign(t=1000), tiny)
     flows_only = df.drop(columns=["demo", "t", "k"])  # precomputed flows, no frames
     assert compass.add_flow(flows_only, tiny, progress=False)["flow_dx"].eq(7.0).all()
 
