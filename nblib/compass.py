@@ -309,10 +309,12 @@ def analyse(
     group: str = "dataset",
     n_bins: int = 8,
     min_magnitude: float = 0.5,
+    instruction_col: str = "instruction",
 ) -> dict:
     """Every token metric (:func:`nblib.metrics.tokens.summarize_tokens`) for one motion
     source (``flow``, ``reference`` or ``actions``); rows with unknown motion are left out
-    and counted as ``rows_without_motion``."""
+    and counted as ``rows_without_motion``. ``instruction_col`` holds the instruction
+    labels (e.g. clusters from :func:`nblib.metrics.tokens.cluster_instructions`)."""
     vec = motion_vectors(df, motion)
     keep = np.isfinite(vec).all(axis=1)
     if not keep.any():
@@ -321,7 +323,7 @@ def analyse(
         raise DataError(f"group column {group!r} is missing or has empty values in the token table")
     # Token files often carry no instruction: then the instruction NMI is left out (and
     # said so) rather than computed on a subset that would not be comparable.
-    instructions = df["instruction"] if "instruction" in df.columns else None
+    instructions = df[instruction_col] if instruction_col in df.columns else None
     has_text = instructions is not None and not instructions.isna().to_numpy()[keep].any()
     out = summarize_tokens(
         ids[keep],
@@ -356,20 +358,20 @@ def analyse_views(
     motion: str = "flow",
     n_bins: int = 8,
     min_magnitude: float = 0.5,
+    instruction_col: str = "instruction",
 ) -> dict:
     """The analyses the notebook reports, by name: ``across datasets`` (the verdict's),
     ``across tasks`` (task as the group; when every row has a task) and, when some camera
     has one, ``reference motion`` (projected end-effector motion in those cameras, grouped
     by task: how the tokens relate to where the hand really went)."""
-    out = {"across datasets": analyse(df, ids, n_codes, motion, "dataset", n_bins, min_magnitude)}
+    common = {"n_bins": n_bins, "min_magnitude": min_magnitude, "instruction_col": instruction_col}
+    out = {"across datasets": analyse(df, ids, n_codes, motion, "dataset", **common)}
     if "task" in df.columns and df["task"].notna().all():  # token files may have no task
-        out["across tasks"] = analyse(df, ids, n_codes, motion, "task", n_bins, min_magnitude)
+        out["across tasks"] = analyse(df, ids, n_codes, motion, "task", **common)
     cams = cameras_with_reference(df, min_magnitude)
     sel = df["dataset"].isin(cams).to_numpy()
     if cams and df.loc[sel, "task"].notna().all():
-        out["reference motion"] = analyse(
-            df[sel], ids[sel], n_codes, "reference", "task", n_bins, min_magnitude
-        )
+        out["reference motion"] = analyse(df[sel], ids[sel], n_codes, "reference", "task", **common)
     return out
 
 

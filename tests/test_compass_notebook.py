@@ -23,6 +23,7 @@ from nblib.paths import find_repo_root
 NOTEBOOK = find_repo_root() / "notebooks" / "04_token_compass.ipynb"
 BINS = 4
 K = 2
+PHRASES = ["reach the goal", "go to the goal", "press the button"]  # two kinds of task
 
 
 def token_table(frames_file) -> pd.DataFrame:
@@ -46,6 +47,7 @@ def token_table(frames_file) -> pd.DataFrame:
             "k": K,
             "camera": "corner",
             "token_0": direction_bins(motion_angles(motion), BINS),
+            "instruction": [PHRASES[int(d[-1]) % 3] for d, _, _, _ in rows],
         }
     )
     rng = np.random.default_rng(0)
@@ -58,6 +60,7 @@ def token_table(frames_file) -> pd.DataFrame:
             "flow_dx": flows[:, 0],
             "flow_dy": flows[:, 1],
             "token_0": direction_bins(motion_angles(flows), BINS),
+            "instruction": rng.choice(PHRASES, len(angles)),
         }
     )
     return pd.concat([framed, flow_only], ignore_index=True)
@@ -88,6 +91,7 @@ def test_notebook_on_a_token_file_finds_the_known_answer(tmp_path, kernel_env):
             "gallery_per_token": 2,
             "combine_tokens": True,  # one token per pair: the same ids, through the other branch
             "interactive": True,
+            "instruction_clusters": 2,
         },
         out_dir=out,
         progress=False,
@@ -103,6 +107,10 @@ def test_notebook_on_a_token_file_finds_the_known_answer(tmp_path, kernel_env):
     assert "token_gallery.png" in figures and "token_compass.pdf" in figures
     assert "umap_latents.png" not in figures  # no model, no latents
     assert data["metrics"]["pairs"] == len(table)
+    # instructions are random with respect to motion: clustered, they explain little
+    assert views["across_datasets"]["instruction_nmi"] < 0.1
+    executed_text = (out / NOTEBOOK.name).read_text()
+    assert "c0: " in executed_text and "c1: " in executed_text  # two clusters printed
     assert data["metrics"]["agreement_adjusted"] == views["across_datasets"]["agreement_adjusted"]
     executed = nbformat.read(out / NOTEBOOK.name, as_version=4)
     mimes = {m for c in executed.cells for o in c.get("outputs", []) for m in o.get("data", {})}

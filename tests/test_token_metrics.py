@@ -10,6 +10,7 @@ from nblib.errors import ParameterError
 from nblib.metrics.tokens import (
     angular_histograms,
     circular_mean,
+    cluster_instructions,
     codebook_usage,
     consistency_score,
     direction_bins,
@@ -227,3 +228,25 @@ def test_bad_inputs_raise_parameter_error():
         consistency_score(np.array([0, 1]), np.ones((2, 2)), np.array(["a", None], dtype=object))
     with pytest.raises(ParameterError, match="test_fraction"):
         direction_probe(np.array([0, 1]), np.array([0.0, 1.0]), test_fraction=1.0)
+
+
+def test_cluster_instructions_groups_paraphrases():
+    texts = [
+        "open the drawer",
+        "pull the drawer open",
+        "open drawer",
+        "press the button",
+        "push the button down",
+        "press button",
+        None,
+    ] * 2
+    labels = cluster_instructions(texts, 2, seed=0)
+    assert labels[6] is None and labels[13] is None  # missing stays missing
+    drawer, button = set(labels[:3]), set(labels[3:6])
+    assert len(drawer) == 1 and len(button) == 1 and drawer != button
+    assert next(iter(drawer)).split(": ", 1)[1] in texts[:3]  # named by a member
+    assert list(labels[:7]) == list(labels[7:])  # the same text, the same label
+    # no more distinct texts than clusters: each keeps its own
+    assert len(set(cluster_instructions(["a b", "c d"], 5))) == 2
+    with pytest.raises(ParameterError, match="n_clusters"):
+        cluster_instructions(texts, 0)

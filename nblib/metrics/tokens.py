@@ -398,6 +398,40 @@ def instruction_nmi(tokens, instructions, seed: int = 0) -> dict:
     return {**_mutual_information_scores(tokens, ids, seed), "n_instructions": len(labels)}
 
 
+def cluster_instructions(instructions, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """Group free-form instructions into ``n_clusters`` clusters (paraphrases together), so
+    that the instruction NMI asks "does the token follow the kind of task?" rather than
+    "the exact wording?". TF-IDF of word uni- and bigrams over the distinct instructions,
+    then k-means (scikit-learn). Returns one label per row, ``"c<i>: <instruction nearest
+    the cluster centre>"``; missing instructions stay None. With no more distinct
+    instructions than ``n_clusters`` each keeps its own cluster."""
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not (isinstance(n_clusters, int) and not isinstance(n_clusters, bool) and n_clusters >= 1):
+        raise ParameterError(f"n_clusters={n_clusters!r} is invalid; expected an int >= 1")
+    values = pd.Series(instructions, dtype=object)
+    present = values.notna().to_numpy()
+    texts = values[present].astype(str)
+    distinct = sorted(texts.unique())
+    if not distinct:
+        return values.where(present, None).to_numpy(dtype=object)
+    if len(distinct) <= n_clusters:
+        names = {t: f"c{i}: {t}" for i, t in enumerate(distinct)}
+    else:
+        x = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(distinct)
+        km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(x)
+        dist = km.transform(x)  # (distinct, clusters) distance to every centre
+        names = {}
+        for c in range(n_clusters):
+            members = np.flatnonzero(km.labels_ == c)
+            centre = distinct[members[np.argmin(dist[members, c])]]
+            names |= {distinct[i]: f"c{c}: {centre}" for i in members}
+    out = np.full(len(values), None, dtype=object)
+    out[present] = [names[t] for t in texts]
+    return out
+
+
 def codebook_usage(tokens, n_codes: int) -> dict:
     """How much of the codebook is used. tokens (N,), n_codes K.
 
