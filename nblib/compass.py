@@ -2,8 +2,8 @@
 
 Seed 004's question, as analysis steps on a table of tokenised frame pairs (one row per
 pair: ``dataset``, ``demo``, ``t``, ``k``, ``task``, ``instruction`` and the tokens, as
-written by :func:`nblib.latent.tokenize_dataset` or loaded by
-:func:`nblib.latent.load_token_file`). Motion comes from pixels (mean optical flow of the
+written by :func:`nblib.models.latent.tokenize_dataset` or loaded by
+:func:`nblib.models.latent.load_token_file`). Motion comes from pixels (mean optical flow of the
 pair) or, as the reference, from the end effector's motion projected into the image with
 the stored camera parameters. Cameras and tasks of the embedded data play the datasets.
 """

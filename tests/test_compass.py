@@ -169,7 +169,7 @@ def test_pair_frames_and_samples(tiny):
 
 
 def test_latents_sample_returns_the_rows_ids(tiny):
-    from nblib.latent import LatentActionConfig, LatentActionModel
+    from nblib.models.latent import LatentActionConfig, LatentActionModel
 
     model = LatentActionModel(LatentActionConfig(image_size=16, channels=4, code_dim=4))
     df = pairs_table(tiny)

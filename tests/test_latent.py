@@ -1,4 +1,4 @@
-"""Tests for nblib.latent: the latent-action quantiser, token tables and the order ablation,
+"""Tests for nblib.models.latent: the latent-action quantiser, token tables and the order ablation,
 on a tiny file of moving squares (3 demos of 12, 9 and 15 steps, 32x32 frames)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from tiny_data import write_tiny_dataset
 
 from nblib.errors import DataError, ParameterError
-from nblib.latent import (
+from nblib.models.latent import (
     TOKEN_COLUMNS,
     LatentActionConfig,
     LatentActionModel,
