@@ -253,14 +253,16 @@ def bench_tokens(
 ) -> Iterator[dict]:
     """Token metrics on ``rows`` synthetic rows, and optical-flow throughput.
 
-    The metrics figure times :func:`nblib.metrics.tokens.summarize_tokens` (every metric
-    of the token-compass notebook) on uniform random tokens over 16 codes, random motion,
-    4 groups and 20 instruction clusters. The flow figure compares nblib's pipeline
+    The metrics figure times :func:`nblib.metrics.tokens.summarize_tokens` with the
+    notebook's settings (every metric, and the agreement judged centred against 20
+    within-group shuffles, as :func:`nblib.compass.analyse` does) on uniform random tokens
+    over 16 codes, random motion, 4 groups and 20 instruction clusters. The flow figure compares nblib's pipeline
     (:func:`nblib.flow.flows_for_pairs`, thread pool, magnitude-weighted mean) with a bare
     serial OpenCV Farneback loop on the same in-memory frame pairs of the embedded data.
     """
     import cv2
 
+    from nblib.compass import PERMUTATIONS
     from nblib.data.dataset import FramePairDataset
     from nblib.data.manifest import ensure_dataset
     from nblib.flow import FARNEBACK_DEFAULTS, flows_for_pairs, mean_flow
@@ -275,12 +277,21 @@ def bench_tokens(
     seconds = []
     for _ in range(rounds):
         start = time.perf_counter()
-        summarize_tokens(tokens, motion, groups=groups, instructions=instructions, n_codes=16)
+        summarize_tokens(
+            tokens,
+            motion,
+            groups=groups,
+            instructions=instructions,
+            n_codes=16,
+            n_permutations=PERMUTATIONS,
+            center=True,
+        )
         seconds.append(time.perf_counter() - start)
     yield {
         "bench": "tokens",
         "figure": "metrics_seconds",
         "rows": rows,
+        "permutations": PERMUTATIONS,
         "seconds": round(float(np.median(seconds)), 3),
         "rounds": rounds,
         **_machine(),

@@ -256,3 +256,50 @@ def test_records_turn_nan_into_none():
         {"k": 1, "median": None, "camera": "a"},
         {"k": 2, "median": 3.5, "camera": "b"},
     ]
+
+
+def test_one_way_motion_does_not_make_random_tokens_consistent():
+    """Most motion goes right in both datasets: every random token then has a high R and
+    'agrees' across datasets; the verdict must look past that (seed 004's pitfall)."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    angles = rng.normal(0.0, np.radians(25), n)
+    df = pd.DataFrame(
+        {
+            "dataset": np.where(np.arange(n) % 2, "cam_a", "cam_b"),
+            "task": "t",
+            "instruction": "x",
+            "token_0": rng.integers(0, 8, n),
+            "flow_dx": 3 * np.cos(angles),
+            "flow_dy": -3 * np.sin(angles),
+        }
+    )
+    ids, n_codes = compass.token_ids(df, 0, 8)
+    summary = compass.analyse(df, ids, n_codes)
+    assert summary["direction_resultant_length"] > 0.85
+    verdict, reasons = compass.verdict(summary)
+    assert verdict == "INCONSISTENT", reasons
+
+
+def test_verdict_says_why_it_cannot_decide():
+    base = {
+        "direction_resultant_length": 0.8,
+        "direction_resultant_length_pooled": 0.2,
+        "direction_resultant_length_adjusted": 0.75,
+        "agreement_chance": 0.999,
+        "agreement_adjusted": None,
+        "codes_compared": 6,
+    }
+    verdict, reasons = compass.verdict(base)
+    assert verdict == "UNDETERMINED" and "so alike" in reasons[0]
+    verdict, reasons = compass.verdict(base | {"codes_compared": 0})
+    assert verdict == "UNDETERMINED" and "too few" in reasons[0]
+    verdict, _ = compass.verdict(base | {"direction_resultant_length_adjusted": None})
+    assert verdict == "UNDETERMINED"
+    # tokens that add no direction are INCONSISTENT whatever the agreement
+    verdict, reasons = compass.verdict(base | {"direction_resultant_length_adjusted": 0.05})
+    assert verdict == "INCONSISTENT" and "n/a" in reasons[1]
+    verdict, _ = compass.verdict(base | {"agreement_adjusted": 0.6})
+    assert verdict == "CONSISTENT"
+    verdict, _ = compass.verdict(base | {"agreement_adjusted": 0.3})
+    assert verdict == "PARTIAL"

@@ -201,7 +201,8 @@ def test_summarize_is_flat_json_scalars_and_none_for_undefined():
     tokens, motion, groups = _world("perfect", n=5000)
     instructions = np.array([f"task {g}" for g in groups])
     out = summarize_tokens(tokens, motion, groups, instructions, n_codes=10)
-    assert all(v is None or isinstance(v, bool | int | float) for v in out.values())
+    assert all(v is None or isinstance(v, bool | int | float | str) for v in out.values())
+    assert out["agreement_null"] == "isotropic"  # no permutations asked for
     assert out["codebook_dead_codes"] == 2 and out["agreement"] > 0.99
     assert out["direction_resultant_length"] > 0.9 and out["instruction_nmi"] < 0.05
     assert out["consistency_ratio"] is None or out["consistency_ratio"] > 10
@@ -250,3 +251,75 @@ def test_cluster_instructions_groups_paraphrases():
     assert len(set(cluster_instructions(["a b", "c d"], 5))) == 2
     with pytest.raises(ParameterError, match="n_clusters"):
         cluster_instructions(texts, 0)
+
+
+def test_pooled_concentration_is_the_baseline_of_the_per_token_one():
+    rng = np.random.default_rng(0)
+    n = 4000
+    # most motion goes right (a 20 degree spread), tokens know nothing about it
+    angles = rng.normal(0.0, np.radians(20), n)
+    motion = np.stack([np.cos(angles), -np.sin(angles)], 1)
+    out = summarize_tokens(rng.integers(0, 8, n), motion, n_codes=8)
+    assert out["direction_resultant_length"] > 0.9  # high without meaning anything
+    assert out["direction_resultant_length_pooled"] == pytest.approx(
+        out["direction_resultant_length"], abs=0.01
+    )
+    assert abs(out["direction_resultant_length_adjusted"]) < 0.05
+    one = summarize_tokens(np.zeros(n, int), motion, n_codes=1)  # one code: R = pooled
+    assert one["direction_resultant_length_adjusted"] == pytest.approx(0.0, abs=1e-12)
+    # isotropic motion, tokens = direction bins: pooled ~ 0, the tokens add everything
+    angles = rng.uniform(0, 2 * np.pi, n)
+    motion = np.stack([np.cos(angles), -np.sin(angles)], 1)
+    good = summarize_tokens(direction_bins(motion_angles(motion), 8), motion, n_codes=8)
+    assert good["direction_resultant_length_pooled"] < 0.05
+    assert good["direction_resultant_length_adjusted"] > 0.95
+
+
+def test_centred_permutation_agreement_sees_through_one_way_motion():
+    """Four groups whose motion mostly goes right. Uncentred against isotropic chance,
+    random codes "agree" (every cell points right); a permutation null alone is then ~1 and
+    cannot tell anything (NaN); centred on each group's mean motion and judged against
+    within-group shuffles, random codes score ~0 and direction codes ~1."""
+    rng = np.random.default_rng(3)
+    n = 8000
+    angles = np.degrees(rng.normal(0.0, np.radians(25), n))
+    motion, groups, tokens = _motion(angles), rng.integers(0, 4, n), rng.integers(0, 8, n)
+    iso = consistency_score(tokens, motion, groups)
+    assert iso["agreement_null"] == "isotropic" and iso["agreement_adjusted"] > 0.9
+    drift = consistency_score(tokens, motion, groups, n_permutations=20)
+    assert drift["agreement_chance"] > 0.99 and np.isnan(drift["agreement_adjusted"])
+    fair = consistency_score(tokens, motion, groups, n_permutations=20, center=True)
+    assert fair["agreement_null"] == "permutation" and fair["agreement_centered"]
+    assert 0.3 < fair["agreement_chance"] < 0.7  # residual directions are noise
+    assert abs(fair["agreement_adjusted"]) < 0.5  # noise: 8 codes x 4 groups
+    meaning = direction_bins(motion_angles(motion), 8)  # codes that do mean a direction
+    good = consistency_score(meaning, motion, groups, n_permutations=20, center=True)
+    assert good["agreement_adjusted"] > 0.9
+    # isotropic motion: centring changes little; a rotated group lowers the score
+    perfect, motion, groups = _world("perfect", n=6000)
+    assert (
+        consistency_score(perfect, motion, groups, n_permutations=20, center=True)[
+            "agreement_adjusted"
+        ]
+        > 0.95
+    )
+    rotated, motion, groups = _world("rotated", n=6000)
+    assert (
+        consistency_score(rotated, motion, groups, n_permutations=20, center=True)[
+            "agreement_adjusted"
+        ]
+        < 0.8
+    )
+    with pytest.raises(ParameterError, match="n_permutations"):
+        consistency_score(rotated, motion, groups, n_permutations=-1)
+
+
+def test_group_shuffle_keeps_each_groups_codes():
+    from nblib.metrics.tokens import _GroupShuffle
+
+    rng = np.random.default_rng(0)
+    tokens, groups = rng.integers(0, 5, 500), rng.integers(0, 3, 500)
+    shuffled = _GroupShuffle(tokens, groups)(rng)
+    assert not np.array_equal(shuffled, tokens)
+    for g in range(3):
+        assert sorted(shuffled[groups == g]) == sorted(tokens[groups == g])

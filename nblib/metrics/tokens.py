@@ -232,7 +232,68 @@ def _chance_resultant_length(n_groups: int) -> float:
         return float(integrate.quad(integrand, 0, np.inf, limit=2000)[0])
 
 
-def consistency_score(tokens, motion, groups, min_count: int = 5, min_magnitude: float = 0.0):
+# Least room between the chance agreement and 1 for a chance-corrected agreement to mean
+# anything: with groups that all move one way, chance is ~1 and the correction is noise.
+AGREEMENT_MIN_ROOM = 0.05
+
+
+class _GroupShuffle:
+    """Tokens shuffled among the rows of each group (each group keeps its codes' counts).
+
+    Rows are sorted by group once (``order``); ``sorted(rng)`` returns a shuffle in that
+    order (no sort, no scatter: O(N), ~17 ms per shuffle of 1M rows) and
+    calling the object returns one in the original row order."""
+
+    def __init__(self, tokens: np.ndarray, group_ids: np.ndarray):
+        self.order = np.argsort(group_ids, kind="stable")
+        self._tokens = tokens[self.order]
+        self.groups = group_ids[self.order]
+        bounds = np.flatnonzero(np.diff(self.groups)) + 1
+        self._edges = np.concatenate([[0], bounds, [len(self.order)]])
+
+    def sorted(self, rng: np.random.Generator) -> np.ndarray:
+        work = self._tokens.copy()
+        for a, b in zip(self._edges[:-1], self._edges[1:], strict=True):
+            rng.shuffle(work[a:b])
+        return work
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty_like(self._tokens)
+        out[self.order] = self.sorted(rng)
+        return out
+
+
+def _code_agreement(cell, ux, uy, shape, counts, n_counting, offset=None) -> np.ndarray:
+    """Per code: |mean over counting groups of the group's unit mean direction| (K,).
+
+    ``offset`` (2, G): a vector subtracted from each cell's mean unit vector before taking
+    its direction (the group's own mean motion, see ``consistency_score(center=True)``);
+    ``counts`` (K, G) rows per cell (a cell takes part where >= min_count)."""
+    size = shape[0] * shape[1]
+    n = counts[0]
+    sx = np.bincount(cell, ux, minlength=size).reshape(shape)
+    sy = np.bincount(cell, uy, minlength=size).reshape(shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if offset is not None:
+            sx = sx / n - offset[0][None, :]
+            sy = sy / n - offset[1][None, :]
+        length = np.hypot(sx, sy)
+        ok = counts[1] & (length > 0)
+        mean_x = np.where(ok, sx / length, 0.0).sum(axis=1) / n_counting
+        mean_y = np.where(ok, sy / length, 0.0).sum(axis=1) / n_counting
+    return np.minimum(np.hypot(mean_x, mean_y), 1.0)
+
+
+def consistency_score(
+    tokens,
+    motion,
+    groups,
+    min_count: int = 5,
+    min_magnitude: float = 0.0,
+    n_permutations: int = 0,
+    seed: int = 0,
+    center: bool = False,
+):
     """Does each code point the same way in every group (dataset / camera / task)?
 
     Works on unit vectors of the motion (direction only; zero and ``< min_magnitude`` rows
@@ -253,9 +314,20 @@ def consistency_score(tokens, motion, groups, min_count: int = 5, min_magnitude:
     within / across of those weighted means (None-worthy inf when across is 0). Chance:
     G unrelated directions give agreement E[R] = 2/pi (G=2), 0.45 (G=4), ~0.886/sqrt(G),
     not 0, so ``agreement_chance`` is the same weighted mean of that exact expectation and
-    ``agreement_adjusted`` = weighted mean over codes of (agreement - chance) /
-    (1 - chance) (1 = perfect, ~0 = no better than chance, can be negative). Chance
-    assumes isotropic motion: if all data moves mostly one way, any code "agrees".
+    ``agreement_adjusted`` = (agreement - chance) / (1 - chance) of the weighted means
+    (1 = perfect, ~0 = no better than chance, can be negative; NaN when chance is within
+    ``AGREEMENT_MIN_ROOM`` of 1, where nothing can be told apart). That chance assumes
+    isotropic motion: if all data moves mostly one way, any code "agrees". With
+    ``n_permutations`` > 0 the chance of each code is instead its mean agreement over that
+    many shuffles of the tokens within each group (``seed``), which keeps each group's
+    motion and code counts and so holds for any motion distribution
+    (``agreement_null`` says which: "isotropic" or "permutation").
+
+    ``center=True`` judges the agreement on what each code adds to its group's motion: the
+    cell's mean unit vector minus the group's mean unit vector over all codes. Without it,
+    groups whose motion shares a drift make every code "agree" (its cells all point along
+    the drift), even codes that mean nothing, and then even a permutation null is ~1 and
+    cannot tell anything apart. ``within``, ``across`` and ``ratio`` stay uncentred.
     ``codes_compared`` and ``rows_compared`` say how much of the data the summaries cover.
 
     Per-code arrays (K,) are NaN for codes not compared; per-cell arrays are (K, G) with
@@ -288,17 +360,36 @@ def consistency_score(tokens, motion, groups, min_count: int = 5, min_magnitude:
         # Means over counting groups only; a cell whose unit vectors cancel exactly has no
         # direction and adds a zero vector (it lowers agreement).
         within = np.where(counts, 1.0 - r_cg, 0.0).sum(axis=1) / n_counting
-        mean_x = np.where(np.isfinite(dir_x), dir_x, 0.0).sum(axis=1) / n_counting
-        mean_y = np.where(np.isfinite(dir_y), dir_y, 0.0).sum(axis=1) / n_counting
         within = np.where(compared, within, np.nan)
-        agreement = np.where(compared, np.minimum(np.hypot(mean_x, mean_y), 1.0), np.nan)
+        offset = None
+        if center:
+            g_kept = group_ids[keep]
+            g_n = np.maximum(np.bincount(g_kept, minlength=n_groups), 1)
+            offset = np.stack([np.bincount(g_kept, u, minlength=n_groups) / g_n for u in (ux, uy)])
+        shape = (n_codes, n_groups)
+        cells_in = (n_cg, counts)
+        agreement = _code_agreement(cell, ux, uy, shape, cells_in, n_counting, offset)
+        agreement = np.where(compared, agreement, np.nan)
         across = 1.0 - agreement
         ratio = within / across
     chance = np.array([_chance_resultant_length(int(g)) if g >= 2 else np.nan for g in n_counting])
+    if not (isinstance(n_permutations, int) and n_permutations >= 0):
+        raise ParameterError(f"n_permutations must be an int >= 0, got {n_permutations!r}")
+    if n_permutations and compared.any():
+        rng = _rng(seed)
+        shuffle = _GroupShuffle(tokens[keep], group_ids[keep])
+        sx_, sy_ = ux[shuffle.order], uy[shuffle.order]  # motion in the shuffler's row order
+        null = np.zeros(n_codes)
+        for _ in range(n_permutations):
+            cells = shuffle.sorted(rng) * n_groups + shuffle.groups
+            null += _code_agreement(cells, sx_, sy_, shape, cells_in, n_counting, offset)
+        chance = np.where(compared, null / n_permutations, np.nan)
 
     weight = np.where(counts, n_cg, 0).sum(axis=1) * compared
     summary = dict.fromkeys(["within", "across", "ratio", "agreement"], np.nan)
     summary |= {"agreement_chance": np.nan, "agreement_adjusted": np.nan}
+    summary["agreement_null"] = "permutation" if n_permutations else "isotropic"
+    summary["agreement_centered"] = bool(center)
     if compared.any():
         w = weight[compared]
         summary["within"] = float(np.average(within[compared], weights=w))
@@ -306,9 +397,13 @@ def consistency_score(tokens, motion, groups, min_count: int = 5, min_magnitude:
         summary["across"] = 1.0 - summary["agreement"]
         with np.errstate(invalid="ignore", divide="ignore"):
             summary["ratio"] = float(np.float64(summary["within"]) / summary["across"])
-        summary["agreement_chance"] = float(np.average(chance[compared], weights=w))
-        adjusted = (agreement[compared] - chance[compared]) / (1.0 - chance[compared])
-        summary["agreement_adjusted"] = float(np.average(adjusted, weights=w))
+        c = float(np.average(chance[compared], weights=w))
+        summary["agreement_chance"] = c
+        # Corrected on the weighted means, not per code: when the chance is close to 1
+        # (every group moves the same way) per-code ratios of two tiny differences are
+        # noise. Below AGREEMENT_MIN_ROOM of room above chance nothing can be told: NaN.
+        if 1.0 - c >= AGREEMENT_MIN_ROOM:
+            summary["agreement_adjusted"] = (summary["agreement"] - c) / (1.0 - c)
     return {
         **summary,
         "codes_compared": int(compared.sum()),
@@ -496,9 +591,9 @@ def direction_probe(
 
 
 def _scalar(value):
-    """metrics.json scalar: NaN / inf -> None, numpy numbers -> Python numbers."""
-    if value is None:
-        return None
+    """metrics.json scalar: NaN / inf -> None, numpy numbers -> Python numbers, str kept."""
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -517,6 +612,8 @@ def summarize_tokens(
     min_count: int = 5,
     min_magnitude: float = 0.0,
     seed: int = 0,
+    n_permutations: int = 0,
+    center: bool = False,
 ) -> dict:
     """Every token metric in one flat dict of scalars for metrics.json.
 
@@ -528,18 +625,25 @@ def summarize_tokens(
       ``codebook_usage_fraction``
     - ``direction_resultant_length``: row-weighted mean over codes of R (1 = each code has
       one direction); None if no row has a direction
+    - ``direction_resultant_length_pooled``: R of all those rows ignoring the tokens, the
+      baseline: when most motion goes one way, every code has a high R without meaning
+      anything (with one code, R equals it)
+    - ``direction_resultant_length_adjusted``: (R - pooled) / (1 - pooled), the
+      concentration the tokens add beyond the data's own (0 = none; None if pooled is 1)
     - ``entropy_given_direction_bits``, ``entropy_given_direction_normalized``,
       ``token_entropy_bits``
     - ``direction_nmi``, ``direction_ami``, ``direction_ami_rows``
     - ``probe_accuracy``, ``probe_chance``
     - with ``groups``: ``consistency_within``, ``consistency_across``, ``consistency_ratio``
       (None when across is 0), ``agreement``, ``agreement_chance``, ``agreement_adjusted``,
-      ``codes_compared``, ``rows_compared`` (see :func:`consistency_score`)
+      ``agreement_null``, ``agreement_centered``, ``codes_compared``, ``rows_compared`` (see
+      :func:`consistency_score`: ``n_permutations`` > 0 takes the chance from shuffles,
+      ``center`` judges what each code adds to its group's own motion)
     - with ``instructions``: ``instruction_nmi``, ``instruction_ami``, ``instruction_ami_rows``
     """
     tokens, n_codes = _check_tokens(tokens, n_codes)
     motion = _check_rows("motion", motion, tokens.size, width=2)
-    keep, _ = _unit_vectors(motion, min_magnitude)
+    keep, magnitude = _unit_vectors(motion, min_magnitude)
     t_dir = tokens[keep]
     angles = motion_angles(motion[keep])
 
@@ -554,8 +658,16 @@ def summarize_tokens(
     compass = token_directions(tokens, motion, n_codes, min_magnitude)
     used = compass["count"] > 0
     out["direction_resultant_length"] = (
-        np.average(compass["resultant_length"][used], weights=compass["count"][used])
+        float(np.average(compass["resultant_length"][used], weights=compass["count"][used]))
         if used.any()
+        else None
+    )
+    unit = motion[keep] / magnitude[keep, None]
+    pooled = float(np.hypot(*unit.mean(axis=0))) if keep.any() else None
+    out["direction_resultant_length_pooled"] = pooled
+    out["direction_resultant_length_adjusted"] = (
+        (out["direction_resultant_length"] - pooled) / (1.0 - pooled)
+        if pooled is not None and pooled < 1.0 - 1e-12
         else None
     )
     entropy = token_entropy_given_direction(t_dir, angles, n_bins)
@@ -573,9 +685,18 @@ def summarize_tokens(
     probe = direction_probe(t_dir, angles, n_bins, seed)
     out |= {"probe_accuracy": probe["accuracy"], "probe_chance": probe["chance"]}
     if groups is not None:
-        score = consistency_score(tokens, motion, groups, min_count, min_magnitude)
+        score = consistency_score(
+            tokens, motion, groups, min_count, min_magnitude, n_permutations, seed, center
+        )
         out |= {f"consistency_{k}": score[k] for k in ("within", "across", "ratio")}
-        out |= {k: score[k] for k in ("agreement", "agreement_chance", "agreement_adjusted")}
+        keys = (
+            "agreement",
+            "agreement_chance",
+            "agreement_adjusted",
+            "agreement_null",
+            "agreement_centered",
+        )
+        out |= {k: score[k] for k in keys}
         out |= {"codes_compared": score["codes_compared"], "rows_compared": score["rows_compared"]}
     if instructions is not None:
         inst = instruction_nmi(tokens, instructions, seed)
