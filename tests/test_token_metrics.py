@@ -323,3 +323,12 @@ def test_group_shuffle_keeps_each_groups_codes():
     assert not np.array_equal(shuffled, tokens)
     for g in range(3):
         assert sorted(shuffled[groups == g]) == sorted(tokens[groups == g])
+
+
+def test_centring_leaves_seed_004s_variance_ratio_alone():
+    tokens, motion, groups = _world("rotated", n=6000)
+    plain = consistency_score(tokens, motion, groups)
+    centred = consistency_score(tokens, motion, groups, n_permutations=5, center=True)
+    for key in ("within", "across", "ratio"):
+        assert centred[key] == pytest.approx(plain[key])
+    assert centred["agreement"] != pytest.approx(plain["agreement"])

@@ -305,7 +305,8 @@ def consistency_score(
     - ``within[c]`` = mean_g (1 - R_cg): circular variance inside each group (0 = tight).
     - ``agreement[c]`` = |mean_g u_cg|: resultant length of the group mean directions
       (1 = every group agrees on the code's direction).
-    - ``across[c]`` = 1 - agreement[c]: circular variance of the group mean directions.
+    - ``across[c]`` = 1 - agreement[c]: circular variance of the group mean directions
+      (always of the plain directions, also with ``center``).
     - ``ratio[c]`` = within / across, seed 004's consistency score: high = consistent
       (inf when across == 0 < within, NaN when both are 0).
 
@@ -327,7 +328,8 @@ def consistency_score(
     cell's mean unit vector minus the group's mean unit vector over all codes. Without it,
     groups whose motion shares a drift make every code "agree" (its cells all point along
     the drift), even codes that mean nothing, and then even a permutation null is ~1 and
-    cannot tell anything apart. ``within``, ``across`` and ``ratio`` stay uncentred.
+    cannot tell anything apart. ``within``, ``across`` and ``ratio`` stay uncentred (then
+    ``across`` is no longer 1 - ``agreement``).
     ``codes_compared`` and ``rows_compared`` say how much of the data the summaries cover.
 
     Per-code arrays (K,) are NaN for codes not compared; per-cell arrays are (K, G) with
@@ -368,10 +370,16 @@ def consistency_score(
             offset = np.stack([np.bincount(g_kept, u, minlength=n_groups) / g_n for u in (ux, uy)])
         shape = (n_codes, n_groups)
         cells_in = (n_cg, counts)
-        agreement = _code_agreement(cell, ux, uy, shape, cells_in, n_counting, offset)
-        agreement = np.where(compared, agreement, np.nan)
-        across = 1.0 - agreement
+        # seed 004's variance ratio stays on the plain directions, whatever ``center`` says
+        plain = _code_agreement(cell, ux, uy, shape, cells_in, n_counting)
+        across = np.where(compared, 1.0 - plain, np.nan)
         ratio = within / across
+        agreement = (
+            plain
+            if offset is None
+            else _code_agreement(cell, ux, uy, shape, cells_in, n_counting, offset)
+        )
+        agreement = np.where(compared, agreement, np.nan)
     chance = np.array([_chance_resultant_length(int(g)) if g >= 2 else np.nan for g in n_counting])
     if not (isinstance(n_permutations, int) and n_permutations >= 0):
         raise ParameterError(f"n_permutations must be an int >= 0, got {n_permutations!r}")
@@ -394,7 +402,7 @@ def consistency_score(
         w = weight[compared]
         summary["within"] = float(np.average(within[compared], weights=w))
         summary["agreement"] = float(np.average(agreement[compared], weights=w))
-        summary["across"] = 1.0 - summary["agreement"]
+        summary["across"] = float(np.average(across[compared], weights=w))
         with np.errstate(invalid="ignore", divide="ignore"):
             summary["ratio"] = float(np.float64(summary["within"]) / summary["across"])
         c = float(np.average(chance[compared], weights=w))
