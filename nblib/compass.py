@@ -21,7 +21,7 @@ from matplotlib.patches import Circle
 from nblib.data.dataset import DemoStore
 from nblib.errors import DataError, ParameterError
 from nblib.flow import angular_error_deg, commanded_motion, flows_for_pairs, projected_motion
-from nblib.metrics.tokens import summarize_tokens, token_directions
+from nblib.metrics.tokens import summarize_tokens
 from nblib.plots import PALETTE, category_colors, colors_for, new_figure
 
 
@@ -462,14 +462,33 @@ def plot_compass(
     motion: str = "flow",
     group: str = "dataset",
     min_count: int = 5,
+    min_magnitude: float = 0.5,
+    relative: bool = False,
 ):
-    """One arrow per (token, dataset): mean unit direction scaled by its concentration R."""
+    """One arrow per (token, dataset): the mean of the unit motion directions of the
+    token's pairs (direction = the token's mean direction, length = its concentration R).
+
+    ``relative=True`` draws that mean minus the dataset's mean over all its pairs: what the
+    token adds to the dataset's own average motion, the quantity whose agreement across
+    datasets the verdict judges (see :func:`analyse`). Pairs moving less than
+    ``min_magnitude`` and cells with fewer than ``min_count`` pairs are left out."""
     groups = sorted(df[group].unique())
     colours = colors_for(groups)
     cols = int(np.ceil(np.sqrt(n_codes)))
     rows = int(np.ceil(n_codes / cols))
     fig, axes = new_figure(ncols=cols, nrows=rows, width=7.16, height=1.5 * rows, squeeze=False)
     vec = motion_vectors(df, motion)
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    moving = np.isfinite(length) & (length >= min_magnitude) & (length > 0)
+    unit = np.zeros_like(vec)
+    unit[moving] = vec[moving] / length[moving, None] * np.array([1.0, -1.0])  # up is up
+    labels = df[group].to_numpy()
+    offset = {
+        g: unit[moving & (labels == g)].mean(axis=0)
+        if relative and (moving & (labels == g)).any()
+        else np.zeros(2)
+        for g in groups
+    }
     for code, ax in enumerate(axes.ravel()):
         ax.set_xlim(-1.1, 1.1)
         ax.set_ylim(-1.1, 1.1)
@@ -484,17 +503,14 @@ def plot_compass(
             continue
         total = 0
         for g in groups:
-            sel = (ids == code) & (df[group].to_numpy() == g) & np.isfinite(vec).all(axis=1)
+            sel = (ids == code) & (labels == g) & moving
             total += int(sel.sum())
             if sel.sum() < min_count:
                 continue
-            d = token_directions(np.zeros(int(sel.sum()), int), vec[sel], 1, 0.5)
-            if not d["count"][0]:
-                continue
-            angle, r = np.deg2rad(d["mean_angle"][0]), d["resultant_length"][0]
+            x, y = unit[sel].mean(axis=0) - offset[g]
             ax.annotate(
                 "",
-                xy=(r * np.cos(angle), r * np.sin(angle)),
+                xy=(x, y),
                 xytext=(0, 0),
                 arrowprops={"arrowstyle": "->", "color": colours[g], "lw": 1.2},
             )

@@ -303,3 +303,21 @@ def test_verdict_says_why_it_cannot_decide():
     assert verdict == "CONSISTENT"
     verdict, _ = compass.verdict(base | {"agreement_adjusted": 0.3})
     assert verdict == "PARTIAL"
+
+
+def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
+    df = table(perfect=True)
+    ids, n = compass.token_ids(df, 0, 8)
+    fig, axes = compass.plot_compass(df, ids, n)
+    arrows = [a.xy for a in axes.ravel()[0].texts]  # token 0 = "right", one per dataset
+    assert len(arrows) == 2
+    for x, y in arrows:
+        assert x > 0.9 and abs(y) < 0.15
+    up = axes.ravel()[2].texts[0].xy  # token 2 = "up": drawn up
+    assert up[1] > 0.9
+    # everything drifts right by the same vector: relative arrows remove the drift
+    drift = df.assign(flow_dx=df["flow_dx"] + 100.0)
+    _, plain = compass.plot_compass(drift, ids, n)
+    _, rel = compass.plot_compass(drift, ids, n, relative=True)
+    assert all(a.xy[0] > 0.99 for a in plain.ravel()[2].texts)  # "up" now points right
+    assert all(abs(a.xy[0]) < 0.05 for a in rel.ravel()[2].texts)
