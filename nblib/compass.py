@@ -468,9 +468,9 @@ def plot_compass(
     """One arrow per (token, dataset): the mean of the unit motion directions of the
     token's pairs (direction = the token's mean direction, length = its concentration R).
 
-    ``relative=True`` draws that mean minus the dataset's mean over all its pairs: what the
-    token adds to the dataset's own average motion, the quantity whose agreement across
-    datasets the verdict judges (see :func:`analyse`). Pairs moving less than
+    ``relative=True`` draws the direction (unit length) of that mean minus the dataset's
+    mean over all its pairs: what the token adds to the dataset's own average motion, the
+    direction whose agreement across datasets the verdict judges (see :func:`analyse`). Pairs moving less than
     ``min_magnitude`` and cells with fewer than ``min_count`` pairs are left out."""
     groups = sorted(df[group].unique())
     colours = colors_for(groups)
@@ -508,6 +508,9 @@ def plot_compass(
             if sel.sum() < min_count:
                 continue
             x, y = unit[sel].mean(axis=0) - offset[g]
+            if relative:  # direction only (the agreement ignores the length), kept visible
+                norm = np.hypot(x, y)
+                x, y = (x / norm, y / norm) if norm > 0 else (0.0, 0.0)
             ax.annotate(
                 "",
                 xy=(x, y),
