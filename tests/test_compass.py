@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import compass
+from nblib import compass, compass_plots, frame_pairs
 from nblib.errors import DataError, ParameterError
 
 
@@ -60,7 +60,7 @@ def test_flow_reference_agreement_measures_angles():
             "ref_dy": [0.0, 0.0, 0.0],
         }
     )
-    out = compass.flow_reference_agreement(df, min_pixels=0.5)["c"]
+    out = frame_pairs.flow_reference_agreement(df, min_pixels=0.5)["c"]
     assert out["pairs"] == 2  # the third reference moves < 0.5 px
     assert out["median_deg"] == pytest.approx(45.0)  # errors 0 and 90 degrees
 
@@ -98,16 +98,16 @@ def test_reference_motion_follows_the_rendered_square(tiny):
     """The tiny fixture's corner camera projects eef_pos exactly where its renderer draws
     the square, so flow and reference agree; its 'wrist' camera moves with the hand, so
     the hand has no motion in it."""
-    df = compass.add_motion(pairs_table(tiny), tiny, progress=False)
-    stats = compass.flow_reference_agreement(df)["corner"]
+    df = frame_pairs.add_motion(pairs_table(tiny), tiny, progress=False)
+    stats = frame_pairs.flow_reference_agreement(df)["corner"]
     assert stats["pairs"] > 40
     assert stats["median_deg"] < 10
-    wrist = compass.add_reference(pairs_table(tiny, "behindGripper"), tiny)
+    wrist = frame_pairs.add_reference(pairs_table(tiny, "behindGripper"), tiny)
     assert np.hypot(wrist["ref_dx"], wrist["ref_dy"]).max() < 1e-3
 
 
 def test_eef_positions_by_mapping_key(tiny):
-    eef = compass.eef_positions(tiny)
+    eef = frame_pairs.eef_positions(tiny)
     demo = tiny.demos[0]
     assert np.array_equal(eef[demo], tiny.proprio[demo][:, :3])
     from dataclasses import replace
@@ -117,11 +117,11 @@ def test_eef_positions_by_mapping_key(tiny):
     class Store:  # only what eef_positions reads
         mapping, proprio = no_eef, {demo: tiny.proprio[demo][:, 3:4]}
 
-    assert compass.eef_positions(Store()) is None
+    assert frame_pairs.eef_positions(Store()) is None
 
 
 def test_stride_effect_skips_cameras_without_reference(tiny):
-    table = compass.stride_effect(tiny, ["corner", "behindGripper"], [1, 4], pairs=40)
+    table = frame_pairs.stride_effect(tiny, ["corner", "behindGripper"], [1, 4], pairs=40)
     assert list(table["k"]) == [1, 1, 4, 4]
     corner = table[table["camera"] == "corner"]
     assert (corner["pairs"] > 0).all() and np.isfinite(corner["median_error_deg"]).all()
@@ -130,7 +130,7 @@ def test_stride_effect_skips_cameras_without_reference(tiny):
     assert (wrist["pairs"] == 0).all() and wrist["median_error_deg"].isna().all()
     # the tiny file's hand moves exactly as commanded (eef = 0.01 * summed actions)
     assert np.allclose(corner["median_commanded_deg"], corner["median_error_deg"])
-    fig, _ = compass.plot_stride_effect(table)  # the NaN camera is left out of the plot
+    fig, _ = compass_plots.plot_stride_effect(table)  # the NaN camera is left out of the plot
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["corner", "corner, commanded"]
 
@@ -139,33 +139,33 @@ def test_existing_flows_are_kept_and_rows_may_name_their_file(tiny):
     df = pairs_table(tiny, file=str(tiny.path)).head(6)
     df["flow_dx"], df["flow_dy"] = 7.0, np.nan
     df.loc[0, "flow_dy"] = -7.0  # row 0 is complete: a user's own flow, kept as is
-    out = compass.add_flow(df, None, progress=False)  # no store: opened from 'file'
+    out = frame_pairs.add_flow(df, None, progress=False)  # no store: opened from 'file'
     assert (out.loc[0, "flow_dx"], out.loc[0, "flow_dy"]) == (7.0, -7.0)
     assert out.loc[1:, ["flow_dx", "flow_dy"]].notna().all().all()
     missing = df.assign(file="/nonexistent/frames.h5")
     with pytest.raises(DataError, match="/nonexistent/frames.h5"):
-        compass.add_flow(missing, None, progress=False)
+        frame_pairs.add_flow(missing, None, progress=False)
     with pytest.raises(DataError, match="camera"):
-        compass.add_flow(df.assign(dataset="bridge", flow_dy=np.nan), tiny, progress=False)
+        frame_pairs.add_flow(df.assign(dataset="bridge", flow_dy=np.nan), tiny, progress=False)
     with pytest.raises(DataError, match="demo_99"):
-        compass.add_flow(df.assign(demo="demo_99"), tiny, progress=False)
+        frame_pairs.add_flow(df.assign(demo="demo_99"), tiny, progress=False)
     with pytest.raises(DataError, match="outside"):
-        compass.add_reference(df.assign(t=1000), tiny)
+        frame_pairs.add_reference(df.assign(t=1000), tiny)
     flows_only = df.drop(columns=["demo", "t", "k"])  # precomputed flows, no frames
-    assert compass.add_flow(flows_only, tiny, progress=False)["flow_dx"].eq(7.0).all()
+    assert frame_pairs.add_flow(flows_only, tiny, progress=False)["flow_dx"].eq(7.0).all()
 
 
 def test_pair_frames_and_samples(tiny):
     df = pairs_table(tiny, k=3)
-    first, last = compass.pair_frames(df, [0, 5], tiny)
+    first, last = frame_pairs.pair_frames(df, [0, 5], tiny)
     demo, t = df.loc[5, "demo"], int(df.loc[5, "t"])
     assert np.array_equal(first[1], tiny.frames(demo, "corner", t, t + 1)[0])
     assert np.array_equal(last[1], tiny.frames(demo, "corner", t + 3, t + 4)[0])
-    a, b = compass.sample_frames(tiny, df, 10, seed=1)
+    a, b = frame_pairs.sample_frames(tiny, df, 10, seed=1)
     assert a.shape == b.shape == (10, 48, 48, 3)
-    assert np.array_equal(a, compass.sample_frames(tiny, df, 10, seed=1)[0])
+    assert np.array_equal(a, frame_pairs.sample_frames(tiny, df, 10, seed=1)[0])
     with pytest.raises(DataError, match="frames"):
-        compass.sample_frames(tiny, df.drop(columns=["t"]), 3)
+        frame_pairs.sample_frames(tiny, df.drop(columns=["t"]), 3)
 
 
 def test_latents_sample_returns_the_rows_ids(tiny):
@@ -174,11 +174,11 @@ def test_latents_sample_returns_the_rows_ids(tiny):
     model = LatentActionModel(LatentActionConfig(image_size=16, channels=4, code_dim=4))
     df = pairs_table(tiny)
     ids = np.arange(len(df)) * 10
-    lat, got = compass.latents_sample(model, tiny, df, ids, 12, seed=0)
+    lat, got = frame_pairs.latents_sample(model, tiny, df, ids, 12, seed=0)
     assert lat.shape == (12, 4)
-    rows = compass._sample_rows(df, 12, 0)
+    rows = frame_pairs._sample_rows(df, 12, 0)
     assert np.array_equal(got, ids[rows])
-    first, last = compass.pair_frames(df, rows, tiny)
+    first, last = frame_pairs.pair_frames(df, rows, tiny)
     expected = model.latents(first, last)[:, 0].detach().numpy()
     assert np.allclose(lat, expected, atol=1e-6)
 
@@ -215,7 +215,7 @@ def test_plotly_scatter_hover_and_orientation():
         demo="demo_0", t=np.arange(20), k=4, sample_id=[f"s{i}" for i in range(20)]
     )
     ids, _ = compass.token_ids(df, 0, 8)
-    fig = compass.plotly_scatter(df, ids)
+    fig = compass_plots.plotly_scatter(df, ids)
     xs = np.concatenate([tr.x for tr in fig.data])
     ys = np.concatenate([tr.y for tr in fig.data])
     assert sorted(xs) == pytest.approx(sorted(df["flow_dx"]))
@@ -234,7 +234,7 @@ def test_views_include_reference_only_where_the_hand_moves(tiny):
     both = pd.concat(
         [pairs_table(tiny, "corner"), pairs_table(tiny, "behindGripper")], ignore_index=True
     )
-    both = compass.add_motion(both.assign(task="reach", token_0=0), tiny, progress=False)
+    both = frame_pairs.add_motion(both.assign(task="reach", token_0=0), tiny, progress=False)
     assert compass.cameras_with_reference(both) == ["corner"]
     assert compass.cameras_with_reference(both.drop(columns=["ref_dx", "ref_dy"])) == []
     ids = (both["t"].to_numpy() % 3).astype(int)
@@ -252,7 +252,7 @@ def test_umap_needs_three_vectors():
 
 def test_records_turn_nan_into_none():
     table = pd.DataFrame({"k": [1, 2], "median": [np.nan, 3.5], "camera": ["a", "b"]})
-    assert compass.records(table) == [
+    assert frame_pairs.records(table) == [
         {"k": 1, "median": None, "camera": "a"},
         {"k": 2, "median": 3.5, "camera": "b"},
     ]
@@ -308,7 +308,7 @@ def test_verdict_says_why_it_cannot_decide():
 def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
     df = table(perfect=True)
     ids, n = compass.token_ids(df, 0, 8)
-    fig, axes = compass.plot_compass(df, ids, n)
+    fig, axes = compass_plots.plot_compass(df, ids, n)
     arrows = [a.xy for a in axes.ravel()[0].texts]  # token 0 = "right", one per dataset
     assert len(arrows) == 2
     for x, y in arrows:
@@ -317,7 +317,7 @@ def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
     assert up[1] > 0.9
     # everything drifts right by the same vector: relative arrows remove the drift
     drift = df.assign(flow_dx=df["flow_dx"] + 100.0)
-    _, plain = compass.plot_compass(drift, ids, n)
-    _, rel = compass.plot_compass(drift, ids, n, relative=True)
+    _, plain = compass_plots.plot_compass(drift, ids, n)
+    _, rel = compass_plots.plot_compass(drift, ids, n, relative=True)
     assert all(a.xy[0] > 0.99 for a in plain.ravel()[2].texts)  # "up" now points right
     assert all(a.xy[1] > 0.95 for a in rel.ravel()[2].texts)  # unit length, up again
