@@ -76,10 +76,6 @@ class FeatureCache:
         }
 
 
-def backbone_is_training(backbone: torch.nn.Module) -> bool:
-    return any(p.requires_grad for p in backbone.parameters())
-
-
 def _assemble(arrays: list[np.ndarray], output: str) -> dict[str, torch.Tensor]:
     if output == "last":
         return {"vlm": torch.from_numpy(np.stack(arrays))}
@@ -107,7 +103,7 @@ def encode_batch(
     """
     if cache is not None and cache.output != output:
         raise ParameterError(f"cache holds '{cache.output}' features, asked for '{output}'")
-    if cache is None or backbone_is_training(backbone):
+    if cache is None or backbone.requires_grad:  # a training backbone is never cached
         if cache is not None:
             cache.bypassed += len(images)
         out = backbone.encode(images, instructions, output=(output,))

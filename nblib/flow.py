@@ -348,6 +348,17 @@ def flows_for_dataset(
 # --------------------------------------------------------------------------- projection
 
 
+def _extrinsics_per_row(E: np.ndarray, n: int, rows: str) -> np.ndarray:
+    """(n, 4, 4) world -> camera poses from one fixed (4, 4) pose or one per row."""
+    if E.shape == (4, 4):
+        return np.broadcast_to(E, (n, 4, 4))
+    if E.shape != (n, 4, 4):
+        raise ParameterError(
+            f"extrinsics: expected (4, 4) or ({n}, 4, 4) for {n} {rows}, got {E.shape}"
+        )
+    return E
+
+
 def project_points(
     points_world: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray
 ) -> np.ndarray:
@@ -364,12 +375,7 @@ def project_points(
         raise ParameterError(f"points_world: expected (N, 3), got shape {p.shape}")
     if K.shape != (3, 3):
         raise ParameterError(f"intrinsics: expected (3, 3), got shape {K.shape}")
-    if E.shape == (4, 4):
-        E = np.broadcast_to(E, (len(p), 4, 4))
-    elif E.shape != (len(p), 4, 4):
-        raise ParameterError(
-            f"extrinsics: expected (4, 4) or ({len(p)}, 4, 4) for {len(p)} points, got {E.shape}"
-        )
+    E = _extrinsics_per_row(E, len(p), "points")
     cam = np.einsum("nij,nj->ni", E[:, :3, :3], p) + E[:, :3, 3]
     uvw = cam @ K.T
     z = uvw[:, 2:3]
@@ -398,12 +404,7 @@ def projected_motion(
     t = np.atleast_1d(np.asarray(t, dtype=np.int64))
     if eef.ndim != 2 or eef.shape[1] != 3:
         raise ParameterError(f"eef_pos: expected (T, 3), got shape {eef.shape}")
-    if E.shape == (4, 4):
-        E = np.broadcast_to(E, (len(eef), 4, 4))
-    elif E.shape != (len(eef), 4, 4):
-        raise ParameterError(
-            f"extrinsics: expected (4, 4) or ({len(eef)}, 4, 4) for {len(eef)} steps, got {E.shape}"
-        )
+    E = _extrinsics_per_row(E, len(eef), "steps")
     if int(k) < 0:
         raise ParameterError(f"k: must be >= 0, got {k}")
     if t.size and (t.min() < 0 or t.max() + k >= len(eef)):
@@ -438,12 +439,7 @@ def commanded_motion(
         )
     t = np.atleast_1d(np.asarray(t, dtype=np.int64))
     E = np.asarray(extrinsics, dtype=np.float64)
-    if E.shape == (4, 4):
-        E = np.broadcast_to(E, (len(eef), 4, 4))
-    elif E.shape != (len(eef), 4, 4):
-        raise ParameterError(
-            f"extrinsics: expected (4, 4) or ({len(eef)}, 4, 4) for {len(eef)} steps, got {E.shape}"
-        )
+    E = _extrinsics_per_row(E, len(eef), "steps")
     if t.size and (t.min() < 0 or t.max() + k > len(eef)):
         raise ParameterError(
             f"t + k must lie in [0, {len(eef)}] for k={k}; got t in [{t.min()}, {t.max()}]"

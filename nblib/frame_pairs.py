@@ -104,11 +104,73 @@ def add_reference(
     ``commanded=True`` also adds ``cmd_dx, cmd_dy``: the motion the actions commanded
     (:func:`nblib.flow.commanded_motion`), for layouts in ``ACTION_SCALE`` (NaN otherwise)."""
     out = df.copy()
+    _set_reference(out, _stores(out, store, has_frames(out)), commanded)
+    return out
+
+
+def add_flow(
+    df: pd.DataFrame,
+    store: DemoStore | None,
+    weighting: str = "magnitude",
+    progress: bool = True,
+    rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Fill ``flow_dx, flow_dy`` (mean optical flow from frame t to t+k, pixels) of rows that
+    reference a frame pair. Flows already present (not NaN) are kept, e.g. a user's own;
+    ``rows`` (bool mask) limits the work to those rows."""
+    out = df.copy()
+    todo = _flow_todo(out, rows)
+    _set_flow(out, _stores(out, store, todo), todo, weighting, progress)
+    return out
+
+
+def add_motion(
+    df: pd.DataFrame, store: DemoStore | None, weighting: str = "magnitude", progress: bool = True
+) -> pd.DataFrame:
+    """Both :func:`add_flow` and :func:`add_reference`, opening each frame file once."""
+    out = df.copy()
+    todo = _flow_todo(out, None)
+    sources = _stores(out, store, has_frames(out))
+    _set_flow(out, sources, todo, weighting, progress)
+    _set_reference(out, sources, commanded=False)
+    return out
+
+
+def _flow_todo(out: pd.DataFrame, rows: np.ndarray | None) -> np.ndarray:
+    """Adds missing flow columns (NaN); the rows with frames whose flow is still unknown."""
+    for col in ("flow_dx", "flow_dy"):
+        if col not in out.columns:
+            out[col] = np.nan
+    todo = has_frames(out) & out[["flow_dx", "flow_dy"]].isna().any(axis=1).to_numpy()
+    return todo if rows is None else todo & np.asarray(rows, bool)
+
+
+def _set_flow(out: pd.DataFrame, sources: list, todo: np.ndarray, weighting, progress) -> None:
+    cams = _cameras_of(out)
+    for s, mask in sources:
+        idx = np.flatnonzero(mask & todo)
+        if not len(idx):
+            continue
+        demo, t, k = out["demo"].to_numpy(), out["t"].to_numpy(), out["k"].to_numpy()
+        unknown = sorted({str(c) for c in cams[idx]} - set(s.mapping.images))
+        if unknown:
+            raise DataError(
+                f"{s.path}: token rows name camera(s) {unknown}, not in mapping "
+                f"'{s.mapping.name}' (cameras: {s.mapping.cameras}); set a 'camera' column"
+            )
+        pairs = (
+            s.frames(demo[i], cams[i], int(t[i]), int(t[i]) + int(k[i]) + 1)[[0, -1]] for i in idx
+        )
+        flows = flows_for_pairs(pairs, weighting=weighting, progress=progress, total=len(idx))
+        out.iloc[idx, out.columns.get_loc("flow_dx")] = flows[:, 0]
+        out.iloc[idx, out.columns.get_loc("flow_dy")] = flows[:, 1]
+
+
+def _set_reference(out: pd.DataFrame, sources: list, commanded: bool) -> None:
     ref = np.full((len(out), 2), np.nan)
     cmd = np.full((len(out), 2), np.nan)
-    rows = has_frames(out)
     cams = _cameras_of(out)
-    for s, mask in _stores(out, store, rows):
+    for s, mask in sources:
         eef = eef_positions(s)
         if eef is None:
             continue
@@ -135,50 +197,6 @@ def add_reference(
     out["ref_dx"], out["ref_dy"] = ref[:, 0], ref[:, 1]
     if commanded:
         out["cmd_dx"], out["cmd_dy"] = cmd[:, 0], cmd[:, 1]
-    return out
-
-
-def add_flow(
-    df: pd.DataFrame,
-    store: DemoStore | None,
-    weighting: str = "magnitude",
-    progress: bool = True,
-    rows: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Fill ``flow_dx, flow_dy`` (mean optical flow from frame t to t+k, pixels) of rows that
-    reference a frame pair. Flows already present (not NaN) are kept, e.g. a user's own;
-    ``rows`` (bool mask) limits the work to those rows."""
-    out = df.copy()
-    for col in ("flow_dx", "flow_dy"):
-        if col not in out.columns:
-            out[col] = np.nan
-    todo = has_frames(out) & out[["flow_dx", "flow_dy"]].isna().any(axis=1).to_numpy()
-    if rows is not None:
-        todo &= np.asarray(rows, bool)
-    cams = _cameras_of(out)
-    for s, mask in _stores(out, store, todo):
-        idx = np.flatnonzero(mask)
-        unknown = sorted({str(c) for c in cams[idx]} - set(s.mapping.images))
-        if unknown:
-            raise DataError(
-                f"{s.path}: token rows name camera(s) {unknown}, not in mapping "
-                f"'{s.mapping.name}' (cameras: {s.mapping.cameras}); set a 'camera' column"
-            )
-        demo, t, k = out["demo"].to_numpy(), out["t"].to_numpy(), out["k"].to_numpy()
-        pairs = (
-            s.frames(demo[i], cams[i], int(t[i]), int(t[i]) + int(k[i]) + 1)[[0, -1]] for i in idx
-        )
-        flows = flows_for_pairs(pairs, weighting=weighting, progress=progress, total=len(idx))
-        out.iloc[idx, out.columns.get_loc("flow_dx")] = flows[:, 0]
-        out.iloc[idx, out.columns.get_loc("flow_dy")] = flows[:, 1]
-    return out
-
-
-def add_motion(
-    df: pd.DataFrame, store: DemoStore | None, weighting: str = "magnitude", progress: bool = True
-) -> pd.DataFrame:
-    """Both :func:`add_flow` and :func:`add_reference`."""
-    return add_reference(add_flow(df, store, weighting, progress), store)
 
 
 def eef_positions(store: DemoStore) -> dict | None:
@@ -251,34 +269,45 @@ def stride_effect(
     camera, where the hand does not move in its own image) costs nothing and reports
     ``pairs`` 0 and NaN medians."""
     rng = np.random.default_rng(seed)
-    rows = []
+    parts, cells = [], []
     for k in strides:
         candidates = [(d, t) for d in store.demos for t in range(store.lengths[d] - k)]
         for camera in cameras:
             picks = rng.choice(len(candidates), size=min(pairs, len(candidates)), replace=False)
-            table = pd.DataFrame(
-                {
-                    "dataset": camera,
-                    "demo": [candidates[i][0] for i in picks],
-                    "t": [candidates[i][1] for i in picks],
-                    "k": k,
-                }
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "dataset": camera,
+                        "demo": [candidates[i][0] for i in picks],
+                        "t": [candidates[i][1] for i in picks],
+                        "k": k,
+                    }
+                )
             )
-            table = add_reference(table, store, commanded=True)
-            moving = (np.hypot(table["ref_dx"], table["ref_dy"]) >= min_pixels).to_numpy()
-            row = {"k": k, "camera": camera, "median_error_deg": np.nan}
-            row |= {"median_commanded_deg": np.nan, "pairs": int(moving.sum())}
-            if moving.any():
-                table = add_flow(table, store, weighting, progress, rows=moving)
-                flow = table.loc[moving, ["flow_dx", "flow_dy"]].to_numpy()
-                for col, (x, y) in {
-                    "median_error_deg": ("ref_dx", "ref_dy"),
-                    "median_commanded_deg": ("cmd_dx", "cmd_dy"),
-                }.items():
-                    err = angular_error_deg(flow, table.loc[moving, [x, y]].to_numpy())
-                    if np.isfinite(err).any():
-                        row[col] = float(np.nanmedian(err))
-            rows.append(row)
+            cells.append((k, camera))
+    # one reference pass and one flow pass over every (k, camera) sample
+    table = add_reference(pd.concat(parts, ignore_index=True), store, commanded=True)
+    moving = (np.hypot(table["ref_dx"], table["ref_dy"]) >= min_pixels).to_numpy()
+    if moving.any():
+        table = add_flow(table, store, weighting, progress, rows=moving)
+    flow = table[["flow_dx", "flow_dy"]].to_numpy() if "flow_dx" in table else None
+    errors = {
+        col: angular_error_deg(flow, table[[x, y]].to_numpy()) if flow is not None else None
+        for col, (x, y) in {
+            "median_error_deg": ("ref_dx", "ref_dy"),
+            "median_commanded_deg": ("cmd_dx", "cmd_dy"),
+        }.items()
+    }
+    k_col, cam_col = table["k"].to_numpy(), table["dataset"].to_numpy()
+    rows = []
+    for k, camera in cells:
+        sel = moving & (k_col == k) & (cam_col == camera)
+        row = {"k": k, "camera": camera, "median_error_deg": np.nan}
+        row |= {"median_commanded_deg": np.nan, "pairs": int(sel.sum())}
+        for col, err in errors.items():
+            if sel.any() and np.isfinite(err[sel]).any():
+                row[col] = float(np.nanmedian(err[sel]))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

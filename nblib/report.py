@@ -34,7 +34,6 @@ __all__ = [
     "figure_dir",
     "finish",
     "git_commit",
-    "repo_root",
     "run_dir",
     "save",
     "to_jsonable",
@@ -66,11 +65,6 @@ METRICS_KEYS: tuple[str, ...] = (
 _SAVED: dict[str, list[Path]] = {}
 
 
-def repo_root(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The repository root at or above ``start`` (default: cwd), or None if not found."""
-    return find_repo_root(start)
-
-
 def run_dir(notebook: str) -> Path:
     """The folder (absolute Path) where this run's outputs go; created if missing.
 
@@ -82,7 +76,7 @@ def run_dir(notebook: str) -> Path:
     if env:
         folder = Path(env)
     else:
-        root = repo_root()
+        root = find_repo_root()
         folder = (root if root is not None else Path.cwd()) / "runs" / _stem(notebook)
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +90,7 @@ def figure_dir(notebook: str) -> Path:
     if os.environ.get(RUN_DIR_ENV):
         folder = run_dir(notebook) / "figures"
     else:
-        root = repo_root()
+        root = find_repo_root()
         folder = (root if root is not None else Path.cwd()) / "figures" / _stem(notebook)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
