@@ -15,7 +15,6 @@ but not the bytes is accepted with a warning; anything else is an error.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,7 +273,3 @@ def write_manifest(data: dict, path: Path) -> Path:
     tmp.write_text(yaml.safe_dump(data, sort_keys=False, width=100))
     tmp.replace(path)
     return path
-
-
-def manifest_json(manifest: Manifest) -> str:
-    return json.dumps(manifest.raw, indent=1, default=str)
