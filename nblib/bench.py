@@ -84,11 +84,11 @@ def bench_loader(
     of ``horizon`` steps with end-of-episode padding and its mask (robomimic reads every
     key with the same sequence length). Random indices, the same for both.
     """
-    from nblib.data.dataset import ChunkDataset, DemoStore
-    from nblib.data.manifest import ensure_dataset
+    from nblib.data.dataset import ChunkDataset
+    from nblib.data.manifest import open_dataset
 
-    path = ensure_dataset(progress=False)
-    store = DemoStore(path)
+    store = open_dataset(progress=False)
+    path = store.path
     cameras = store.cameras
     proprio_keys = [k.split("/", 1)[1] for k in store.mapping.proprio]
     ours = ChunkDataset(store, horizon=horizon, obs_horizon=horizon)
@@ -166,15 +166,14 @@ def bench_cache(
     import torch
 
     from nblib.cache import FeatureCache, encode_batch
-    from nblib.data.dataset import ChunkDataset, DemoStore
-    from nblib.data.manifest import ensure_dataset
+    from nblib.data.dataset import ChunkDataset
+    from nblib.data.manifest import open_dataset
     from nblib.models.backbone import Backbone
     from nblib.models.policy import PolicyConfig, VLAPolicy
 
     steps = items or steps
     torch.set_num_threads(threads)  # steadier timings on a shared 2-core machine
-    path = ensure_dataset(progress=False)
-    store = DemoStore(path)
+    store = open_dataset(progress=False)
     ds = ChunkDataset(store, horizon=16, normalization="mean_std")
     idx = np.random.default_rng(0).choice(len(ds), size=batch, replace=False)
     items_ = [ds[int(i)] for i in idx]
@@ -255,18 +254,19 @@ def bench_tokens(
 
     The metrics figure times :func:`nblib.metrics.tokens.summarize_tokens` with the
     notebook's settings (every metric, and the agreement judged centred against 20
-    within-group shuffles, as :func:`nblib.compass.analyse` does) on uniform random tokens
-    over 16 codes, random motion, 4 groups and 20 instruction clusters. The flow figure compares nblib's pipeline
+    within-group shuffles, as :func:`nblib.studies.tokens.compass.analyse` does) on uniform
+    random tokens over 16 codes, random motion, 4 groups and 20 instruction clusters. The
+    flow figure compares nblib's pipeline
     (:func:`nblib.flow.flows_for_pairs`, thread pool, magnitude-weighted mean) with a bare
     serial OpenCV Farneback loop on the same in-memory frame pairs of the embedded data.
     """
     import cv2
 
-    from nblib.compass import PERMUTATIONS
     from nblib.data.dataset import FramePairDataset
-    from nblib.data.manifest import ensure_dataset
+    from nblib.data.manifest import open_dataset
     from nblib.flow import FARNEBACK_DEFAULTS, flows_for_pairs, mean_flow
     from nblib.metrics.tokens import summarize_tokens
+    from nblib.studies.tokens.compass import PERMUTATIONS
 
     rows = items or rows
     rng = np.random.default_rng(0)
@@ -297,7 +297,7 @@ def bench_tokens(
         **_machine(),
     }
 
-    dataset = FramePairDataset(ensure_dataset(progress=False), camera="corner", stride=stride)
+    dataset = FramePairDataset(open_dataset(progress=False), camera="corner", stride=stride)
     picks = rng.choice(len(dataset), size=min(pairs, len(dataset)), replace=False)
     frame_pairs = [tuple(dataset[int(i)]["frames"]) for i in picks]
 
@@ -338,10 +338,131 @@ def bench_tokens(
     }
 
 
+# OpenMP settings compared by bench_threads: environment and torch threads. "defaults" pins
+# libgomp's own default spin count, since importing nblib would otherwise set its own.
+THREAD_SETTINGS = {
+    "defaults": ({"GOMP_SPINCOUNT": "300000"}, 2),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2),
+    "spin_1000": ({"GOMP_SPINCOUNT": "1000"}, 2),
+    "one_thread": ({"GOMP_SPINCOUNT": "1000"}, 1),
+}
+
+
+def thread_probe(threads: int, steps: int) -> dict:
+    """ms per training step (AdamW, batch 32) of the overfit policy on cached-size features
+    and of the latent-action model on 64x64 frames, with ``threads`` torch threads. Run in a
+    child process by :func:`bench_threads` (OpenMP reads its settings when torch loads)."""
+    import torch
+
+    from nblib.models.latent import LatentActionConfig, LatentActionModel
+    from nblib.models.policy import PolicyConfig, VLAPolicy
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(vlm_dim=64, proprio_dim=4, action_dim=4, horizon=16))
+    latent = LatentActionModel(LatentActionConfig())
+    batch = {
+        "vlm": torch.randn(32, 64),
+        "proprio": torch.randn(32, 4),
+        "actions": torch.randn(32, 16, 4),
+        "action_mask": torch.ones(32, 16, dtype=torch.bool),
+    }
+    g = torch.Generator().manual_seed(0)
+    frames = {
+        k: torch.randint(0, 256, (32, 64, 64, 3), dtype=torch.uint8, generator=g)
+        for k in ("frames_t", "frames_tk")
+    }
+    out = {}
+    for name, model, loss, n in (
+        ("policy_ms", policy, lambda: policy.loss(batch), steps),
+        ("latent_ms", latent, lambda: latent(frames)["loss"], max(steps // 5, 1)),
+    ):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for i in range(3 + n):  # three warm-up steps
+            if i == 3:
+                start = time.perf_counter()
+            opt.zero_grad()
+            loss().backward()
+            opt.step()
+        out[name] = (time.perf_counter() - start) / n * 1000
+    return out
+
+
+def _busy_torch_job(threads: int) -> None:
+    """A competing torch training loop, as another user's job on the second core; runs
+    until killed."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x = torch.randn(256, 256, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=1e-6)
+    while True:
+        opt.zero_grad()
+        (x @ x).square().mean().backward()
+        opt.step()
+
+
+def _child_env(extra: dict) -> dict:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return {**env, **extra}
+
+
+def bench_threads(steps: int = 100, rounds: int = 1, items: int | None = None) -> Iterator[dict]:
+    """Torch training steps under each OpenMP setting (:data:`THREAD_SETTINGS`), with the
+    other core idle and with a 2-thread torch job on it; ``ratio`` = the defaults' busy ms
+    over the setting's (higher is better). Each measurement is a fresh child process."""
+    import json
+    import subprocess
+
+    steps = items or steps
+    code = "import json, sys; from nblib.bench import thread_probe; "
+    code += "print(json.dumps(thread_probe(int(sys.argv[1]), int(sys.argv[2]))))"
+
+    def measure(env: dict, threads: int) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(threads), str(steps)],
+            env=_child_env(env),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    results: dict[str, dict[str, list[float]]] = {k: {} for k in THREAD_SETTINGS}
+    for load in ("idle", "busy"):
+        busy = None
+        if load == "busy":
+            busy = subprocess.Popen(
+                [sys.executable, "-c", "from nblib.bench import _busy_torch_job as b; b(2)"],
+                env=_child_env({}),
+            )
+            time.sleep(2.0)
+        try:
+            for _ in range(rounds):
+                for name, (env, threads) in THREAD_SETTINGS.items():
+                    for key, ms in measure(env, threads).items():
+                        results[name].setdefault(f"{key}_{load}", []).append(ms)
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+    med = {n: {k: float(np.median(v)) for k, v in r.items()} for n, r in results.items()}
+    for name, (env, threads) in THREAD_SETTINGS.items():
+        line = {"bench": "threads", "figure": f"ms_per_step_{name}", "env": env}
+        line |= {"torch_threads": threads, **{k: round(v, 1) for k, v in med[name].items()}}
+        base = med["defaults"]
+        line["ratio"] = round(base["policy_ms_busy"] / med[name]["policy_ms_busy"], 2)
+        line["latent_ratio"] = round(base["latent_ms_busy"] / med[name]["latent_ms_busy"], 2)
+        yield {**line, "steps": steps, "rounds": rounds, **_machine()}
+
+
 BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
     "loader": bench_loader,
     "cache": bench_cache,
     "tokens": bench_tokens,
+    "threads": bench_threads,
 }
 
 

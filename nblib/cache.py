@@ -13,13 +13,13 @@ or LoRA): its outputs then change every step and must be recomputed with gradien
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nblib.errors import ParameterError
+from nblib.paths import atomic_write
 
 OUTPUTS = ("last", "tokens")
 
@@ -59,11 +59,8 @@ class FeatureCache:
 
     def put(self, key: str, value: np.ndarray) -> None:
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:  # a crash never leaves a truncated entry
             np.save(f, value)
-        os.replace(tmp, path)  # atomic: a crash never leaves a truncated entry
 
     def stats(self) -> dict:
         files = list(self.dir.glob("*/*.npy"))

@@ -78,7 +78,8 @@ def _cmd_ensure(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from nblib.runner import load_param_file, parse_cli_value, run_notebook
+    from nblib.run.params import load_param_file, parse_cli_value
+    from nblib.run.runner import run_notebook
 
     params = load_param_file(args.file) if args.file else {}
     for name, value in args.param or []:
@@ -92,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
-    from nblib.runner import run_all
+    from nblib.run.runner import run_all
 
     index = run_all(args.notebooks, args.out, progress=not args.quiet)
     print(f"index: {index}")
@@ -102,7 +103,7 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
 def _cmd_clean(args: argparse.Namespace) -> int:
     import nbformat
 
-    from nblib.notebooks import clean, hygiene_problems, refresh_notebook
+    from nblib.run.hygiene import clean, hygiene_problems, refresh_notebook
 
     problems = []
     for path in args.notebooks:

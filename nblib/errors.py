@@ -4,6 +4,8 @@ Every message names the file, key or parameter and says what was expected, so a
 researcher can fix the input without reading a traceback.
 """
 
+import math
+
 
 class NblibError(Exception):
     """Base class of every error nblib raises on purpose."""
@@ -23,3 +25,23 @@ class ParameterError(NblibError, ValueError):
 
 class NotebookError(NblibError, RuntimeError):
     """A notebook failed while executing; the executed copy keeps the error cell."""
+
+
+# LeRobot-style config checks: every config's __post_init__ names the field, the bad value
+# and what was expected.
+
+
+def is_int(value) -> bool:
+    """An int that is not a bool (``True`` is an int to Python, never a count here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def require(ok: bool, owner: str, name: str, value, expected: str) -> None:
+    """Raise ``ParameterError("<owner>.<name>=<value> is invalid; expected ...")`` unless ok."""
+    if not ok:
+        raise ParameterError(f"{owner}.{name}={value!r} is invalid; expected {expected}")

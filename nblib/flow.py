@@ -1,4 +1,5 @@
-"""Optical flow between frame pairs, its mean direction, and the ground-truth reference.
+"""Optical flow between frame pairs, its mean direction, the ground-truth reference, and
+every angle and direction helper of the suite.
 
 The question behind this module: does a latent action (or a token) track the direction the
 robot hand moves in the image? The visual answer is the *mean optical flow* of a frame pair;
@@ -10,10 +11,9 @@ Conventions
   y *down* (OpenCV). ``flow[y, x]`` is where pixel ``(x, y)`` of frame a went in frame b.
 * Angles (:func:`angle_deg`) use the math convention on the screen: 0° = right, 90° = up
   (i.e. ``-y`` in the image), 180° = left, 270° = down, counter-clockwise, in [0, 360).
-* Direction bins (:func:`direction_bins`) split the circle into ``n_bins`` equal sectors,
+* Compass bins (:func:`angle_bins`) split the circle into ``n_bins`` equal sectors,
   bin 0 centred on 0° (right) and numbered counter-clockwise, so with 8 bins:
-  0 right, 1 up-right, 2 up, 3 up-left, 4 left, 5 down-left, 6 down, 7 down-right
-  (:func:`direction_names`); ``-1`` marks a static vector (magnitude < ``min_magnitude``).
+  0 right, 1 up-right, 2 up, 3 up-left, 4 left, 5 down-left, 6 down, 7 down-right.
 
 Mean flow weightings (:func:`mean_flow`), because the background is mostly static and a
 plain mean is dominated by zeros:
@@ -45,24 +45,21 @@ import cv2
 import numpy as np
 
 from nblib.errors import ParameterError
-from nblib.metrics.tokens import direction_bins as angle_bins
-from nblib.metrics.tokens import motion_angles
 
 __all__ = [
     "FARNEBACK_DEFAULTS",
     "METHODS",
     "WEIGHTINGS",
+    "angle_bins",
     "angle_deg",
     "angular_error_deg",
     "commanded_motion",
     "dense_flow",
-    "direction_bins",
-    "direction_names",
-    "flows_for_dataset",
     "flows_for_pairs",
     "mean_flow",
     "project_points",
     "projected_motion",
+    "wrap_degrees",
 ]
 
 METHODS = ("farneback", "raft")
@@ -322,29 +319,6 @@ def flows_for_pairs(
     return _run_pairs(pairs, total, weighting, threshold, workers, progress, method, flow_params)
 
 
-def flows_for_dataset(
-    dataset,
-    indices: Sequence[int] | np.ndarray | None = None,
-    weighting: str = "magnitude",
-    threshold: float = 0.5,
-    workers: int | None = None,
-    progress: bool = True,
-    method: str = "farneback",
-    **flow_params,
-) -> np.ndarray:
-    """Mean flow (N, 2) of ``dataset[i]["frames"]`` for ``i`` in ``indices`` (default all).
-
-    ``dataset`` is a :class:`nblib.data.dataset.FramePairDataset` (anything whose items
-    hold ``"frames": (2, H, W, 3)``). Frames are read in the calling thread, so the HDF5
-    file is never touched from two threads at once.
-    """
-    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
-    pairs = (dataset[int(i)]["frames"] for i in indices)
-    return _run_pairs(
-        pairs, len(indices), weighting, threshold, workers, progress, method, flow_params
-    )
-
-
 # --------------------------------------------------------------------------- projection
 
 
@@ -459,6 +433,12 @@ def _vectors(v: np.ndarray, name: str) -> np.ndarray:
     return v
 
 
+def wrap_degrees(angles) -> np.ndarray:
+    """Angles (degrees) -> [0, 360). ``np.mod`` can return exactly 360.0 for tiny negatives."""
+    wrapped = np.mod(angles, 360.0)
+    return np.where(wrapped >= 360.0, 0.0, wrapped)
+
+
 def angle_deg(vectors: np.ndarray) -> np.ndarray:
     """Direction of image-axis vectors (N, 2) -> (N,) degrees in [0, 360).
 
@@ -466,7 +446,19 @@ def angle_deg(vectors: np.ndarray) -> np.ndarray:
     270° down. The zero vector gives 0°; mask static vectors yourself (or use
     :func:`angular_error_deg`, which gives NaN for them).
     """
-    return motion_angles(_vectors(vectors, "vectors"))
+    v = _vectors(vectors, "vectors")
+    return wrap_degrees(np.degrees(np.arctan2(-v[..., 1], v[..., 0])))
+
+
+def angle_bins(angles, n_bins: int = 8) -> np.ndarray:
+    """Compass bin (N,) int of angles (N,) degrees: ``n_bins`` equal sectors, bin k centred
+    on k * 360 / n_bins, counter-clockwise (with 8: 0 right, 1 up-right, 2 up, ..., 6 down,
+    7 down-right)."""
+    if not (isinstance(n_bins, (int, np.integer)) and not isinstance(n_bins, bool) and n_bins >= 1):
+        raise ParameterError(f"n_bins must be a positive integer, got {n_bins!r}")
+    width = 360.0 / n_bins
+    shifted = np.mod(np.asarray(angles, dtype=float) + width / 2, 360.0)
+    return np.floor(shifted / width).astype(np.int64) % n_bins  # % catches shifted == 360.0
 
 
 def angular_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -481,28 +473,3 @@ def angular_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bad = (np.hypot(a[..., 0], a[..., 1]) == 0) | (np.hypot(b[..., 0], b[..., 1]) == 0)
     bad |= ~np.isfinite(a).all(axis=-1) | ~np.isfinite(b).all(axis=-1)
     return np.where(bad, np.nan, err)
-
-
-def direction_bins(vectors: np.ndarray, n_bins: int = 8, min_magnitude: float = 0.5) -> np.ndarray:
-    """Compass bin (N,) int of each vector; -1 for static ones.
-
-    ``n_bins`` equal sectors, bin 0 centred on 0° (right), counter-clockwise on the screen
-    (with 8: 0 right, 1 up-right, 2 up, ..., 6 down, 7 down-right; see
-    :func:`direction_names`). Vectors shorter than ``min_magnitude`` px (default 0.5, the
-    motion a 128-px frame pair can resolve reliably) or not finite get -1.
-    """
-    if int(n_bins) < 1:
-        raise ParameterError(f"n_bins: must be >= 1, got {n_bins}")
-    v = _vectors(vectors, "vectors")
-    static = ~(np.hypot(v[..., 0], v[..., 1]) >= min_magnitude)  # NaN counts as static
-    angles = np.where(static, 0.0, angle_deg(np.where(np.isfinite(v), v, 0.0)))
-    return np.where(static, -1, angle_bins(angles, n_bins))
-
-
-def direction_names(n_bins: int = 8) -> list[str]:
-    """Labels of :func:`direction_bins`: compass words for 4 or 8 bins, else centre angles."""
-    if n_bins == 8:
-        return ["right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right"]
-    if n_bins == 4:
-        return ["right", "up", "left", "down"]
-    return [f"{i * 360.0 / n_bins:g}°" for i in range(n_bins)]

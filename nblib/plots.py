@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +23,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from nblib.paths import atomic_write
 
 __all__ = [
     "DOUBLE_COLUMN_IN",
@@ -290,17 +291,8 @@ def save_figure(
             # No creation date: re-running a notebook gives byte-identical PDFs, so
             # figure diffs in git only show real changes.
             kwargs["metadata"] = {"CreationDate": None}
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                fig.savefig(handle, **kwargs)
-            # mkstemp creates 0600 files; figures are meant to be shared/read by others.
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-        except BaseException:
-            # Never leave a stray temp file behind (also on KeyboardInterrupt).
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_write(target, "wb") as handle:
+            fig.savefig(handle, **kwargs)
         written.append(target)
     return written
 
@@ -330,6 +322,6 @@ def plot_training_curves(
     ax_lr.plot(steps, history.column("lr"), color=colour)
     ax_lr.set_xlabel("step")
     ax_lr.set_ylabel("learning rate")
-    if label:
+    if label and len(loss) >= smooth:  # only the smoothed line carries the label
         ax_loss.legend()
     return fig, (ax_loss, ax_lr)

@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from nblib.errors import NblibError, ParameterError
+from nblib.errors import NblibError, ParameterError, is_int, is_number, require
+from nblib.paths import atomic_path, write_text_atomic
+from nblib.threads import torch_threads
 
 SCHEDULES = ("constant", "cosine", "cosine_with_min_lr", "linear", "warmup_stable_decay")
 DEVICES = ("cpu", "cuda", "auto")
@@ -76,27 +78,30 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
     checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
     resume: bool = False  # continue from checkpoint_dir/last.pt (which must exist)
+    # torch CPU threads while training; None = the cores idle when training starts
+    # (nblib.threads: 1 when another job holds a core), restored afterwards
+    threads: int | None = None
     progress: bool = True  # tqdm progress bar (main process only)
     desc: str = "train"  # progress-bar label
 
     def __post_init__(self):
         req = _require
-        req(_is_int(self.steps) and self.steps >= 1, "steps", self.steps, "an int >= 1")
-        req(_is_num(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
+        req(is_int(self.steps) and self.steps >= 1, "steps", self.steps, "an int >= 1")
+        req(is_number(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
         req(isinstance(self.lr_groups, dict), "lr_groups", self.lr_groups, "a dict prefix -> lr")
         for prefix, lr in self.lr_groups.items():
             req(isinstance(prefix, str) and prefix != "", "lr_groups", prefix, "non-empty str keys")
-            req(_is_num(lr) and lr > 0, f"lr_groups[{prefix!r}]", lr, "a number > 0")
+            req(is_number(lr) and lr > 0, f"lr_groups[{prefix!r}]", lr, "a number > 0")
         req(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         w = self.warmup_steps
-        req(_is_int(w) and 0 <= w <= self.steps, "warmup_steps", w, "an int in [0, steps]")
+        req(is_int(w) and 0 <= w <= self.steps, "warmup_steps", w, "an int in [0, steps]")
         for name in ("min_lr_rate", "decay_fraction"):
             value = getattr(self, name)
-            req(_is_num(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
+            req(is_number(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
         if self.schedule == "warmup_stable_decay":
             req(w + _decay_steps(self) <= self.steps, "warmup_steps", w, "w + decay <= steps")
         wd = self.weight_decay
-        req(_is_num(wd) and wd >= 0, "weight_decay", wd, "a number >= 0")
+        req(is_number(wd) and wd >= 0, "weight_decay", wd, "a number >= 0")
         req(
             isinstance(self.betas, (tuple, list)) and len(self.betas) == 2,
             "betas",
@@ -105,12 +110,15 @@ class TrainConfig:
         )
         self.betas = tuple(self.betas)  # lists come from JSON/YAML configs
         for i, beta in enumerate(self.betas):
-            req(_is_num(beta) and 0 <= beta < 1, f"betas[{i}]", beta, "a number in [0, 1)")
+            req(is_number(beta) and 0 <= beta < 1, f"betas[{i}]", beta, "a number in [0, 1)")
         clip = self.grad_clip
-        req(clip is None or (_is_num(clip) and clip > 0), "grad_clip", clip, "None or a number > 0")
         req(
-            _is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an int in [0, 2**32)"
+            clip is None or (is_number(clip) and clip > 0),
+            "grad_clip",
+            clip,
+            "None or a number > 0",
         )
+        req(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an int in [0, 2**32)")
         req(self.device in DEVICES, "device", self.device, f"one of {DEVICES}")
         mp = self.mixed_precision
         req(mp in MIXED_PRECISIONS, "mixed_precision", mp, f"one of {MIXED_PRECISIONS}")
@@ -125,7 +133,9 @@ class TrainConfig:
         )
         self.checkpoint_dir = None if ckdir is None else str(ckdir)
         every = self.checkpoint_every
-        req(_is_int(every) and every >= 0, "checkpoint_every", every, "an int >= 0")
+        req(is_int(every) and every >= 0, "checkpoint_every", every, "an int >= 0")
+        th = self.threads
+        req(th is None or (is_int(th) and th >= 1), "threads", th, "None or an int >= 1")
         for name in ("resume", "progress"):
             req(isinstance(getattr(self, name), bool), name, getattr(self, name), "True or False")
         for name in ("checkpoint_every", "resume"):
@@ -135,16 +145,7 @@ class TrainConfig:
 
 
 def _require(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ParameterError(f"TrainConfig.{name}={value!r} is invalid; expected {expected}")
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    require(ok, "TrainConfig", name, value, expected)
 
 
 def _decay_steps(config: TrainConfig) -> int:
@@ -339,7 +340,7 @@ class History(list):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON lines, one record per line."""
-        Path(path).write_text("".join(json.dumps(r) + "\n" for r in self))
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in self))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
@@ -384,9 +385,8 @@ def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, histo
             "rng": _rng_state(),
             "config": asdict(config),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous last.pt intact
+        with atomic_path(path) as tmp:  # a crash mid-save leaves the previous last.pt intact
+            torch.save(state, tmp)
     accelerator.wait_for_everyone()  # GPU-only (DDP): nobody runs ahead of the save
 
 
@@ -509,6 +509,8 @@ def train(
         _save_checkpoint, ckpt, accelerator, model, optimizer, scheduler, history, config
     )
     model.train()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(config.threads or torch_threads())
     try:
         for step in range(start, config.steps):
             t0 = time.perf_counter()
@@ -569,6 +571,7 @@ def train(
             save(done)
     finally:
         bar.close()
+        torch.set_num_threads(threads_before)
         # Undo accelerate's mixed-precision forward patch so later eval runs in full precision.
         accelerator.unwrap_model(model, keep_fp32_wrapper=False).train(was_training)
     return history

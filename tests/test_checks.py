@@ -81,7 +81,7 @@ def test_valid_file_summary_is_exact(good_file: Path) -> None:
     }
     for stat, values in expected.items():
         np.testing.assert_allclose(summary.action_stats[stat], values, rtol=1e-12, err_msg=stat)
-    assert summary.as_dict()["cameras"]["corner"] == [16, 16, 3]
+    assert summary.cameras["corner"] == (16, 16, 3)
 
     text = format_summary(summary)
     assert "good.h5" in text and "demos 3, steps 36" in text

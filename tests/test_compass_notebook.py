@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from tiny_data import write_tiny_dataset
 
-from nblib import report, runner
-from nblib.metrics.tokens import direction_bins, motion_angles
+from nblib.flow import angle_bins, angle_deg
 from nblib.paths import find_repo_root
+from nblib.run import report, runner
 
 NOTEBOOK = find_repo_root() / "notebooks" / "04_token_compass.ipynb"
 BINS = 4
@@ -46,7 +46,7 @@ def token_table(frames_file) -> pd.DataFrame:
             "t": [t for _, t, _, _ in rows],
             "k": K,
             "camera": "corner",
-            "token_0": direction_bins(motion_angles(motion), BINS),
+            "token_0": angle_bins(angle_deg(motion), BINS),
             "instruction": [PHRASES[int(d[-1]) % 3] for d, _, _, _ in rows],
         }
     )
@@ -59,7 +59,7 @@ def token_table(frames_file) -> pd.DataFrame:
             "dataset": "other",
             "flow_dx": flows[:, 0],
             "flow_dy": flows[:, 1],
-            "token_0": direction_bins(motion_angles(flows), BINS),
+            "token_0": angle_bins(angle_deg(flows), BINS),
             "instruction": rng.choice(PHRASES, len(angles)),
         }
     )

@@ -9,16 +9,16 @@ import pytest
 from nblib.errors import ParameterError
 from nblib.flow import (
     WEIGHTINGS,
+    angle_bins,
     angle_deg,
     angular_error_deg,
     commanded_motion,
     dense_flow,
-    direction_bins,
-    direction_names,
     flows_for_pairs,
     mean_flow,
     project_points,
     projected_motion,
+    wrap_degrees,
 )
 
 SIZE = 128
@@ -212,11 +212,15 @@ def test_angular_error_wraps():
     assert np.isnan(angular_error_deg(np.zeros((1, 2)), COMPASS[:1])[0])
 
 
-def test_direction_bins():
-    assert direction_bins(COMPASS * 2).tolist() == list(range(8))
-    assert direction_bins(np.array([[0.1, 0.1], [0, 0], [np.nan, 1]])).tolist() == [-1, -1, -1]
+def test_angle_conventions_and_compass_bins():
+    motion = np.array([[1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [0.0, 1.0]])  # right up left down
+    np.testing.assert_allclose(angle_deg(motion), [0, 90, 180, 270])
+    assert angle_bins(angle_deg(COMPASS * 2)).tolist() == list(range(8))
     # bin 0 is centred on 0°: just below 360° and just above 0° are both bin 0
-    near = np.array([[1, 0.3], [1, -0.3]])  # -16.7°, +16.7°
-    assert direction_bins(near).tolist() == [0, 0]
-    assert direction_bins(COMPASS * 2, n_bins=4).tolist() == [0, 1, 1, 2, 2, 3, 3, 0]
-    assert direction_names()[direction_bins(COMPASS[2:3] * 2)[0]] == "up"
+    np.testing.assert_array_equal(
+        angle_bins([0, 22, 23, 90, 180, 270, 350, 359.9], 8), [0, 0, 1, 2, 4, 6, 0, 0]
+    )
+    assert angle_bins(angle_deg(COMPASS), n_bins=4).tolist() == [0, 1, 1, 2, 2, 3, 3, 0]
+    assert wrap_degrees(np.array([-1e-14, -90.0, 720.0])).tolist() == [0.0, 270.0, 0.0]
+    with pytest.raises(ParameterError, match="n_bins"):
+        angle_bins([0.0], 0)

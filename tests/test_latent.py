@@ -14,7 +14,6 @@ from tiny_data import write_tiny_dataset
 
 from nblib.errors import DataError, ParameterError
 from nblib.models.latent import (
-    TOKEN_COLUMNS,
     LatentActionConfig,
     LatentActionModel,
     load_latent_model,
@@ -24,6 +23,7 @@ from nblib.models.latent import (
     tokenize_dataset,
     train_latent_model,
 )
+from nblib.models.latent.tokens import TOKEN_COLUMNS
 
 LENGTHS = (12, 9, 15)
 SIZE = 32
@@ -109,7 +109,7 @@ def test_training_loss_finite_and_decreasing(trained):
     recon = history.column("recon")
     assert recon[-10:].mean() < 0.7 * recon[:10].mean()
     assert history.final("recon", 20) < history.final("copy", 20)  # beats copying frame_t
-    assert model.code_usage().sum() == 100 * 16 * 3
+    assert int(model.usage_total.sum()) == 100 * 16 * 3  # every token of every step counted
     assert model.meta["strides"] == [1, 2, 3, 4] and model.meta["stride"] == 2
     assert not model.training
 

@@ -20,7 +20,6 @@ from nblib.data.manifest import (
     ensure_dataset,
     file_sha256,
     load_manifest,
-    mixture_weights,
     verify_dataset,
     write_manifest,
 )
@@ -82,33 +81,12 @@ def test_committed_generator_settings_build_a_config():
     assert (cfg.demos, cfg.size, cfg.seed) == (gen["demos"], gen["size"], gen["seed"])
 
 
-def test_load_committed_mixture_and_weights():
+def test_load_committed_mixture():
     m = load_manifest("libero_all")
     assert m.kind == "mixture" and m.key_mapping == "libero"
-    weights = mixture_weights(m)
-    assert len(weights) == 4
-    assert sum(weights.values()) == pytest.approx(1.0)
-    assert weights["libero_10_no_noops_1.0.0_lerobot"] == pytest.approx(379 / 1693)
+    assert len(m.raw["components"]) == 4
     with pytest.raises(ManifestError, match="no dataset file"):
         _ = m.data_path
-
-
-def test_mixture_weights_use_explicit_weight(dirs):
-    _, manifests = dirs
-    (manifests / "mix.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "name": "mix",
-                "kind": "mixture",
-                "components": [
-                    {"name": "a", "episodes": 10, "weight": 3.0},
-                    {"name": "b", "episodes": 30},
-                ],
-                "totals": {"episodes": 40},
-            }
-        )
-    )
-    assert mixture_weights(load_manifest("mix")) == pytest.approx({"a": 0.5, "b": 0.5})
 
 
 def test_unknown_manifest_lists_known_ones():

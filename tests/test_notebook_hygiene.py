@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nblib.notebooks import CHECK_MARK, clean, hygiene_problems
+from nblib.run.hygiene import CHECK_MARK, clean, hygiene_problems
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 

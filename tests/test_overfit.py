@@ -1,13 +1,15 @@
-"""End to end on tiny demos: the overfit check passes, and its negative control fails."""
+"""The overfit study (notebook 01's engine): end to end on tiny demos the check passes and its
+negative control fails; the verdict's bars fit the head; the config rejects bad values."""
 
 import numpy as np
 import pytest
 from tiny_data import write_tiny_dataset
 
-from nblib import overfit
 from nblib.data.dataset import DemoStore
+from nblib.errors import ParameterError
 from nblib.models.backbone import Backbone
 from nblib.models.policy import PolicyConfig, VLAPolicy
+from nblib.studies import overfit
 from nblib.train import TrainConfig, seed_everything, train
 
 
@@ -48,21 +50,24 @@ def run(setup, control, steps=250):
         overfit.make_loss_fn(samples),
         TrainConfig(steps=steps, lr=3e-3, progress=False),
     )
+    assert len(history) == steps
     errors, pred = overfit.evaluate(model, samples, stats)
-    return overfit.summarize(errors, None, "regression", None, history), pred, samples
+    config = overfit.OverfitConfig(head="regression", control=control)
+    return overfit.verdict(errors, config), errors, pred, samples
 
 
 def test_pipeline_overfits_tiny_demos(setup):
-    result, pred, samples = run(setup, "none")
-    assert result["verdict"] == "PASS", result["reasons"]
+    verdict, errors, pred, samples = run(setup, "none")
+    assert verdict.label == "PASS", verdict.reasons
+    assert verdict.numbers["train_relative_mean"] == errors["relative_mean"] <= 0.15
     assert pred.shape == samples.actions.shape and np.isfinite(pred).all()
 
 
 @pytest.mark.parametrize("control", ["zero_inputs", "shuffle_actions"])
 def test_negative_control_fails(setup, control):
-    result, _, _ = run(setup, control)
-    assert result["verdict"] == "FAIL", result["reasons"]
-    assert result["train"]["relative_mean"] > 0.5  # about what the mean predictor scores
+    verdict, errors, _, _ = run(setup, control)
+    assert verdict.label == "FAIL", verdict.reasons
+    assert errors["relative_mean"] > 0.5  # about what the mean predictor scores
 
 
 def test_lora_weights_train_through_the_overfit_loop(setup):
@@ -88,3 +93,50 @@ def test_lora_weights_train_through_the_overfit_loop(setup):
     assert changed, "no LoRA weight moved: the adapters are not in the gradient path"
     frozen = [n for n, p in bb.named_parameters() if "lora_" not in n and p.requires_grad]
     assert frozen == []
+
+
+@pytest.mark.parametrize(
+    ("head", "rel", "expected"),
+    [
+        ("regression", 0.1, "PASS"),
+        ("regression", 0.3, "PARTIAL"),
+        ("regression", 0.5, "FAIL"),
+        ("flow", 0.2, "PASS"),
+        ("flow", 0.4, "PARTIAL"),
+        ("flow", 0.8, "FAIL"),
+    ],
+)
+def test_verdict_thresholds_fit_the_head(head, rel, expected):
+    errors = {"relative_mean": rel, "relative_chunk": [rel, rel]}
+    verdict = overfit.verdict(errors, overfit.OverfitConfig(head=head))
+    assert verdict.label == expected
+    assert verdict.numbers["pass_threshold"] == overfit.DEFAULT_THRESHOLDS[head]["pass"]
+
+
+def test_custom_thresholds_and_bad_config():
+    errors = {"relative_mean": 0.3, "relative_chunk": [0.3]}
+    raised = overfit.OverfitConfig(head="regression", pass_threshold=0.4)
+    assert raised.thresholds() == {"pass": 0.4, "partial": 0.4}  # PARTIAL lifted with PASS
+    assert overfit.verdict(errors, raised).label == "PASS"
+    for bad, field in (
+        ({"pass_threshold": 0.5, "partial_threshold": 0.2}, "pass_threshold"),
+        ({"head": "diffusion"}, "head"),
+        ({"control": "none_at_all"}, "control"),
+        ({"demos": 0}, "demos"),
+        ({"features": "pooled"}, "features"),
+        ({"lr": -1.0}, "lr"),  # the training settings are checked with the config
+        ({"mixed_precision": "fp16"}, "mixed_precision"),  # fp16 needs a GPU
+    ):
+        with pytest.raises(ParameterError, match=rf"\.{field}="):
+            overfit.OverfitConfig(**bad)
+
+
+def test_config_comes_from_the_notebooks_parameters():
+    from nblib.paths import find_repo_root
+    from nblib.run.params import notebook_parameters
+
+    spec = notebook_parameters(find_repo_root() / "notebooks" / "01_overfit_diagnosis.ipynb")
+    config = overfit.OverfitConfig.from_params({k: v["default"] for k, v in spec.items()})
+    assert config == overfit.OverfitConfig()  # the notebook's defaults are the config's
+    with pytest.raises(ParameterError, match=r"no parameter\(s\) \['head'\]"):
+        overfit.OverfitConfig.from_params({k: v["default"] for k, v in spec.items() if k != "head"})

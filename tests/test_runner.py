@@ -1,4 +1,4 @@
-"""Tests for nblib.runner and nblib.report.
+"""Tests for nblib.run.runner, nblib.run.params and nblib.run.report.
 
 Kernel executions are expensive (~3-5 s each), so the suite runs exactly five: two
 through one shared ``run_all`` (a passing and a raising notebook) and three direct
@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import math
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from nblib import report, runner
 from nblib.errors import NotebookError, ParameterError
+from nblib.run import params as run_params
+from nblib.run import report, runner
+from nblib.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,18 +55,19 @@ TINY_BODY = """\
 import os
 import sys
 
-import nblib.report
 from nblib import plots
+from nblib.run import report
+from nblib.verdict import Verdict
 
 fig, ax = plots.new_figure()
 ax.plot([0, 1], [0, n])
-nblib.report.save(fig, "line", "tiny")
+report.save(fig, "line", "tiny")
 """
 
 TINY_FINISH = """\
-nblib.report.finish(
+report.finish(
     "tiny",
-    verdict="PASS" if n > 2 else "FAIL",
+    Verdict("PASS" if n > 2 else "FAIL", ["n > 2" if n > 2 else "n <= 2"], {"n": n}),
     metrics={
         "n": n,
         "lr": lr,
@@ -105,7 +109,8 @@ def _boom(folder: Path) -> Path:
         folder / "boom.ipynb",
         "n = 1\n",
         'raise ValueError(f"boom {n}")',
-        'import nblib.report\nnblib.report.finish("boom", verdict="PASS", metrics={})',
+        "from nblib.run import report\nfrom nblib.verdict import Verdict\n"
+        'report.finish("boom", Verdict("PASS"), metrics={})',
     )
 
 
@@ -166,6 +171,8 @@ def test_metrics_json_contract(suite: dict[str, Any]) -> None:
     assert data["verdict"] == "PASS"
     assert data["params"] == {"n": 3, "lr": 0.001, "name": "x", "flag": False, "tasks": ["a"]}
     assert data["metrics"]["n"] == 3 and data["metrics"]["tasks"] == ["a"]
+    assert list(data["metrics"])[0] == "n"  # the verdict's numbers come first
+    assert data["metrics"]["reasons"] == ["n > 2"]
     # The "python3" kernel is this venv's interpreter, not some system Python.
     assert data["metrics"]["prefix"] == sys.prefix
     # Default kernel cwd is the notebook's folder.
@@ -178,8 +185,8 @@ def test_metrics_json_contract(suite: dict[str, Any]) -> None:
     assert started.utcoffset() == dt.timedelta(0)
     assert isinstance(data["seconds"], float) and data["seconds"] > 0
     assert (run / "tiny.ipynb").is_file()
-    # The notebook's own report is what the runner merged.
-    assert set(json.loads((run / "report.json").read_text())) == {"verdict", "metrics", "figures"}
+    # The runner's hand-over file and the kernel's log are gone after a good run.
+    assert sorted(p.name for p in run.iterdir()) == ["figures", "metrics.json", "tiny.ipynb"]
 
 
 def test_failed_notebook_in_run_all_keeps_error(suite: dict[str, Any]) -> None:
@@ -188,7 +195,9 @@ def test_failed_notebook_in_run_all_keeps_error(suite: dict[str, Any]) -> None:
     assert set(data) == CONTRACT_KEYS
     assert data["verdict"] == "ERROR"
     assert data["metrics"] == {"error": "ValueError: boom 1"}
-    assert not (run / "report.json").exists()
+    assert data["params"] == {"n": 1} and data["notebook"] == "boom.ipynb"
+    # The kernel's own messages are kept for a failed run, out of the terminal.
+    assert (run / runner.KERNEL_LOG).is_file()
 
 
 def test_params_override_changes_verdict(tmp_path: Path, kernel_env: None) -> None:
@@ -203,6 +212,20 @@ def test_params_override_changes_verdict(tmp_path: Path, kernel_env: None) -> No
     executed = nbformat.read(out / "tiny.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "n = 1" in injected[0].source
+
+
+def test_run_output_is_progress_and_verdict_without_kernel_noise(
+    tmp_path: Path, kernel_env: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The kernel's own log (transport warnings, shutdown messages) goes to a file that is
+    kept only when the run fails; the terminal shows the run, its verdict and time."""
+    out = tmp_path / "out"
+    runner.run_notebook(_tiny(tmp_path / "nb"), out_dir=out, progress=True, cwd=tmp_path)
+    err = capfd.readouterr().err
+    assert "IPKernelApp" not in err and "WARNING" not in err
+    assert f"[nblib] running tiny.ipynb -> {out}" in err
+    assert "[nblib] tiny.ipynb: PASS in " in err
+    assert not (out / runner.KERNEL_LOG).exists()
 
 
 def test_raising_notebook_gives_notebook_error(tmp_path: Path, kernel_env: None) -> None:
@@ -237,11 +260,12 @@ def test_notebook_without_finish_raises_and_stale_report_ignored(
     # Leftovers from an earlier run in the same folder must not count as this run's.
     (out / "report.json").write_text('{"verdict": "PASS", "metrics": {}, "figures": []}')
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(NotebookError, match=r"nblib\.report\.finish"):
+    with pytest.raises(NotebookError, match=r"nblib\.run\.report\.finish"):
         runner.run_notebook(nb, out_dir=out, progress=False, cwd=tmp_path)
     data = json.loads((out / "metrics.json").read_text())
     assert set(data) == CONTRACT_KEYS and data["verdict"] == "ERROR"
     assert not (out / "report.json").exists()
+    assert not (out / report.RUN_CONTEXT).exists()
 
 
 # ------------------------------------------------------------ no kernel needed
@@ -269,7 +293,7 @@ def test_bad_parameters_fail_before_execution(
 
 
 def test_notebook_parameters_spec(tmp_path: Path) -> None:
-    spec = runner.notebook_parameters(_tiny(tmp_path))
+    spec = run_params.notebook_parameters(_tiny(tmp_path))
     assert spec == {
         "n": {"type": "int", "default": 3, "help": "comment"},
         "lr": {"type": "float", "default": 0.001, "help": "learning rate"},
@@ -283,7 +307,7 @@ def test_notebook_parameters_special_cases(tmp_path: Path) -> None:
     source = 'root = Path("data")  # not a literal\nlimit = None\nscale: float = 1\n'
     # No kernelspec in the metadata: papermill cannot inspect it, nblib still can.
     nb = _write_notebook(tmp_path / "odd.ipynb", source, kernelspec=False)
-    spec = runner.notebook_parameters(nb)
+    spec = run_params.notebook_parameters(nb)
     assert spec["root"] == {
         "type": "expression",
         "default": 'Path("data")',
@@ -291,22 +315,22 @@ def test_notebook_parameters_special_cases(tmp_path: Path) -> None:
     }
     assert spec["limit"]["type"] == "None"
     assert spec["scale"]["type"] == "float"  # the annotation wins over the int default
-    merged = runner.check_parameters(nb, {"root": "/tmp", "limit": [1, 2], "scale": 2})
+    merged = run_params.check_parameters(nb, {"root": "/tmp", "limit": [1, 2], "scale": 2})
     assert merged == {"root": "/tmp", "limit": [1, 2], "scale": 2.0}
 
 
 def test_missing_parameters_cell_names_file(tmp_path: Path) -> None:
     nb = _write_notebook(tmp_path / "plain.ipynb", None, "x = 1")
     with pytest.raises(ParameterError, match=r"plain\.ipynb"):
-        runner.notebook_parameters(nb)
+        run_params.notebook_parameters(nb)
 
 
 def test_check_parameters_merges_and_accepts_compatible_types(tmp_path: Path) -> None:
     nb = _tiny(tmp_path)
-    merged = runner.check_parameters(nb, {"lr": 2, "tasks": ("b", "c"), "flag": True})
+    merged = run_params.check_parameters(nb, {"lr": 2, "tasks": ("b", "c"), "flag": True})
     assert merged == {"n": 3, "lr": 2.0, "name": "x", "flag": True, "tasks": ("b", "c")}
     assert isinstance(merged["lr"], float)
-    assert runner.check_parameters(nb, {})["n"] == 3
+    assert run_params.check_parameters(nb, {})["n"] == 3
 
 
 @pytest.mark.parametrize(
@@ -335,28 +359,32 @@ def test_check_parameters_merges_and_accepts_compatible_types(tmp_path: Path) ->
     ],
 )
 def test_parse_cli_value(text: str, expected: Any) -> None:
-    value = runner.parse_cli_value(text)
+    value = run_params.parse_cli_value(text)
     assert value == expected
     assert type(value) is type(expected)
 
 
 def test_parse_cli_value_inf() -> None:
-    assert runner.parse_cli_value(".inf") == math.inf
+    assert run_params.parse_cli_value(".inf") == math.inf
 
 
 def test_load_param_file(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("lr: 3e-4\ntasks: [reach, push]\nname: abc\n")
-    assert runner.load_param_file(good) == {"lr": 3e-4, "tasks": ["reach", "push"], "name": "abc"}
+    assert run_params.load_param_file(good) == {
+        "lr": 3e-4,
+        "tasks": ["reach", "push"],
+        "name": "abc",
+    }
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    assert runner.load_param_file(empty) == {}
+    assert run_params.load_param_file(empty) == {}
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a\n- b\n")
     with pytest.raises(ParameterError, match=r"bad\.yaml"):
-        runner.load_param_file(bad)
+        run_params.load_param_file(bad)
     with pytest.raises(ParameterError, match=r"missing\.yaml"):
-        runner.load_param_file(tmp_path / "missing.yaml")
+        run_params.load_param_file(tmp_path / "missing.yaml")
 
 
 # ------------------------------------------------------------------ report.py
@@ -378,30 +406,47 @@ def test_finish_interactive_writes_full_metrics(
 
     record = report.finish(
         "demo",
-        "PASS",
-        {"acc": np.float32(0.5), "hist": np.arange(3), "k": np.int64(4)},
+        Verdict("PASS", ["fine"], {"acc": np.float32(0.5)}),
+        {"hist": np.arange(3), "k": np.int64(4)},
         params={"n": 3},
     )
     written = json.loads((tmp_path / "runs" / "demo" / "metrics.json").read_text())
     assert written == record
     assert set(written) == CONTRACT_KEYS
     assert written["notebook"] == "demo.ipynb" and written["seconds"] is None
-    assert written["params"] == {"n": 3}
-    assert written["metrics"] == {"acc": 0.5, "hist": [0, 1, 2], "k": 4}
+    assert written["params"] == {"n": 3} and written["verdict"] == "PASS"
+    assert written["metrics"] == {"acc": 0.5, "hist": [0, 1, 2], "k": 4, "reasons": ["fine"]}
+    assert list(written["metrics"]) == ["acc", "hist", "k", "reasons"]
     assert written["figures"] == ["../../figures/demo/curve.pdf", "../../figures/demo/curve.png"]
     assert dt.datetime.fromisoformat(written["started"]).utcoffset() == dt.timedelta(0)
 
 
-def test_finish_under_runner_writes_report_only(
+def test_finish_under_runner_records_the_runners_parameters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(report.RUN_DIR_ENV, str(tmp_path / "run"))
-    assert report.run_dir("whatever") == (tmp_path / "run").resolve()
+    run = tmp_path / "run"
+    monkeypatch.setenv(report.RUN_DIR_ENV, str(run))
+    assert report.run_dir("whatever") == run.resolve()
+    with pytest.raises(NotebookError, match=r"run\.json"):  # the runner always leaves one
+        report.finish("whatever", Verdict("WARN"), {})
+    started = time.time() - 5.0
+    context = {
+        "notebook": "whatever.ipynb",
+        "params": {"n": 7},
+        "git_commit": None,
+        "started": "2026-01-01T00:00:00.000+00:00",
+        "started_epoch": started,
+    }
+    report.write_runner_context(run, context)
     figure = report.figure_dir("whatever") / "f.png"
-    record = report.finish("whatever", "WARN", {"x": 1}, figures=[figure])
-    assert record == {"verdict": "WARN", "metrics": {"x": 1}, "figures": ["figures/f.png"]}
-    assert json.loads((tmp_path / "run" / "report.json").read_text()) == record
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    record = report.finish(
+        "whatever", Verdict("WARN", ["why"]), {"x": 1}, figures=[figure], params={"n": 1}
+    )
+    assert json.loads((run / "metrics.json").read_text()) == record
+    assert record["params"] == {"n": 7}  # the runner's checked parameters win
+    assert record["started"] == context["started"] and 5.0 <= record["seconds"] < 60
+    assert record["metrics"] == {"x": 1, "reasons": ["why"]}
+    assert record["figures"] == ["figures/f.png"]
 
 
 @pytest.mark.parametrize(
@@ -415,25 +460,46 @@ def test_finish_under_runner_writes_report_only(
 def test_finish_rejects_non_finite_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metrics: dict[str, Any], key: str
 ) -> None:
-    monkeypatch.setenv(report.RUN_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(report.RUN_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ParameterError) as excinfo:
-        report.finish("nan", "PASS", metrics)
+        report.finish("nan", Verdict("PASS"), metrics)
     assert key in str(excinfo.value)
-    assert not (tmp_path / "report.json").exists()
+    assert not list(tmp_path.rglob("metrics.json"))
 
 
 def test_finish_rejects_bad_verdict_and_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(report.RUN_DIR_ENV, str(tmp_path))
-    with pytest.raises(ParameterError, match="verdict"):
-        report.finish("x", "  ", {})
-    with pytest.raises(ParameterError, match="verdict"):
+    monkeypatch.delenv(report.RUN_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParameterError, match="Verdict"):
+        report.finish("x", "PASS", {})  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="Verdict"):
         report.finish("x", None, {})  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="metrics"):
-        report.finish("x", "PASS", [1, 2])  # type: ignore[arg-type]
+        report.finish("x", Verdict("PASS"), [1, 2])  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match=r"metrics\['obj'\].*object"):
-        report.finish("x", "PASS", {"obj": object()})
+        report.finish("x", Verdict("PASS"), {"obj": object()})
+    with pytest.raises(ParameterError, match="contradicts"):
+        report.finish("x", Verdict("PASS", [], {"acc": 0.9}), {"acc": 0.5})
+    with pytest.raises(ParameterError, match="reserved"):
+        report.finish("x", Verdict("PASS"), {"reasons": []})
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_verdict_checks_its_parts_and_prints_its_reasons() -> None:
+    verdict = Verdict("PARTIAL", ["one", "two"], {"r": 0.4})
+    assert str(verdict) == "PARTIAL\n- one\n- two" and verdict.reasons == ("one", "two")
+    assert str(Verdict("PASS")) == "PASS"
+    for bad in (
+        {"label": ""},
+        {"label": "X", "reasons": "a sentence, not a list"},
+        {"label": "X", "reasons": [1]},
+        {"label": "X", "numbers": {1: 2}},
+    ):
+        with pytest.raises(ParameterError, match="Verdict"):
+            Verdict(**bad)
 
 
 def test_run_dir_default_is_repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

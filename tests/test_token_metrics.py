@@ -7,17 +7,15 @@ import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
 from nblib.errors import ParameterError
+from nblib.flow import angle_bins, angle_deg
 from nblib.metrics.tokens import (
     angular_histograms,
-    circular_mean,
     cluster_instructions,
     codebook_usage,
     consistency_score,
-    direction_bins,
     direction_nmi,
     direction_probe,
     instruction_nmi,
-    motion_angles,
     summarize_tokens,
     token_directions,
     token_entropy_given_direction,
@@ -55,21 +53,11 @@ def _angle_diff(a, b):
     return np.abs((np.asarray(a) - b + 180) % 360 - 180)
 
 
-def test_angle_conventions():
-    motion = np.array([[1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [0.0, 1.0]])  # right up left down
-    np.testing.assert_allclose(motion_angles(motion), [0, 90, 180, 270])
-    np.testing.assert_array_equal(
-        direction_bins([0, 22, 23, 90, 180, 270, 350, 359.9], 8), [0, 0, 1, 2, 4, 6, 0, 0]
-    )
-
-
-def test_circular_mean_wraps_around_zero():
-    mean, r = circular_mean([350.0, 10.0])
-    assert _angle_diff(mean, 0.0) < 1e-9
-    assert r == pytest.approx(np.cos(np.radians(10)))
-    assert np.isnan(circular_mean([0.0, 180.0])[0])  # opposite directions: no mean
-    compass = token_directions([0, 0], _motion([350.0, 10.0]))
+def test_token_mean_angle_wraps_around_zero():
+    compass = token_directions([0, 0, 1, 1], _motion([350.0, 10.0, 0.0, 180.0]))
     assert _angle_diff(compass["mean_angle"][0], 0.0) < 1e-9
+    assert compass["resultant_length"][0] == pytest.approx(np.cos(np.radians(10)))
+    assert np.isnan(compass["mean_angle"][1])  # opposite directions: no mean
     np.testing.assert_allclose(compass["mean_vector"][0], [np.cos(np.radians(10)), 0], atol=1e-12)
 
 
@@ -100,7 +88,7 @@ def test_perfect_tokenizer_scores_near_one():
     compass = token_directions(tokens, motion)
     assert (compass["resultant_length"] > 0.9).all()  # exp(-sigma^2 / 2) = 0.985
     assert (_angle_diff(compass["mean_angle"], np.arange(8) * 45.0) < 1).all()
-    angles = motion_angles(motion)
+    angles = angle_deg(motion)
     nmi = direction_nmi(tokens, angles)
     assert nmi["nmi"] > 0.9 and nmi["ami"] > 0.9
     probe = direction_probe(tokens, angles)
@@ -115,7 +103,7 @@ def test_perfect_tokenizer_scores_near_one():
 
 def test_noise_free_perfect_tokenizer_is_exact():
     tokens, motion, _ = _world("perfect", noise_deg=0.0)
-    angles = motion_angles(motion)
+    angles = angle_deg(motion)
     entropy = token_entropy_given_direction(tokens, angles)
     assert entropy["conditional_entropy_bits"] == pytest.approx(0.0, abs=1e-9)
     assert direction_nmi(tokens, angles)["nmi"] == pytest.approx(1.0)
@@ -127,7 +115,7 @@ def test_random_tokenizer_scores_near_zero():
     tokens, motion, groups = _world("random", n=200_000)
     compass = token_directions(tokens, motion)
     assert (compass["resultant_length"] < 0.1).all()
-    angles = motion_angles(motion)
+    angles = angle_deg(motion)
     assert direction_nmi(tokens, angles)["nmi"] < 0.01
     assert abs(direction_nmi(tokens, angles)["ami"]) < 0.01
     probe = direction_probe(tokens, angles)
@@ -270,7 +258,7 @@ def test_pooled_concentration_is_the_baseline_of_the_per_token_one():
     # isotropic motion, tokens = direction bins: pooled ~ 0, the tokens add everything
     angles = rng.uniform(0, 2 * np.pi, n)
     motion = np.stack([np.cos(angles), -np.sin(angles)], 1)
-    good = summarize_tokens(direction_bins(motion_angles(motion), 8), motion, n_codes=8)
+    good = summarize_tokens(angle_bins(angle_deg(motion), 8), motion, n_codes=8)
     assert good["direction_resultant_length_pooled"] < 0.05
     assert good["direction_resultant_length_adjusted"] > 0.95
 
@@ -292,7 +280,7 @@ def test_centred_permutation_agreement_sees_through_one_way_motion():
     assert fair["agreement_null"] == "permutation" and fair["agreement_centered"]
     assert 0.3 < fair["agreement_chance"] < 0.7  # residual directions are noise
     assert abs(fair["agreement_adjusted"]) < 0.5  # noise: 8 codes x 4 groups
-    meaning = direction_bins(motion_angles(motion), 8)  # codes that do mean a direction
+    meaning = angle_bins(angle_deg(motion), 8)  # codes that do mean a direction
     good = consistency_score(meaning, motion, groups, n_permutations=20, center=True)
     assert good["agreement_adjusted"] > 0.9
     # isotropic motion: centring changes little; a rotated group lowers the score

@@ -3,7 +3,7 @@
 from tiny_data import write_tiny_dataset
 
 from nblib.data.dataset import DemoStore
-from nblib.widgets import frame_browser
+from nblib.studies.card import frame_browser
 
 
 def test_frame_browser_follows_task_demo_camera_and_step(tmp_path):

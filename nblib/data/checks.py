@@ -10,9 +10,8 @@ which :func:`format_summary` prints for ``nblib data check PATH``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -49,13 +48,6 @@ class DatasetSummary:
     success_rate: float | None = None
     success_demos: int = 0  # demos carrying a ``success`` attribute
     action_names: list[str] = field(default_factory=list)  # the mapping's, or a[0], a[1], ...
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (path as a string, camera shapes as lists)."""
-        out = asdict(self)
-        out["path"] = str(self.path)
-        out["cameras"] = {k: list(v) for k, v in self.cameras.items()}
-        return out
 
 
 def _fail(path: Path, message: str) -> DataError:

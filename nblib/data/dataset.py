@@ -18,6 +18,7 @@ from nblib.data.hdf5 import demo_names, open_h5
 from nblib.data.mapping import KeyMapping, load_mapping
 from nblib.data.normalization import NormStats, Stats
 from nblib.errors import DataError, ParameterError
+from nblib.paths import write_json_atomic
 
 
 class DemoStore:
@@ -125,6 +126,19 @@ class DemoStore:
         state = self.__dict__.copy()
         state["_file"], state["_frames"] = None, OrderedDict()
         return state
+
+    def subset(self, demos: list[str]) -> DemoStore:
+        """The same file, mapping and cameras restricted to ``demos`` (e.g. a split's
+        training demos); the arrays are shared, nothing is read again."""
+        missing = [d for d in demos if d not in self.lengths]
+        if missing:
+            raise DataError(f"{self.path}: demos {missing[:5]} are not in this store")
+        out = object.__new__(DemoStore)
+        out.__dict__.update(self.__getstate__())  # no open HDF5 handle is shared
+        out.demos = list(demos)
+        for name in ("proprio", "actions", "instruction", "task", "lengths"):
+            setattr(out, name, {d: getattr(self, name)[d] for d in demos})
+        return out
 
     def norm_stats(self) -> NormStats:
         return NormStats(
@@ -291,7 +305,5 @@ def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormSt
     from dataclasses import asdict
 
     entries[key] = asdict(stats)
-    tmp = cache.with_name(cache.name + ".tmp")
-    tmp.write_text(json.dumps(entries))
-    tmp.replace(cache)
+    write_json_atomic(cache, entries)
     return stats

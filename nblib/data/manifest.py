@@ -21,9 +21,11 @@ from pathlib import Path
 
 import yaml
 
+from nblib.data.dataset import DemoStore
 from nblib.data.hdf5 import demo_names, open_h5
+from nblib.data.mapping import KeyMapping
 from nblib.errors import DataError, ManifestError
-from nblib.paths import data_dir, manifests_dir
+from nblib.paths import data_dir, manifests_dir, write_text_atomic
 
 DEFAULT_DATASET = "metaworld_default"
 _KINDS = ("dataset", "mixture")
@@ -97,14 +99,6 @@ def _check_mixture(raw: dict, path: Path) -> None:
             raise ManifestError(
                 f"{path}: totals.episodes is {totals['episodes']} but the components add up to {total}"
             )
-
-
-def mixture_weights(manifest: Manifest) -> dict[str, float]:
-    """Sampling probability per component: explicit ``weight`` x episodes, normalised."""
-    comps = manifest.raw["components"]
-    raw = {c["name"]: c.get("weight", 1.0) * c["episodes"] for c in comps}
-    total = sum(raw.values())
-    return {k: v / total for k, v in raw.items()}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -189,6 +183,22 @@ def ensure_dataset(
     return path
 
 
+def open_dataset(
+    manifest: str | Path | Manifest = DEFAULT_DATASET,
+    mapping: str | KeyMapping | None = None,
+    cameras: list[str] | None = None,
+    demos: list[str] | None = None,
+    progress: bool = True,
+) -> DemoStore:
+    """The demos of a manifest's dataset, ready to read: the file is generated first when
+    it is missing and the manifest says how, and checked against the manifest's checksums
+    (:func:`ensure_dataset`). ``mapping`` overrides the manifest's key mapping; ``cameras``
+    and ``demos`` narrow the store to those (default: all)."""
+    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    path = ensure_dataset(m, progress=progress)
+    return DemoStore(path, mapping=mapping or m.key_mapping, demos=demos, cameras=cameras)
+
+
 def config_from_manifest(manifest: Manifest):
     from nblib.data.metaworld_gen import GENERATOR_VERSION, GenerateConfig
 
@@ -268,8 +278,4 @@ def _dist_version(name: str) -> str:
 
 
 def write_manifest(data: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, width=100))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, width=100))

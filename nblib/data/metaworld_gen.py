@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nblib.errors import ParameterError
+from nblib.paths import atomic_path
 
 GENERATOR_VERSION = "1"
 DEFAULT_TASKS = ("reach", "push", "pick-place", "drawer-open", "button-press-topdown")
@@ -241,13 +242,12 @@ def generate(cfg: GenerateConfig, out: str | Path, progress: bool = True) -> dic
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     summary = {"tasks": {}, "demos": 0, "steps": 0, "failed_demos": []}
     bar = tqdm(total=len(cfg.tasks) * cfg.demos, desc="rendering demos", disable=not progress)
     # The scripted policies' gains trip a UserWarning on every call; the env clips anyway.
     warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
     try:
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             data = f.create_group("data")
             index = 0
             for task in cfg.tasks:
@@ -289,9 +289,6 @@ def generate(cfg: GenerateConfig, out: str | Path, progress: bool = True) -> dic
             data.attrs["env_args"] = json.dumps(
                 {"env_name": "metaworld-v3", "type": "metaworld", "env_kwargs": {}}
             )
-        os.replace(tmp, out)
     finally:
         bar.close()
-        if tmp.exists():
-            tmp.unlink()
     return summary

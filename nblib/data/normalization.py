@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nblib.errors import DataError, ParameterError
+from nblib.paths import write_json_atomic
 
 MODES = ("mean_std", "min_max", "q01_q99")
 _EPS = 1e-6  # floor for std/range so constant dimensions do not divide by zero
@@ -87,7 +88,7 @@ class NormStats:
     demos: list[str]
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1))
+        write_json_atomic(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | Path) -> NormStats:

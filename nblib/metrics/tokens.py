@@ -7,7 +7,7 @@ Every function takes one row per frame pair:
 - ``motion`` (N, 2) float motion vectors in image axes: dx to the right, dy *down* (e.g. the
   magnitude-weighted mean optical flow of the pair).
 - ``angles`` (N,) degrees with 0 = right and 90 = up, i.e. ``atan2(-dy, dx)``; see
-  :func:`motion_angles`. Returned angles lie in [0, 360).
+  :func:`nblib.flow.angle_deg`. Returned angles lie in [0, 360).
 - ``groups`` (N,) labels of the dataset / camera / task each row came from.
 - ``instructions`` (N,) instruction strings or instruction-cluster ids.
 
@@ -31,6 +31,7 @@ from scipy import integrate, special
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
 from nblib.errors import ParameterError
+from nblib.flow import angle_bins, angle_deg, wrap_degrees
 
 # AMI's expected-MI term costs ~0.5 s per call on 10^6 rows; above this many rows it is
 # computed on a fixed-seed random subsample (NMI always uses every row).
@@ -109,44 +110,6 @@ def _factorize(name: str, labels, n: int) -> tuple[np.ndarray, np.ndarray]:
 _R_EPS = 1e-12
 
 
-def _wrap_degrees(angles: np.ndarray) -> np.ndarray:
-    """Angles -> [0, 360). ``np.mod`` can return exactly 360.0 for tiny negatives."""
-    wrapped = np.mod(angles, 360.0)
-    return np.where(wrapped >= 360.0, 0.0, wrapped)
-
-
-def motion_angles(motion) -> np.ndarray:
-    """Direction of image-axis motion (N, 2) -> (N,) degrees in [0, 360), 0 = right, 90 = up.
-
-    Zero vectors get angle 0; drop them first (see :func:`summarize_tokens`).
-    """
-    motion = np.asarray(motion, dtype=float)
-    return _wrap_degrees(np.degrees(np.arctan2(-motion[..., 1], motion[..., 0])))
-
-
-def direction_bins(angles, n_bins: int = 8) -> np.ndarray:
-    """Angles (N,) degrees -> (N,) int compass bins; bin k is centred on k * 360 / n_bins."""
-    n_bins = _check_n_bins(n_bins)
-    width = 360.0 / n_bins
-    shifted = np.mod(np.asarray(angles, dtype=float) + width / 2, 360.0)
-    return np.floor(shifted / width).astype(np.int64) % n_bins  # % catches shifted == 360.0
-
-
-def circular_mean(angles) -> tuple[float, float]:
-    """Circular mean of angles (N,) degrees -> (mean angle in [0, 360), resultant length R).
-
-    R = |mean unit vector| in [0, 1]: 1 = all angles equal, ~0 = no preferred direction.
-    The mean of 350 and 10 is 0, not 180. Empty input or R <= 1e-12 gives a NaN angle.
-    """
-    rad = np.radians(np.asarray(angles, dtype=float))
-    if rad.size == 0:
-        return float("nan"), float("nan")
-    c, s = np.cos(rad).mean(), np.sin(rad).mean()
-    r = float(np.hypot(c, s))
-    mean = float(_wrap_degrees(np.degrees(np.arctan2(s, c)))) if r > _R_EPS else float("nan")
-    return mean, r
-
-
 def _unit_vectors(motion: np.ndarray, min_magnitude: float) -> tuple[np.ndarray, np.ndarray]:
     """Motion (N, 2) -> (keep (N,) bool, magnitude (N,)). Kept rows have |m| >= min and > 0."""
     if min_magnitude < 0:
@@ -189,7 +152,7 @@ def token_directions(tokens, motion, n_codes: int | None = None, min_magnitude: 
         ux = np.bincount(t, m[:, 0] / mag, minlength=n_codes) / denom
         uy = np.bincount(t, -m[:, 1] / mag, minlength=n_codes) / denom  # up is positive
         r = np.minimum(np.hypot(ux, uy), 1.0)  # rounding can push R a hair above 1
-        mean_angle = np.where(r > _R_EPS, _wrap_degrees(np.degrees(np.arctan2(uy, ux))), np.nan)
+        mean_angle = np.where(r > _R_EPS, wrap_degrees(np.degrees(np.arctan2(uy, ux))), np.nan)
         mean_magnitude = np.bincount(t, mag, minlength=n_codes) / denom
     return {
         "count": count,
@@ -203,12 +166,12 @@ def token_directions(tokens, motion, n_codes: int | None = None, min_magnitude: 
 def angular_histograms(tokens, angles, n_bins: int = 16, n_codes: int | None = None):
     """Per-code histogram of motion directions. Returns (n_codes, n_bins) int counts.
 
-    Bins are compass bins (see :func:`direction_bins`): column 0 is centred on "right".
+    Bins are compass bins (see :func:`nblib.flow.angle_bins`): column 0 is centred on "right".
     """
     tokens, n_codes = _check_tokens(tokens, n_codes)
     angles = _check_rows("angles", angles, tokens.size)
     n_bins = _check_n_bins(n_bins)
-    cells = tokens * n_bins + direction_bins(angles, n_bins)
+    cells = tokens * n_bins + angle_bins(angles, n_bins)
     return np.bincount(cells, minlength=n_codes * n_bins).reshape(n_codes, n_bins)
 
 
@@ -358,7 +321,7 @@ def consistency_score(
         r_cg = np.where(counts, np.minimum(length / n_cg, 1.0), np.nan)
         dir_x = np.where(counts & (length > 0), sx / length, np.nan)
         dir_y = np.where(counts & (length > 0), sy / length, np.nan)
-        group_angle = _wrap_degrees(np.degrees(np.arctan2(dir_y, dir_x)))
+        group_angle = wrap_degrees(np.degrees(np.arctan2(dir_y, dir_x)))
         # Means over counting groups only; a cell whose unit vectors cancel exactly has no
         # direction and adds a zero vector (it lowers agreement).
         within = np.where(counts, 1.0 - r_cg, 0.0).sum(axis=1) / n_counting
@@ -455,7 +418,7 @@ def token_entropy_given_direction(tokens, angles, n_bins: int = 8) -> dict:
     angles = _check_rows("angles", angles, tokens.size)
     n_bins = _check_n_bins(n_bins)
     joint = np.bincount(
-        tokens * n_bins + direction_bins(angles, n_bins), minlength=n_codes * n_bins
+        tokens * n_bins + angle_bins(angles, n_bins), minlength=n_codes * n_bins
     ).reshape(n_codes, n_bins)
     conditional = _entropy(joint, 2) - _entropy(joint.sum(axis=0), 2)
     conditional = max(conditional, 0.0) if np.isfinite(conditional) else conditional
@@ -491,7 +454,7 @@ def direction_nmi(tokens, angles, n_bins: int = 8, seed: int = 0) -> dict:
     """
     tokens, _ = _check_tokens(tokens)
     angles = _check_rows("angles", angles, tokens.size)
-    return _mutual_information_scores(tokens, direction_bins(angles, n_bins), seed)
+    return _mutual_information_scores(tokens, angle_bins(angles, n_bins), seed)
 
 
 def instruction_nmi(tokens, instructions, seed: int = 0) -> dict:
@@ -576,7 +539,7 @@ def direction_probe(
     tokens, n_codes = _check_tokens(tokens)
     angles = _check_rows("angles", angles, tokens.size)
     n_bins = _check_n_bins(n_bins)
-    bins = direction_bins(angles, n_bins)
+    bins = angle_bins(angles, n_bins)
     test = _rng(seed).random(tokens.size) < test_fraction
     n_test, n_train = int(test.sum()), int((~test).sum())
     result = {"accuracy": np.nan, "train_accuracy": np.nan, "chance": np.nan}
@@ -653,7 +616,7 @@ def summarize_tokens(
     motion = _check_rows("motion", motion, tokens.size, width=2)
     keep, magnitude = _unit_vectors(motion, min_magnitude)
     t_dir = tokens[keep]
-    angles = motion_angles(motion[keep])
+    angles = angle_deg(motion[keep])
 
     out = {"rows": tokens.size, "rows_with_direction": int(keep.sum()), "n_codes": n_codes}
     usage = codebook_usage(tokens, n_codes) if n_codes > 0 else {}

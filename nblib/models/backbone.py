@@ -508,23 +508,6 @@ class Backbone(nn.Module):
             lm = hf.get_decoder()
         return _module_name(hf, lm)
 
-    def parameter_counts(self) -> dict[str, int]:
-        """Parameters of the vision tower (incl. its merger/projector inside it), the rest
-        (language model + head), LoRA, and the total."""
-        vision = self._vision_module()
-        vision_ids = {id(p) for p in vision.parameters()} if vision is not None else set()
-        counts = {"vision": 0, "language": 0, "lora": 0, "total": 0}
-        for name, p in self.model.named_parameters():
-            n = p.numel()
-            counts["total"] += n
-            if "lora_" in name:
-                counts["lora"] += n
-            elif id(p) in vision_ids:
-                counts["vision"] += n
-            else:
-                counts["language"] += n
-        return counts
-
     def num_image_tokens(self, height: int = 128, width: int = 128) -> int:
         """Image tokens the language model sees for one ``height`` x ``width`` frame."""
         frame = np.zeros((height, width, 3), dtype=np.uint8)

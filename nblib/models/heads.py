@@ -15,6 +15,8 @@ from torch import nn
 
 from nblib.errors import ParameterError
 
+HEADS = ("flow", "regression")
+
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of ``values`` (B, H, A) over steps where ``mask`` (B, H) is True."""
@@ -140,4 +142,4 @@ def make_head(kind: str, cond_dim: int, horizon: int, action_dim: int, **kw) -> 
         return FlowMatchingHead(cond_dim, horizon, action_dim, **kw)
     if kind == "regression":
         return RegressionHead(cond_dim, horizon, action_dim, **kw)
-    raise ParameterError(f"head must be 'flow' or 'regression', got {kind!r}")
+    raise ParameterError(f"head must be one of {HEADS}, got {kind!r}")

@@ -13,13 +13,13 @@ or, when the backbone is frozen, from the on-disk feature cache.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nblib.errors import ParameterError
-from nblib.models.heads import make_head
+from nblib.models.heads import HEADS, make_head
 
 
 @dataclass
@@ -56,7 +56,7 @@ class PolicyConfig:
             raise ParameterError(
                 f"PolicyConfig.d_model ({self.d_model}) must be divisible by expert_heads ({self.expert_heads})"
             )
-        if self.head not in ("flow", "regression"):
+        if self.head not in HEADS:
             raise ParameterError(
                 f"PolicyConfig.head must be 'flow' or 'regression', got {self.head!r}"
             )
@@ -171,9 +171,6 @@ class VLAPolicy(nn.Module):
     def predict(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         cond = self.condition(batch["vlm"], batch.get("proprio"), batch.get("vlm_mask"))
         return self.head.predict(cond, generator=generator)
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)
 
 
 def parameter_table(modules: dict[str, nn.Module]) -> list[dict]:

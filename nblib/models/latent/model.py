@@ -1,9 +1,10 @@
-"""A small latent-action quantiser (LAQ / LAPA style) and the token files it is compared with.
+"""A small latent-action quantiser (LAQ / LAPA style): the model, its checkpoint file, and
+the token-order ablation.
 
 Seed 004 asks whether discrete latent-action tokens mean the same motion across datasets.
-To study that without a 5 GB checkpoint, this module trains a CPU-sized LAQ on the embedded
-frames in 1.5-2.5 minutes and writes tokens in the same table format that users export from
-their own checkpoints (``load_token_file``), so every analysis runs on either.
+To study that without a 5 GB checkpoint, a CPU-sized LAQ is trained on the embedded frames
+(:mod:`nblib.models.latent.training`) and its tokens are written in the table format users
+export from their own checkpoints (:mod:`nblib.models.latent.tokens`).
 
 The model (``LatentActionModel``)::
 
@@ -34,9 +35,6 @@ in [0, 1] pixel units.
 from __future__ import annotations
 
 import math
-import os
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -45,33 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nblib.errors import DataError, ParameterError
+from nblib.errors import DataError, ParameterError, is_int, require
+from nblib.paths import atomic_path
 
 FORMAT = "nblib.latent_action_model/1"
 # Columns of every token table (tokenize_dataset and load_token_file), then token_0..L-1.
-TOKEN_COLUMNS = (
-    "sample_id",
-    "dataset",
-    "file",
-    "demo",
-    "t",
-    "k",
-    "camera",
-    "task",
-    "instruction",
-    "tokens",
-    "flow_dx",
-    "flow_dy",
-    "action_dx",
-    "action_dy",
-)
-FRAME_COLUMNS = ("file", "demo", "t", "k")
-MOTION_GROUPS = {
-    "frame references": FRAME_COLUMNS,
-    "flow": ("flow_dx", "flow_dy"),
-    "actions": ("action_dx", "action_dy"),
-}
-
 
 # ----------------------------------------------------------------------------- config
 
@@ -94,7 +70,8 @@ class LatentActionConfig:
     normalize: bool = True
 
     def __post_init__(self):
-        ints = {
+        own = "LatentActionConfig"
+        lowest = {
             "image_size": 16,
             "channels": 4,
             "codebook_size": 2,
@@ -103,30 +80,21 @@ class LatentActionConfig:
             "restart_dead_every": 0,
             "recent_size": 1,
         }
-        for name, low in ints.items():
+        for name, low in lowest.items():
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise ParameterError(
-                    f"LatentActionConfig.{name}={value!r} is invalid; expected an int >= {low}"
-                )
-        if self.image_size % 16:
-            raise ParameterError(
-                f"LatentActionConfig.image_size={self.image_size} is invalid; expected a "
-                "multiple of 16 (the encoder halves it four times)"
-            )
-        if not isinstance(self.normalize, bool):
-            raise ParameterError(
-                f"LatentActionConfig.normalize={self.normalize!r} is invalid; "
-                "expected True or False"
-            )
+            require(is_int(value) and value >= low, own, name, value, f"an int >= {low}")
+        require(
+            self.image_size % 16 == 0,
+            own,
+            "image_size",
+            self.image_size,
+            "a multiple of 16 (the encoder halves it four times)",
+        )
+        require(isinstance(self.normalize, bool), own, "normalize", self.normalize, "a bool")
         for name, high in (("commitment", math.inf), ("dead_threshold", 1.0)):
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (ok and 0 <= value <= high):
-                raise ParameterError(
-                    f"LatentActionConfig.{name}={value!r} is invalid; expected a number in "
-                    f"[0, {high}]"
-                )
+            require(ok and 0 <= value <= high, own, name, value, f"a number in [0, {high}]")
 
     @classmethod
     def from_dict(cls, values: dict) -> LatentActionConfig:
@@ -295,10 +263,6 @@ class LatentActionModel(nn.Module):
         ``config.normalize``), a detached copy."""
         return self._codes().detach().clone()
 
-    def code_usage(self) -> np.ndarray:
-        """Assignments per code (K,) over all training steps so far."""
-        return self.usage_total.cpu().numpy().copy()
-
     # -- training -------------------------------------------------------------------------
 
     def forward(self, batch: dict) -> dict:
@@ -388,217 +352,20 @@ def _film(h: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     return h * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None]
 
 
-# ----------------------------------------------------------------------------- data
-
-
-def _as_list(camera, store) -> list[str]:
-    if camera in (None, "all"):
-        return list(store.cameras)
-    return [camera] if isinstance(camera, str) else list(camera)
-
-
-def load_frame_pairs(
-    path,
-    camera: str | Sequence[str] = "corner",
-    stride: int | Sequence[int] = 4,
-    image_size: int = 64,
-    demos: Sequence[str] | None = None,
-    mapping="metaworld",
-) -> dict:
-    """Every frame pair (t, t+k) of the given camera(s) and stride(s), held in memory.
-
-    ``camera``: a name, a list of names, or "all"; ``stride``: k, or a list of k. Each frame
-    is resized to ``image_size`` and stored once. Returns {"frames": uint8 (N, S, S, 3),
-    "i_t", "i_tk": (P,) indices into frames, "t", "k": (P,) ints, "demo", "camera", "task",
-    "instruction": (P,) object arrays, "action_dx", "action_dy": (P,) actions 0 and 1
-    summed over the k steps (robot frame), "file": the HDF5 path}.
-    """
-    from nblib.data.dataset import DemoStore, FramePairDataset
-
-    store = path if hasattr(path, "frames") else DemoStore(path, mapping=mapping, demos=demos)
-    cameras = _as_list(camera, store)
-    strides = [stride] if isinstance(stride, (int, np.integer)) else list(stride)
-    if not strides:
-        raise ParameterError("stride: expected an int >= 1 or a non-empty list of them")
-    chunks, offset = [], 0
-    cols = {k: [] for k in ("i_t", "t", "k", "demo", "camera", "ax", "ay")}
-    for cam in cameras:
-        for k in strides:  # validates camera and stride, and that some demo is long enough
-            FramePairDataset(store, camera=cam, stride=int(k))
-        for demo in store.demos:
-            n = store.lengths[demo]
-            if n < 2:
-                continue
-            chunks.append(resize_frames(store.frames(demo, cam, 0, n), image_size))
-            actions = store.actions[demo]
-            csum = np.concatenate([np.zeros((1, actions.shape[1])), np.cumsum(actions, 0)])
-            for k in strides:
-                t = np.arange(max(n - k, 0))
-                moved = csum[t + k] - csum[t]
-                cols["i_t"].append(offset + t)
-                cols["t"].append(t)
-                cols["k"].append(np.full(len(t), k))
-                cols["demo"] += [demo] * len(t)
-                cols["camera"] += [cam] * len(t)
-                cols["ax"].append(moved[:, 0])
-                cols["ay"].append(moved[:, 1] if moved.shape[1] > 1 else np.full(len(t), np.nan))
-            offset += n
-    i_t, k_arr = np.concatenate(cols["i_t"]), np.concatenate(cols["k"]).astype(np.int64)
-    demo_arr = np.asarray(cols["demo"], dtype=object)
-    return {
-        "frames": torch.cat(chunks),
-        "i_t": i_t,
-        "i_tk": i_t + k_arr,
-        "t": np.concatenate(cols["t"]).astype(np.int64),
-        "k": k_arr,
-        "demo": demo_arr,
-        "camera": np.asarray(cols["camera"], dtype=object),
-        "task": np.asarray([store.task[d] for d in demo_arr], dtype=object),
-        "instruction": np.asarray([store.instruction[d] for d in demo_arr], dtype=object),
-        "action_dx": np.concatenate(cols["ax"]).astype(np.float64),
-        "action_dy": np.concatenate(cols["ay"]).astype(np.float64),
-        "file": str(store.path),
-    }
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def default_threads(limit: int = 4, probe: float = 0.25) -> int:
-    """CPU threads for training: the cores idle right now (1..limit).
-
-    Measured over ``probe`` seconds from /proc/stat on the cores this process may use (the
-    1-minute load average lags, and counts a run that just ended). On a shared machine,
-    more threads than idle cores is far slower than fewer: 2 threads on 2 cores with two
-    other busy jobs ran ~10x slower than 1 thread. Without /proc/stat: all usable cores.
-    """
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    if not cores:
-        return max(1, min(limit, os.cpu_count() or 1))
-
-    def idle_total() -> tuple[np.ndarray, np.ndarray]:
-        rows = {}
-        for line in Path("/proc/stat").read_text().splitlines():
-            name, *vals = line.split()
-            if name.startswith("cpu") and name[3:].isdigit():
-                rows[int(name[3:])] = [int(v) for v in vals[:8]]
-        ticks = np.asarray([rows[c] for c in cores], dtype=np.float64)
-        return ticks[:, 3] + ticks[:, 4], ticks.sum(axis=1)  # idle + iowait, all
-
-    try:
-        idle0, total0 = idle_total()
-        time.sleep(probe)
-        idle1, total1 = idle_total()
-    except (OSError, KeyError, ValueError, IndexError):
-        return max(1, min(limit, len(cores)))
-    idle = float(((idle1 - idle0) / np.maximum(total1 - total0, 1)).sum())
-    return max(1, min(limit, round(idle)))
-
-
-def train_latent_model(
-    path,
-    camera: str | Sequence[str] = "corner",
-    stride: int = 4,
-    steps: int = 800,
-    batch_size: int = 32,
-    seed: int = 0,
-    config: LatentActionConfig | None = None,
-    progress: bool = True,
-    lr: float = 2e-3,
-    strides: Sequence[int] | None = None,
-    reverse: float = 0.5,
-    demos: Sequence[str] | None = None,
-    threads: int | None = None,
-):
-    """Train a ``LatentActionModel`` on the frame pairs of ``path``; returns (model, History).
-
-    Pairs (``camera``: a name, a list or "all"; ``demos``: a subset, default all) are
-    resized to ``config.image_size`` and held in memory (~12 KB a frame at 64x64). Batch
-    ``step`` is a seeded random draw, so runs are reproducible; AdamW at ``lr``, cosine
-    schedule down to 10% after 20 warmup steps, through ``nblib.train.train``.
-
-    Why ``strides`` and ``reverse``: scripted demos are deterministic, so frame_t alone
-    predicts frame_t+k and a decoder trained on one stride, forward in time, learns to
-    ignore the tokens (random tokens reconstruct as well as the true ones). Training on
-    pairs with k drawn from ``strides`` (default 1..2*stride) and swapped in time with
-    probability ``reverse`` makes the change ambiguous given frame_t, so the tokens must
-    carry its direction and size. ``strides=[stride], reverse=0`` trains the plain way.
-
-    ``threads``: torch CPU threads while training (default ``default_threads()``: the idle
-    cores, at most 4; restored afterwards). The defaults take ~85 s with 2 idle CPU cores,
-    ~2.5 min with one.
-    """
-    from nblib.train import TrainConfig, train
-
-    config = config if config is not None else LatentActionConfig()
-    if not isinstance(config, LatentActionConfig):
-        raise ParameterError(f"config must be a LatentActionConfig, got {type(config).__name__}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ParameterError(f"batch_size={batch_size!r} is invalid; expected an int >= 1")
-    if not (isinstance(reverse, (int, float)) and 0 <= reverse <= 1):
-        raise ParameterError(f"reverse={reverse!r} is invalid; expected a probability in [0, 1]")
-    strides = list(range(1, 2 * stride + 1)) if strides is None else list(strides)
-    pairs = load_frame_pairs(path, camera, strides, config.image_size, demos)
-    frames = pairs["frames"]
-    i_t, i_tk = torch.as_tensor(pairs["i_t"]), torch.as_tensor(pairs["i_tk"])
-
-    def batches(step: int) -> dict:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        pick = torch.randint(len(i_t), (batch_size,), generator=g)
-        a, b = i_t[pick], i_tk[pick]
-        swap = torch.rand(batch_size, generator=g) < reverse
-        a, b = torch.where(swap, b, a), torch.where(swap, a, b)
-        return {"frames_t": frames[a], "frames_tk": frames[b]}
-
-    torch.manual_seed(seed)
-    model = LatentActionModel(config)
-    model.meta = {
-        "file": str(pairs["file"]),
-        "camera": list(dict.fromkeys(pairs["camera"])),
-        "stride": int(stride),
-        "strides": [int(k) for k in strides],
-        "reverse": float(reverse),
-        "steps": int(steps),
-        "batch_size": int(batch_size),
-        "lr": float(lr),
-        "seed": int(seed),
-        "pairs": len(i_t),
-    }
-    cfg = TrainConfig(
-        steps=steps,
-        lr=lr,
-        schedule="cosine_with_min_lr",
-        warmup_steps=min(20, steps),
-        seed=seed,
-        progress=progress,
-        desc="latent actions",
-    )
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads())
-    try:
-        t0 = time.perf_counter()
-        history = train(model, batches, lambda m, b: m(b), cfg)
-        model.meta["seconds"] = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(before)
-    model.eval()
-    return model, history
-
-
 # ----------------------------------------------------------------------------- save / load
 
 
 def save_latent_model(model: LatentActionModel, path) -> Path:
     """Write config, state dict and training metadata to one torch file (weights_only-safe)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT,
         "config": asdict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(getattr(model, "meta", {}) or {}),
     }
-    torch.save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 
@@ -620,173 +387,6 @@ def load_latent_model(path) -> LatentActionModel:
     model.load_state_dict(state["state_dict"])
     model.meta = state.get("meta", {})
     return model.eval()
-
-
-# ----------------------------------------------------------------------------- token tables
-
-
-def _token_frame(cols: dict, tokens: np.ndarray):
-    """A DataFrame with TOKEN_COLUMNS (missing ones NaN/None), then token_0..token_{L-1}."""
-    import pandas as pd
-
-    df = pd.DataFrame(cols)
-    df["tokens"] = [list(map(int, row)) for row in tokens]
-    for i in range(tokens.shape[1]):
-        df[f"token_{i}"] = tokens[:, i].astype(np.int64)
-    for name in TOKEN_COLUMNS:
-        if name not in df:
-            df[name] = (
-                np.nan if name.startswith(("flow_", "action_")) or name in ("t", "k") else None
-            )
-    order = list(TOKEN_COLUMNS) + [f"token_{i}" for i in range(tokens.shape[1])]
-    return df[order + [c for c in df.columns if c not in order]]
-
-
-def tokenize_dataset(
-    model: LatentActionModel,
-    path,
-    camera: str | Sequence[str] = "corner",
-    stride: int = 4,
-    batch_size: int = 256,
-    label: str | None = None,
-):
-    """Tokens of every frame pair (t, t+stride): a DataFrame, one row per pair.
-
-    Columns: sample_id ("{dataset}/{demo}/{t}+{k}"), dataset (``label``, default the camera
-    name), file, demo, t, k, camera, task, instruction, tokens (list of L ints), flow_dx,
-    flow_dy (NaN: fill them from a flow module), action_dx, action_dy (actions 0 and 1 summed
-    over the k steps, robot frame), token_0 .. token_{L-1}.
-    """
-    pairs = load_frame_pairs(path, camera, stride, model.config.image_size)
-    frames, out = pairs["frames"], []
-    for start in range(0, len(pairs["i_t"]), batch_size):
-        sl = slice(start, start + batch_size)
-        out.append(model.encode_tokens(frames[pairs["i_t"][sl]], frames[pairs["i_tk"][sl]]).cpu())
-    tokens = torch.cat(out).numpy() if out else np.zeros((0, model.config.seq_len), np.int64)
-    dataset = np.asarray([label or c for c in pairs["camera"]], dtype=object)
-    sample_id = [
-        f"{d}/{m}/{t}+{stride}" for d, m, t in zip(dataset, pairs["demo"], pairs["t"], strict=True)
-    ]
-    cols = {
-        "sample_id": sample_id,
-        "dataset": dataset,
-        "file": pairs["file"],
-        "demo": pairs["demo"],
-        "t": pairs["t"].astype(np.int64),
-        "k": np.full(len(dataset), stride, np.int64),
-        "camera": pairs["camera"],
-        "task": pairs["task"],
-        "instruction": pairs["instruction"],
-        "action_dx": pairs["action_dx"],
-        "action_dy": pairs["action_dy"],
-    }
-    return _token_frame(cols, tokens)
-
-
-def load_token_file(path):
-    """Read a token table exported from any LAQ checkpoint; same columns as ``tokenize_dataset``.
-
-    Formats (by suffix): ``.parquet``, ``.npz`` (one array per column), ``.csv``.
-
-    Required columns:
-      - ``sample_id``: unique id of the frame pair (str or int).
-      - ``dataset``: which dataset / embodiment / camera the pair comes from (str).
-      - tokens, one of: ``tokens`` holding a list/array of L ints per row (Parquet; in NPZ a
-        (N, L) int array), ``token_0 .. token_{L-1}`` int columns (any format), or in CSV a
-        space-separated string such as ``"3 7 2 1"``.
-
-    And at least one of these groups (all columns of the group):
-      - frame references ``file``, ``demo``, ``t``, ``k`` (optionally ``camera``): the pair is
-        frames t and t+k of that demo in that HDF5 file, so flow can be computed from it;
-      - precomputed motion ``flow_dx``, ``flow_dy`` (mean optical flow, pixels, +x right, +y down);
-      - actions ``action_dx``, ``action_dy`` (commanded motion in the robot's frame).
-
-    NPZ: ``np.savez`` takes ``file`` as its own argument, so store that column as ``file_``
-    (read back as ``file``); strings as unicode arrays (``allow_pickle`` is off).
-
-    Any other columns are kept. Missing optional columns become NaN/None. Raises DataError
-    naming the file, the missing column(s) and the columns present.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such token file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        elif suffix == ".csv":
-            df = pd.read_csv(path)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            if "file_" in arrays and "file" not in arrays:  # np.savez reserves ``file``
-                arrays["file"] = arrays.pop("file_")
-            if "tokens" in arrays and arrays["tokens"].ndim == 2:
-                arrays["tokens"] = list(arrays["tokens"])
-            lengths = {k: len(v) for k, v in arrays.items()}
-            if len(set(lengths.values())) > 1:
-                raise DataError(f"{path}: NPZ arrays differ in length: {lengths}")
-            df = pd.DataFrame(arrays)
-        else:
-            raise DataError(
-                f"{path}: unknown token file type {suffix!r}; use .parquet, .npz or .csv"
-            )
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"{path}: could not read as {suffix[1:]} ({exc})") from exc
-
-    present = list(df.columns)
-    for name in ("sample_id", "dataset"):
-        if name not in df:
-            raise DataError(f"{path}: missing required column {name!r}; columns present: {present}")
-    tokens = _read_tokens(df, path, present)
-    if not any(all(c in df for c in group) for group in MOTION_GROUPS.values()):
-        wanted = "; ".join(f"{name} {list(cols)}" for name, cols in MOTION_GROUPS.items())
-        raise DataError(
-            f"{path}: needs at least one column group of: {wanted}; columns present: {present}"
-        )
-    if df["sample_id"].duplicated().any():
-        dup = df["sample_id"][df["sample_id"].duplicated()].iloc[0]
-        raise DataError(f"{path}: sample_id {dup!r} appears more than once")
-    df = df.drop(columns=[c for c in df.columns if c == "tokens" or _is_token_col(c)])
-    df["dataset"] = df["dataset"].astype(str)
-    return _token_frame({c: df[c].to_numpy() for c in df.columns}, tokens)
-
-
-def _is_token_col(name) -> bool:
-    return isinstance(name, str) and name.startswith("token_") and name[6:].isdigit()
-
-
-def _read_tokens(df, path: Path, present: list) -> np.ndarray:
-    """(N, L) int64 tokens from a ``tokens`` column or ``token_i`` columns."""
-    cols = sorted((c for c in df.columns if _is_token_col(c)), key=lambda c: int(c[6:]))
-    if "tokens" in df:
-        rows = [
-            np.asarray(str(v).split() if isinstance(v, str) else v, dtype=np.float64).ravel()
-            for v in df["tokens"]
-        ]
-        lengths = {len(r) for r in rows}
-        if len(lengths) > 1:
-            raise DataError(f"{path}: column 'tokens' holds sequences of lengths {sorted(lengths)}")
-        width = lengths.pop() if lengths else 0
-        values = np.stack(rows) if rows else np.zeros((0, width))
-    elif cols:
-        if [int(c[6:]) for c in cols] != list(range(len(cols))):
-            raise DataError(f"{path}: token columns {cols} are not token_0..token_{len(cols) - 1}")
-        values = df[cols].to_numpy(dtype=np.float64)
-    else:
-        raise DataError(
-            f"{path}: missing required column 'tokens' (or token_0..token_{{L-1}}); "
-            f"columns present: {present}"
-        )
-    if values.size and (
-        not np.isfinite(values).all() or (values != np.round(values)).any() or values.min() < 0
-    ):
-        raise DataError(f"{path}: tokens must be non-negative integers")
-    return values.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- ablation

@@ -1,6 +1,6 @@
 """The frame pairs behind a token table: their frames, optical flow and reference motion.
 
-A token table (``nblib.models.latent.tokenize_dataset`` or ``load_token_file``) has one
+A token table (:mod:`nblib.models.latent.tokens`) has one
 row per pair; a row references its frames with ``demo``, ``t``, ``k`` (and ``file``,
 ``camera``: its ``dataset`` is the camera when ``camera`` is not set). This module reads
 those frames (from the notebook's dataset or the file a row names), fills in the mean
@@ -228,22 +228,6 @@ def camera_parameters(store: DemoStore) -> dict:
                         cams[camera]["intrinsics"][()],
                         cams[camera]["extrinsics"][()],
                     )
-    return out
-
-
-def flow_reference_agreement(df: pd.DataFrame, min_pixels: float = 0.5) -> dict:
-    """Median angle between mean flow and projected end-effector motion, per dataset."""
-    out = {}
-    flow = df[["flow_dx", "flow_dy"]].to_numpy()
-    ref = df[["ref_dx", "ref_dy"]].to_numpy()
-    moving = np.hypot(ref[:, 0], ref[:, 1]) >= min_pixels
-    err = angular_error_deg(flow, ref)
-    for name in sorted(df["dataset"].unique()):
-        sel = moving & (df["dataset"].to_numpy() == name) & np.isfinite(err)
-        out[name] = {
-            "median_deg": float(np.median(err[sel])) if sel.any() else None,
-            "pairs": int(sel.sum()),
-        }
     return out
 
 

@@ -1,12 +1,12 @@
-"""Token compass: do discrete latent-action tokens mean the same motion everywhere?
+"""The token compass's analysis: per-token motion statistics across datasets, tasks and
+the reference motion, and the verdict.
 
-Seed 004's question, as analysis steps on a table of tokenised frame pairs (one row per
-pair: ``dataset``, ``demo``, ``t``, ``k``, ``task``, ``instruction`` and the tokens, as
-written by :func:`nblib.models.latent.tokenize_dataset` or loaded by
-:func:`nblib.models.latent.load_token_file`). Motion comes from pixels (mean optical flow
-of the pair) or, as the reference, from the end effector's motion projected into the image
-with the stored camera parameters (:mod:`nblib.frame_pairs`); cameras and tasks of the
-embedded data play the datasets. Figures are in :mod:`nblib.compass_plots`.
+Works on a token table (one row per frame pair: ``dataset``, ``demo``, ``t``, ``k``,
+``task``, ``instruction`` and the tokens, as :func:`nblib.models.latent.tokenize_dataset`
+writes and :func:`nblib.models.latent.load_token_file` reads). Motion comes from pixels
+(mean optical flow of the pair) or, as the reference, from the end effector's motion
+projected into the image (:mod:`nblib.studies.tokens.frame_pairs`); cameras and tasks of
+the embedded data play the datasets.
 """
 
 from __future__ import annotations
@@ -18,21 +18,8 @@ import pandas as pd
 
 from nblib.errors import DataError, ParameterError
 from nblib.metrics.tokens import summarize_tokens
-
-
-def token_matrix(df: pd.DataFrame) -> np.ndarray:
-    """(N, L) int token sequences from a ``tokens`` list column or ``token_0..`` columns."""
-    cols = sorted(
-        (c for c in df.columns if c.startswith("token_") and c[6:].isdigit()),
-        key=lambda c: int(c[6:]),
-    )
-    if cols:
-        return df[cols].to_numpy(dtype=np.int64)
-    if "tokens" in df.columns:
-        return np.stack([np.asarray(t, dtype=np.int64) for t in df["tokens"]])
-    raise DataError(
-        f"token table has no 'tokens' or 'token_<i>' columns (columns: {list(df.columns)})"
-    )
+from nblib.models.latent.tokens import token_matrix
+from nblib.verdict import Verdict
 
 
 def token_ids(df: pd.DataFrame, position: int | str, codebook_size: int) -> tuple[np.ndarray, int]:
@@ -195,9 +182,7 @@ def umap_embedding(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.nd
         return reducer.fit_transform(x)
 
 
-def verdict(
-    summary: dict, consistent: float = 0.5, inconsistent: float = 0.2
-) -> tuple[str, list[str]]:
+def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -> Verdict:
     """CONSISTENT / PARTIAL / INCONSISTENT / UNDETERMINED from two numbers: how much more
     concentrated each token's motion direction is than all motion together
     (``direction_resultant_length_adjusted``: a token's R alone is high whenever most of
@@ -208,8 +193,18 @@ def verdict(
     per token, or motion so alike that chance agreement is ~1)."""
     r = summary.get("direction_resultant_length_adjusted")
     agree = summary.get("agreement_adjusted")
+    numbers = {
+        k: summary.get(k)
+        for k in (
+            "direction_resultant_length_adjusted",
+            "agreement_adjusted",
+            "direction_nmi",
+            "codebook_perplexity",
+        )
+    }
     if r is None:
-        return "UNDETERMINED", ["no moving pairs, or all of them move exactly the same way"]
+        why = "no moving pairs, or all of them move exactly the same way"
+        return Verdict("UNDETERMINED", [why], numbers)
     if r >= inconsistent and agree is None:
         if summary.get("codes_compared"):
             why = (
@@ -218,7 +213,7 @@ def verdict(
             )
         else:
             why = "too few moving pairs per token in two or more datasets to compare"
-        return "UNDETERMINED", [why]
+        return Verdict("UNDETERMINED", [why], numbers)
     raw = summary["direction_resultant_length"]
     pooled = summary["direction_resultant_length_pooled"]
     chance = summary.get("agreement_chance")
@@ -236,7 +231,7 @@ def verdict(
         f"{summary.get('probe_accuracy') or 0:.2f} vs chance {summary.get('probe_chance') or 0:.2f}",
     ]
     if r < inconsistent or (agree is not None and agree < inconsistent):
-        return "INCONSISTENT", reasons
+        return Verdict("INCONSISTENT", reasons, numbers)
     if r >= consistent and agree >= consistent:
-        return "CONSISTENT", reasons
-    return "PARTIAL", reasons
+        return Verdict("CONSISTENT", reasons, numbers)
+    return Verdict("PARTIAL", reasons, numbers)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from nblib.runner import notebook_parameters
+from nblib.run.params import notebook_parameters
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 MAX_CHECKED_CHARS = 4000  # a checked output is a small summary, not a data dump

@@ -1,13 +1,10 @@
 """Notebook-side API for run outputs: where files go, saving figures, the final verdict.
 
-A notebook calls :func:`save` for each figure and ends with :func:`finish`. The same
-calls work in two settings:
-
-* under :mod:`nblib.runner` (papermill), which sets ``NBLIB_RUN_DIR``: outputs go
-  there and :func:`finish` writes ``report.json``, which the runner merges with the
-  run's parameters, timing and provenance into ``metrics.json``;
-* interactively in JupyterLab (no ``NBLIB_RUN_DIR``): outputs go to
-  ``<repo>/runs/<notebook>/`` and :func:`finish` writes ``metrics.json`` itself.
+A notebook calls :func:`save` for each figure and ends with :func:`finish`, which writes
+``metrics.json`` through :func:`write_metrics`, the one writer of that file. Outputs go to
+``$NBLIB_RUN_DIR`` when :mod:`nblib.run.runner` started the kernel (it also leaves the
+run's checked parameters and start time there, in ``run.json``), else to
+``<repo>/runs/<notebook>/`` with figures in ``<repo>/figures/<notebook>/``.
 
 This module deliberately does not import papermill, so notebooks start fast.
 """
@@ -19,17 +16,19 @@ import json
 import math
 import os
 import subprocess
-import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nblib import __version__
-from nblib.errors import ParameterError
-from nblib.paths import find_repo_root
+from nblib.errors import NotebookError, ParameterError
+from nblib.paths import find_repo_root, write_json_atomic
+from nblib.verdict import Verdict
 
 __all__ = [
     "METRICS_KEYS",
+    "RUN_CONTEXT",
     "RUN_DIR_ENV",
     "figure_dir",
     "finish",
@@ -38,12 +37,14 @@ __all__ = [
     "save",
     "to_jsonable",
     "utc_now_iso",
-    "write_json_atomic",
-    "write_text_atomic",
+    "write_metrics",
+    "write_runner_context",
 ]
 
 #: Environment variable through which the runner tells the kernel its output folder.
 RUN_DIR_ENV = "NBLIB_RUN_DIR"
+#: File in the run folder where the runner leaves the run's parameters and start time.
+RUN_CONTEXT = "run.json"
 
 #: The keys of metrics.json, in the order they are written. This is the contract the
 #: index, the CLI and any downstream tooling rely on: change it only on purpose.
@@ -171,68 +172,111 @@ def to_jsonable(value: Any, key: str = "value") -> Any:
 
 def finish(
     notebook: str,
-    verdict: str,
+    verdict: Verdict,
     metrics: Mapping[str, Any],
     figures: Iterable[str | os.PathLike[str]] | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Record the run's outcome; the last cell of every notebook calls this.
+    """Record the run's outcome in ``metrics.json``; the last cell of every notebook calls this.
 
     Args:
         notebook: the notebook's stem, e.g. ``"tiny"`` for ``tiny.ipynb``.
-        verdict: short non-empty outcome such as ``"PASS"``, ``"FAIL"``, ``"WARN"``.
+        verdict: the study's :class:`nblib.verdict.Verdict`. Its label becomes
+            ``metrics.json``'s ``verdict``; its numbers come first in ``metrics`` (the run
+            index shows the first scalars) and its reasons are ``metrics["reasons"]``.
         metrics: flat or nested mapping of JSON-able values (numpy values are
             converted); NaN/Inf are rejected.
         figures: figure files to list; default all saved via :func:`save` for this
             notebook in this kernel. Relative paths are relative to the run folder.
-        params: only used interactively (the runner records the real parameters);
-            written as the ``params`` of metrics.json.
+        params: the parameters to record when no runner started this kernel (under
+            ``nblib run`` the runner's checked parameters are recorded instead).
 
-    Under the runner writes ``report.json`` = ``{"verdict", "metrics", "figures"}``;
-    interactively writes the full ``metrics.json``. Both atomically, into
-    :func:`run_dir`. Figures are stored as paths relative to the run folder.
+    Writes ``metrics.json`` into :func:`run_dir` through :func:`write_metrics`, the one
+    writer of that file. Under the runner (``$NBLIB_RUN_DIR`` set) the parameters, start
+    time and commit come from the runner's ``run.json`` and ``seconds`` is the time since
+    the runner started the notebook; interactively ``seconds`` is None (cells may have run
+    over hours with pauses).
 
     Returns:
         the dict that was written.
 
     Raises:
-        ParameterError: empty/non-str verdict, non-mapping or non-JSON-able metrics,
-            NaN/Inf metric (the message names the key).
+        ParameterError: a verdict that is not a Verdict, non-mapping or non-JSON-able
+            metrics, a NaN/Inf metric (the message names the key), or a metric that
+            contradicts a number of the verdict.
     """
-    if not isinstance(verdict, str) or not verdict.strip():
-        raise ParameterError(f"verdict must be a non-empty string, got {verdict!r}")
+    if not isinstance(verdict, Verdict):
+        raise ParameterError(
+            f"verdict must be an nblib.verdict.Verdict (label, reasons, numbers), "
+            f"got {type(verdict).__name__} {verdict!r}"
+        )
     if not isinstance(metrics, Mapping):
         raise ParameterError(f"metrics must be a dict, got {type(metrics).__name__}")
-    clean_metrics = to_jsonable(metrics, "metrics")
+    merged = _with_verdict(verdict, to_jsonable(metrics, "metrics"))
 
     folder = run_dir(notebook)
     if figures is None:
         figures = _SAVED.get(_stem(notebook), [])
-    figure_list = [_relative_to(folder, Path(f)) for f in figures]
-
-    if os.environ.get(RUN_DIR_ENV):
-        record: dict[str, Any] = {
-            "verdict": verdict,
-            "metrics": clean_metrics,
-            "figures": figure_list,
-        }
-        write_json_atomic(folder / "report.json", record)
-        return record
-
-    record = {
+    context = _runner_context(folder)
+    record: dict[str, Any] = {
         "notebook": f"{_stem(notebook)}.ipynb",
         "params": to_jsonable(dict(params or {}), "params"),
-        "verdict": verdict,
-        "metrics": clean_metrics,
-        "figures": figure_list,
+        "verdict": verdict.label,
+        "metrics": merged,
+        "figures": [_relative_to(folder, Path(f)) for f in figures],
         "nblib_version": __version__,
         "git_commit": git_commit(Path.cwd()),
         "started": utc_now_iso(),
-        # No wall time interactively: cells may have run over hours with pauses.
         "seconds": None,
     }
-    write_json_atomic(folder / "metrics.json", record)
-    return record
+    if context is not None:
+        record.update({k: context[k] for k in ("notebook", "params", "git_commit", "started")})
+        record["seconds"] = round(time.time() - context["started_epoch"], 3)
+    return write_metrics(folder, record)
+
+
+def write_metrics(folder: str | os.PathLike[str], record: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``folder/metrics.json`` with exactly :data:`METRICS_KEYS`, atomically and last:
+    its presence means the run is over. The only writer of that file (:func:`finish` on
+    success, the runner when a notebook failed before finishing)."""
+    missing = [k for k in METRICS_KEYS if k not in record]
+    if missing:
+        raise ParameterError(f"metrics.json record lacks {missing}")
+    out = {key: record[key] for key in METRICS_KEYS}
+    write_json_atomic(Path(folder) / "metrics.json", out)
+    return out
+
+
+def _with_verdict(verdict: Verdict, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The verdict's numbers first, then the other metrics, then the verdict's reasons."""
+    out = to_jsonable(verdict.numbers, "verdict.numbers")
+    for key, value in metrics.items():
+        if key == "reasons":
+            raise ParameterError("metrics key 'reasons' is reserved for the verdict's reasons")
+        if key in out and out[key] != value:
+            raise ParameterError(
+                f"metrics[{key!r}]={value!r} contradicts the verdict's number {out[key]!r}"
+            )
+        out[key] = value
+    out["reasons"] = list(verdict.reasons)
+    return out
+
+
+def write_runner_context(folder: Path, context: Mapping[str, Any]) -> Path:
+    """What the runner tells the kernel it starts (see :func:`finish`): ``notebook``,
+    ``params``, ``git_commit``, ``started`` (ISO time), ``started_epoch`` (seconds)."""
+    return write_json_atomic(folder / RUN_CONTEXT, dict(context))
+
+
+def _runner_context(folder: Path) -> dict[str, Any] | None:
+    """The runner's context when this kernel was started by ``nblib run``, else None."""
+    if not os.environ.get(RUN_DIR_ENV):
+        return None
+    path = folder / RUN_CONTEXT
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NotebookError(f"{RUN_DIR_ENV} is set but {path} is unreadable: {exc}") from exc
 
 
 def git_commit(path: str | os.PathLike[str]) -> str | None:
@@ -261,36 +305,6 @@ def git_commit(path: str | os.PathLike[str]) -> str | None:
 def utc_now_iso() -> str:
     """Current time as ISO-8601 UTC with offset, e.g. ``2025-01-31T12:00:00.123+00:00``."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented UTF-8 JSON to ``path`` atomically (see below).
-
-    ``allow_nan=False`` makes a NaN that slipped through fail loudly instead of
-    writing invalid JSON.
-    """
-    text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    return write_text_atomic(path, text)
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` via a temp file in the same folder + ``os.replace``.
-
-    A reader (or a crash) never sees a half-written file: it sees the old file or the
-    new one. Parent folders are created. Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, 0o644)  # mkstemp uses 0600; results are meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _stem(notebook: str) -> str:

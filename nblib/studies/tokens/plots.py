@@ -1,9 +1,9 @@
 """Figures of the token compass (``04_token_compass``): compass, flow scatter, polar
 histograms, codebook usage, embeddings, gallery, the stride check and a plotly scatter.
 
-Each function returns ``(fig, axes)`` (the plotly one a plotly figure); saving goes through
-``nblib.report.save``. A token has the same colour in every figure
-(:func:`nblib.plots.category_colors`).
+Each function takes tables and arrays (never reads a file) and returns ``(fig, axes)``
+(the plotly one a plotly figure); saving goes through ``nblib.run.report.save``. A token
+has the same colour in every figure (:func:`nblib.plots.category_colors`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
-from nblib.compass import MOTION_LABELS, motion_vectors
-from nblib.data.dataset import DemoStore
-from nblib.frame_pairs import has_frames, pair_frames
 from nblib.plots import PALETTE, category_colors, colors_for, new_figure
+from nblib.studies.tokens.compass import MOTION_LABELS, motion_vectors
 
 
 def plot_compass(
@@ -35,7 +33,7 @@ def plot_compass(
     ``relative=True`` draws the direction (unit length) of that mean minus the dataset's
     mean over all its pairs: what the token adds to the dataset's own average motion, the
     direction whose agreement across datasets the verdict judges (see
-    :func:`nblib.compass.analyse`). Pairs moving less than ``min_magnitude`` and cells with
+    :func:`nblib.studies.tokens.compass.analyse`). Pairs moving less than ``min_magnitude`` and cells with
     fewer than ``min_count`` pairs are left out."""
     groups = sorted(df[group].unique())
     colours = colors_for(groups)
@@ -205,52 +203,35 @@ def plot_embedding(points: np.ndarray, labels: np.ndarray, title: str, n_codes: 
     return fig, ax
 
 
-def plot_gallery(
-    store: DemoStore | None,
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    codes: list[int],
-    per_token: int = 3,
-    seed: int = 0,
-    arrow_scale: float = 3.0,
-):
-    """Random frame pairs of each token in ``codes``, one row per token: frame t, then
-    frame t+k with the pair's mean flow drawn from the image centre (``arrow_scale`` times
-    its length, white) when the table has flow. Rows without a frame reference are never
-    picked; each pair is captioned with its dataset and step."""
-    rng = np.random.default_rng(seed)
-    with_frames = has_frames(df)
-    flow = motion_vectors(df, "flow") if "flow_dx" in df.columns else None
+def plot_gallery(rows: list[tuple[int, list[dict]]], arrow_scale: float = 3.0):
+    """Frame pairs per token, one row per token: ``rows`` = [(token, pairs)] where each pair
+    is ``{"first", "second": (H, W, 3) uint8, "caption": str, "k": int, "flow": (2,) or
+    None}``. Frame t, then frame t+k with the pair's mean flow drawn from the image centre
+    (``arrow_scale`` times its length, white)."""
+    per_token = max([len(pairs) for _, pairs in rows] + [1])
     # per pair: two image columns and a narrow gap column
     ratios = ([1, 1, 0.15] * per_token)[:-1]
     fig, axes = new_figure(
         ncols=len(ratios),
-        nrows=len(codes),
+        nrows=len(rows),
         width=7.16,
-        height=1.0 * len(codes) + 0.3,
+        height=1.0 * len(rows) + 0.3,
         squeeze=False,
         gridspec_kw={"width_ratios": ratios, "wspace": 0.02},
     )
     for ax in axes.ravel():
         ax.axis("off")
-    for row, code in zip(axes, codes, strict=True):
-        members = np.flatnonzero((ids == code) & with_frames)
-        picks = (
-            rng.choice(members, size=min(per_token, len(members)), replace=False)
-            if len(members)
-            else []
-        )
-        pairs = pair_frames(df, picks, store) if len(picks) else ([], [])
-        for j, i in enumerate(picks):
+    for row, (code, pairs) in zip(axes, rows, strict=True):
+        for j, pair in enumerate(pairs):
             first, second = row[3 * j], row[3 * j + 1]
-            first.imshow(pairs[0][j])
-            second.imshow(pairs[1][j])
-            r = df.iloc[int(i)]
-            first.set_title(f"{r['dataset']} t={int(r['t'])}", fontsize=5, loc="left")
-            second.set_title(f"t+{int(r['k'])}", fontsize=5, loc="left")
-            if flow is not None and np.isfinite(flow[i]).all():
-                h, w = pairs[1][j].shape[:2]
-                dx, dy = flow[i] * arrow_scale
+            first.imshow(pair["first"])
+            second.imshow(pair["second"])
+            first.set_title(pair["caption"], fontsize=5, loc="left")
+            second.set_title(f"t+{pair['k']}", fontsize=5, loc="left")
+            flow = pair.get("flow")
+            if flow is not None and np.isfinite(flow).all():
+                h, w = pair["second"].shape[:2]
+                dx, dy = np.asarray(flow) * arrow_scale
                 second.annotate(
                     "",
                     xy=(w / 2 + dx, h / 2 + dy),

@@ -1,0 +1,67 @@
+"""nblib.threads: the OpenMP wait setting reaches every process, and training runs use the
+idle cores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nblib import threads
+from nblib.bench import THREAD_SETTINGS, thread_probe
+from nblib.train import TrainConfig, train
+
+
+def test_openmp_setting_respects_the_users_choice():
+    env: dict[str, str] = {}
+    threads.configure_openmp_env(env)
+    assert env == {"GOMP_SPINCOUNT": threads.SPIN_COUNT}
+    for mine in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "5"}):
+        env = dict(mine)
+        threads.configure_openmp_env(env)
+        assert env == mine
+
+
+def test_importing_nblib_sets_it_for_children():
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import nblib, os, subprocess, sys; "
+    code += "print(subprocess.run([sys.executable, '-c', "
+    code += "'import os; print(os.environ[\"GOMP_SPINCOUNT\"])'], capture_output=True, "
+    code += "text=True).stdout.strip())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == threads.SPIN_COUNT, out.stderr
+
+
+def test_idle_cores_and_torch_threads_are_within_the_machine():
+    idle = threads.idle_cores(probe=0.05)
+    usable = len(os.sched_getaffinity(0))
+    assert idle is None or 0.0 <= idle <= usable + 1e-6
+    n = threads.torch_threads(limit=4)
+    assert 1 <= n <= min(4, usable)
+    assert threads.torch_threads(limit=4) == n  # cached: tests start many short runs
+
+
+def test_training_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    seen = []
+    model = torch.nn.Linear(2, 1)
+    config = TrainConfig(steps=2, threads=1, progress=False)
+    train(
+        model,
+        lambda step: torch.ones(4, 2),
+        lambda m, b: m(b).pow(2).mean(),
+        config,
+        callback=lambda *_: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        TrainConfig(threads=0)
+
+
+def test_thread_probe_times_both_models():
+    out = thread_probe(threads=1, steps=2)
+    assert set(out) == {"policy_ms", "latent_ms"} and all(v > 0 for v in out.values())
+    assert THREAD_SETTINGS["defaults"][0] == {"GOMP_SPINCOUNT": "300000"}  # libgomp's own
