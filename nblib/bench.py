@@ -338,26 +338,36 @@ def bench_tokens(
     }
 
 
-# OpenMP settings compared by bench_threads: environment and torch threads. "defaults" pins
-# libgomp's own default spin count, since importing nblib would otherwise set its own.
+# OpenMP settings compared by bench_threads: environment, torch threads (0: what
+# nblib.threads picks at the start) and whether nblib.threads.ThreadGovernor adjusts them
+# during the run. "defaults" pins libgomp's own spin count (importing nblib leaves a set
+# value alone). "nblib" is what nblib.train.train does.
 THREAD_SETTINGS = {
-    "defaults": ({"GOMP_SPINCOUNT": "300000"}, 2),
-    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2),
-    "spin_1000": ({"GOMP_SPINCOUNT": "1000"}, 2),
-    "one_thread": ({"GOMP_SPINCOUNT": "1000"}, 1),
+    "defaults": ({"GOMP_SPINCOUNT": "300000"}, 2, False),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2, False),
+    "spin_1000": ({"GOMP_SPINCOUNT": "1000"}, 2, False),
+    "one_thread": ({"GOMP_SPINCOUNT": "300000"}, 1, False),
+    "nblib": ({}, 0, True),
 }
+# The other core: idle, busy with another user's plain 2-thread torch job from the start,
+# or busy from just after the run chose its threads (a job started mid-run).
+THREAD_LOADS = ("idle", "busy", "late")
 
 
-def thread_probe(threads: int, steps: int) -> dict:
+def thread_probe(threads: int, steps: int, governed: bool = False, wait: bool = False) -> dict:
     """ms per training step (AdamW, batch 32) of the overfit policy on cached-size features
-    and of the latent-action model on 64x64 frames, with ``threads`` torch threads. Run in a
-    child process by :func:`bench_threads` (OpenMP reads its settings when torch loads)."""
+    and of the latent-action model on 64x64 frames. ``threads`` 0 takes
+    :func:`nblib.threads.torch_threads`; ``governed`` adjusts them during the run. With
+    ``wait`` it prints ``ready`` after the warm-up and times only after a line on stdin.
+    Run in a child process by :func:`bench_threads` (OpenMP reads its settings when torch
+    loads)."""
     import torch
 
     from nblib.models.latent import LatentActionConfig, LatentActionModel
     from nblib.models.policy import PolicyConfig, VLAPolicy
+    from nblib.threads import ThreadGovernor, torch_threads
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or torch_threads())
     torch.manual_seed(0)
     policy = VLAPolicy(PolicyConfig(vlm_dim=64, proprio_dim=4, action_dim=4, horizon=16))
     latent = LatentActionModel(LatentActionConfig())
@@ -372,19 +382,33 @@ def thread_probe(threads: int, steps: int) -> dict:
         k: torch.randint(0, 256, (32, 64, 64, 3), dtype=torch.uint8, generator=g)
         for k in ("frames_t", "frames_tk")
     }
-    out = {}
-    for name, model, loss, n in (
+    runs = (
         ("policy_ms", policy, lambda: policy.loss(batch), steps),
         ("latent_ms", latent, lambda: latent(frames)["loss"], max(steps // 5, 1)),
-    ):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        for i in range(3 + n):  # three warm-up steps
-            if i == 3:
-                start = time.perf_counter()
-            opt.zero_grad()
-            loss().backward()
-            opt.step()
+    )
+    opts = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model, _, _ in runs}
+
+    def train_step(name, loss):
+        opts[name].zero_grad()
+        loss().backward()
+        opts[name].step()
+
+    for name, _, loss, _ in runs:  # warm-up: allocator, oneDNN kernels
+        for _ in range(3):
+            train_step(name, loss)
+    if wait:
+        print("ready", flush=True)
+        sys.stdin.readline()
+    governor = ThreadGovernor() if governed else None
+    out = {}
+    for name, _, loss, n in runs:
+        start = time.perf_counter()
+        for _ in range(n):
+            train_step(name, loss)
+            if governor is not None:
+                governor.step()
         out[name] = (time.perf_counter() - start) / n * 1000
+    out["threads_end"] = torch.get_num_threads()
     return out
 
 
@@ -409,52 +433,67 @@ def _child_env(extra: dict) -> dict:
     return {**env, **extra}
 
 
-def bench_threads(steps: int = 100, rounds: int = 1, items: int | None = None) -> Iterator[dict]:
-    """Torch training steps under each OpenMP setting (:data:`THREAD_SETTINGS`), with the
-    other core idle and with a 2-thread torch job on it; ``ratio`` = the defaults' busy ms
-    over the setting's (higher is better). Each measurement is a fresh child process."""
+def bench_threads(steps: int = 200, rounds: int = 3, items: int | None = None) -> Iterator[dict]:
+    """Torch training steps under each setting of :data:`THREAD_SETTINGS` with the other
+    core idle, busy from the start, and busy from just after the run chose its threads
+    (:data:`THREAD_LOADS`; the competitor is another user's plain 2-thread torch job).
+    ``ratio`` = the defaults' ms over the setting's with the late competitor, the case that
+    made a notebook 10x slower (higher is better). Each measurement is a fresh child
+    process; medians over ``rounds``."""
     import json
     import subprocess
 
     steps = items or steps
-    code = "import json, sys; from nblib.bench import thread_probe; "
-    code += "print(json.dumps(thread_probe(int(sys.argv[1]), int(sys.argv[2]))))"
+    code = "import json, sys; from nblib.bench import thread_probe as p; a = sys.argv; "
+    code += "print(json.dumps(p(int(a[1]), int(a[2]), a[3] == '1', True)))"
 
-    def measure(env: dict, threads: int) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(threads), str(steps)],
-            env=_child_env(env),
-            capture_output=True,
-            text=True,
-            check=True,
+    def competitor() -> subprocess.Popen:
+        busy = subprocess.Popen(
+            [sys.executable, "-c", "from nblib.bench import _busy_torch_job as b; b(2)"],
+            env=_child_env(THREAD_SETTINGS["defaults"][0]),
         )
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        time.sleep(2.0)  # past its imports: busy when the measurement starts
+        return busy
 
-    results: dict[str, dict[str, list[float]]] = {k: {} for k in THREAD_SETTINGS}
-    for load in ("idle", "busy"):
-        busy = None
-        if load == "busy":
-            busy = subprocess.Popen(
-                [sys.executable, "-c", "from nblib.bench import _busy_torch_job as b; b(2)"],
-                env=_child_env({}),
-            )
-            time.sleep(2.0)
+    def measure(setting: tuple, load: str) -> dict:
+        env, threads, governed = setting
+        busy = competitor() if load == "busy" else None
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(threads), str(steps), str(int(governed))],
+            env=_child_env(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
-            for _ in range(rounds):
-                for name, (env, threads) in THREAD_SETTINGS.items():
-                    for key, ms in measure(env, threads).items():
-                        results[name].setdefault(f"{key}_{load}", []).append(ms)
+            assert child.stdout.readline().strip() == "ready"
+            if load == "late":
+                busy = competitor()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            out, _ = child.communicate(timeout=1800)
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
+        if child.returncode:
+            raise NblibError(f"bench threads: the child process failed ({child.returncode})")
+        return json.loads(out.strip().splitlines()[-1])
+
+    results: dict[str, dict[str, list[float]]] = {k: {} for k in THREAD_SETTINGS}
+    for _ in range(rounds):
+        for load in THREAD_LOADS:
+            for name, setting in THREAD_SETTINGS.items():
+                for key, value in measure(setting, load).items():
+                    results[name].setdefault(f"{key}_{load}", []).append(value)
     med = {n: {k: float(np.median(v)) for k, v in r.items()} for n, r in results.items()}
-    for name, (env, threads) in THREAD_SETTINGS.items():
+    base = med["defaults"]
+    for name, (env, threads, governed) in THREAD_SETTINGS.items():
         line = {"bench": "threads", "figure": f"ms_per_step_{name}", "env": env}
-        line |= {"torch_threads": threads, **{k: round(v, 1) for k, v in med[name].items()}}
-        base = med["defaults"]
-        line["ratio"] = round(base["policy_ms_busy"] / med[name]["policy_ms_busy"], 2)
-        line["latent_ratio"] = round(base["latent_ms_busy"] / med[name]["latent_ms_busy"], 2)
+        line |= {"torch_threads": threads or "idle cores", "governor": governed}
+        line |= {k: round(v, 1) for k, v in med[name].items()}
+        line["ratio"] = round(base["policy_ms_late"] / med[name]["policy_ms_late"], 2)
+        line["latent_ratio"] = round(base["latent_ms_late"] / med[name]["latent_ms_late"], 2)
         yield {**line, "steps": steps, "rounds": rounds, **_machine()}
 
 

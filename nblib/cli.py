@@ -89,6 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(
         f"{Path(args.notebook).name}: {result['verdict']} ({result['seconds']:.1f} s) -> {out}/metrics.json"
     )
+    for reason in result["metrics"].get("reasons", []):
+        print(f"- {reason}")
     return 0
 
 

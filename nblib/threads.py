@@ -2,31 +2,37 @@
 
 On a shared 2-core machine a torch job with 2 OpenMP threads collapses as soon as another
 job takes a core: each parallel region waits for the thread whose core is busy while its
-sibling spins. Measured on this project's machine (ms per training step: the overfit policy
-at batch 32 and the latent-action model at batch 32, 3 runs each; "busy" = the other core
-runs a 2-thread torch training loop; ``nblib bench threads`` measures it again):
+sibling spins. ``nblib bench threads`` measures it (ms per training step of the overfit
+policy and of the latent-action model, medians of 3 runs; the other core idle, busy with
+another user's plain 2-thread torch job from the start, or from just after the run chose
+its threads; 2 cores, this project's machine):
 
-=======================  =============  ==============  =============  ==============
-setting                  policy, idle   latent, idle    policy, busy   latent, busy
-=======================  =============  ==============  =============  ==============
-2 threads, defaults      17-23          98-107          92-171         307-592
-2 threads, PASSIVE       37-43          110-127         35-53          267-269
-2 threads, spin 1000     20-24          98-107          52-71          272-295
-1 thread                 20-22          160-170         29-32          225-233
-=======================  =============  ==============  =============  ==============
+=======================================  ===========  ===========  ===========
+setting                                  idle         busy         busy later
+=======================================  ===========  ===========  ===========
+2 threads, libgomp defaults              23.7 / 114   79.1 / 470   93.7 / 452
+2 threads, ``OMP_WAIT_POLICY=PASSIVE``   37.6 / 133   38.0 / 279   38.6 / 295
+2 threads, ``GOMP_SPINCOUNT=1000``       21.9 / 124   52.8 / 306   51.9 / 285
+1 thread                                 21.7 / 189   31.2 / 247   32.5 / 283
+nblib (all three settings below)         20.2 / 113   31.3 / 279   32.7 / 217
+=======================================  ===========  ===========  ===========
 
-(Single runs with defaults under load went up to 424 ms and 2,608 ms: 20-28x.) So two
-settings, both applied here:
+(policy ms / latent-model ms per step; single runs with the defaults went up to 424 and
+2,608 ms, 20-28x the idle figures.) PASSIVE costs 1.6x on an idle machine; one thread
+wins whenever the other core is busy and loses 1.7x on the latent model when it is not.
+So nblib does three things:
 
 * ``GOMP_SPINCOUNT=1000`` (unless the user set it or ``OMP_WAIT_POLICY``): threads spin
-  briefly, then sleep. It costs nothing on an idle machine (``PASSIVE`` doubles the policy
-  step there) and bounds the damage when a job starts on the other core mid-run. It must
-  be in the environment before torch loads libgomp, so :func:`configure_openmp_env` runs
-  when ``nblib`` is imported (notebooks import it before torch) and every process nblib
-  starts (kernels, workers) inherits it.
-* :func:`torch_threads`: as many torch threads as cores are idle when a training run starts
-  (1 when another job holds a core: the fastest setting then), used by
-  :func:`nblib.train.train` for every training run of the suite.
+  briefly, then sleep. It costs nothing measurable idle and bounds the damage until the
+  thread count adapts. It must be in the environment before torch loads libgomp, so
+  :func:`configure_openmp_env` runs when ``nblib`` is imported (notebooks import it before
+  torch) and every process nblib starts (kernels, workers) inherits it.
+* :func:`torch_threads`: as many torch threads as cores are idle when a training run
+  starts (1 when another job holds a core).
+* :class:`ThreadGovernor`: during the run, the threads follow the cores other processes
+  leave free, checked every 2 s, so a job started mid-run costs seconds, not minutes.
+
+:func:`nblib.train.train` applies the last two to every training run of the suite.
 """
 
 from __future__ import annotations
@@ -50,26 +56,31 @@ def configure_openmp_env(env: dict | None = None) -> None:
         env["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
+def _usable_cores() -> list[int] | None:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def _core_ticks(cores: list[int]) -> list[tuple[int, int]]:
+    """(idle + iowait, all) clock ticks of each core since boot, from /proc/stat."""
+    rows = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *vals = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            rows[int(name[3:])] = [int(v) for v in vals[:8]]
+    return [(rows[c][3] + rows[c][4], sum(rows[c])) for c in cores]
+
+
 def idle_cores(probe: float = 0.25) -> float | None:
     """How many of the cores this process may use were idle over the next ``probe``
     seconds (from /proc/stat; the 1-minute load average lags and counts a job that just
     ended). None where /proc/stat or CPU affinity is unavailable."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cores = _usable_cores()
     if not cores:
         return None
-
-    def ticks() -> list[tuple[int, int]]:
-        rows = {}
-        for line in Path("/proc/stat").read_text().splitlines():
-            name, *vals = line.split()
-            if name.startswith("cpu") and name[3:].isdigit():
-                rows[int(name[3:])] = [int(v) for v in vals[:8]]
-        return [(rows[c][3] + rows[c][4], sum(rows[c])) for c in cores]  # idle+iowait, all
-
     try:
-        before = ticks()
+        before = _core_ticks(cores)
         time.sleep(probe)
-        after = ticks()
+        after = _core_ticks(cores)
     except (OSError, KeyError, ValueError, IndexError):
         return None
     return sum(
@@ -86,9 +97,58 @@ def torch_threads(limit: int = 4) -> int:
         return _last_probe[2]
     idle = idle_cores()
     if idle is None:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        threads = max(1, min(limit, usable or os.cpu_count() or 1))
+        cores = _usable_cores()
+        threads = max(1, min(limit, len(cores) if cores else os.cpu_count() or 1))
     else:
         threads = max(1, min(limit, round(idle)))
     _last_probe = (now, limit, threads)
     return threads
+
+
+class ThreadGovernor:
+    """Keeps torch's thread count at the cores other processes leave free during a long
+    run: every ``every`` seconds (checked cheaply at each :meth:`step`) it compares the CPU
+    time all usable cores spent busy with this process's own, so another job starting
+    mid-run drops the run to 1 thread within seconds, and its end brings the threads back.
+
+    ``sample`` (for tests) returns (busy seconds of all usable cores, this process's CPU
+    seconds); the default reads /proc/stat and ``os.times``. Inert where they are missing.
+    """
+
+    def __init__(self, limit: int = 4, every: float = 2.0, sample=None, clock=time.monotonic):
+        self.limit, self.every, self.clock = limit, every, clock
+        cores = _usable_cores()
+        self.n_cores = len(cores) if cores else 0
+        self.sample = sample if sample is not None else self._sample
+        self.changes: list[tuple[float, int]] = []  # (seconds since start, threads)
+        self._start = self._t0 = clock()
+        try:
+            self._s0 = self.sample()
+        except (OSError, KeyError, ValueError, IndexError):
+            self._s0 = None  # no /proc: never adjusts
+
+    def _sample(self) -> tuple[float, float]:
+        ticks = _core_ticks(_usable_cores())
+        busy = sum(total - idle for idle, total in ticks) / os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return busy, own.user + own.system
+
+    def step(self) -> int | None:
+        """Adjust the threads if a check is due; returns the new count when it changed."""
+        import torch
+
+        now = self.clock()
+        if self._s0 is None or not self.n_cores or now - self._t0 < self.every:
+            return None
+        try:
+            busy, own = self.sample()
+        except (OSError, KeyError, ValueError, IndexError):
+            return None
+        others = max(0.0, (busy - self._s0[0]) - (own - self._s0[1])) / (now - self._t0)
+        self._t0, self._s0 = now, (busy, own)
+        target = max(1, min(self.limit, round(self.n_cores - others)))
+        if target == torch.get_num_threads():
+            return None
+        torch.set_num_threads(target)
+        self.changes.append((round(now - self._start, 1), target))
+        return target

@@ -37,7 +37,7 @@ import torch
 
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.paths import atomic_path, write_text_atomic
-from nblib.threads import torch_threads
+from nblib.threads import ThreadGovernor, torch_threads
 
 SCHEDULES = ("constant", "cosine", "cosine_with_min_lr", "linear", "warmup_stable_decay")
 DEVICES = ("cpu", "cuda", "auto")
@@ -78,8 +78,8 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
     checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
     resume: bool = False  # continue from checkpoint_dir/last.pt (which must exist)
-    # torch CPU threads while training; None = the cores idle when training starts
-    # (nblib.threads: 1 when another job holds a core), restored afterwards
+    # torch CPU threads while training; None = the cores other jobs leave idle, measured
+    # at the start and every few seconds (nblib.threads); restored afterwards
     threads: int | None = None
     progress: bool = True  # tqdm progress bar (main process only)
     desc: str = "train"  # progress-bar label
@@ -511,6 +511,7 @@ def train(
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(config.threads or torch_threads())
+    governor = ThreadGovernor() if config.threads is None else None
     try:
         for step in range(start, config.steps):
             t0 = time.perf_counter()
@@ -561,6 +562,8 @@ def train(
                 loss=f"{values['loss']:.4g}", lr=f"{lrs[lr_keys[0]]:.2e}", refresh=False
             )
 
+            if governor is not None:
+                governor.step()
             stop = callback is not None and callback(step, record, accelerator.unwrap_model(model))
             if ckpt is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
                 save(done)

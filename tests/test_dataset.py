@@ -219,6 +219,19 @@ def test_load_norm_stats_caches_next_to_file(tmp_path):
     assert fresh.actions.mean != [7.0] * 4
 
 
+def test_load_norm_stats_survives_a_bad_or_read_only_cache(tmp_path):
+    path = write_tiny_dataset(tmp_path / "ro.h5", lengths=LENGTHS, tasks=TASKS, image_size=8)
+    want = DemoStore(path).norm_stats()
+    bad = tmp_path / "corrupt.json"
+    bad.write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert load_norm_stats(DemoStore(path), cache=bad) == want
+    unwritable = tmp_path / "missing_folder_is_a_file"
+    unwritable.write_text("")
+    with pytest.warns(UserWarning, match="cannot write"):
+        assert load_norm_stats(DemoStore(path), cache=unwritable / "stats.json") == want
+
+
 # --- DemoStore ----------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from nblib.data.manifest import (
     ensure_dataset,
     file_sha256,
     load_manifest,
+    open_dataset,
     verify_dataset,
     write_manifest,
 )
@@ -140,6 +141,25 @@ def test_verify_exact(tiny_manifest):
         warnings.simplefilter("error")
         assert verify_dataset(manifest) == "exact"
     assert ensure_dataset("tiny") == path
+
+
+def test_open_dataset_checks_then_opens_the_store(tiny_manifest):
+    path, _ = tiny_manifest
+    # The manifest folder of these tests has no key mappings: give the repository's by path.
+    metaworld = repo_root() / "data_manifests" / "key_mappings" / "metaworld.json"
+    store = open_dataset("tiny", mapping=str(metaworld), cameras=["corner"])
+    assert (
+        store.path == path and store.cameras == ["corner"] and store.demos == ["demo_0", "demo_1"]
+    )
+    part = store.subset(["demo_1"])
+    assert part.demos == ["demo_1"] and part.actions["demo_1"] is store.actions["demo_1"]
+    assert part.frames("demo_1", "corner", 0, 2).shape == (2, 8, 8, 3)
+    with pytest.raises(DataError, match="demo_7"):
+        store.subset(["demo_7"])
+    part.close()  # the subset opened its own handle; the file is rewritten next
+    set_value(path, "data/demo_0/actions", (0, 0), 0.123)
+    with pytest.raises(DataError, match="does not match manifest 'tiny'"):
+        open_dataset("tiny", mapping=str(metaworld))  # never opened unchecked
 
 
 def test_verify_content_when_only_pixels_differ(tiny_manifest):

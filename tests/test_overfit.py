@@ -7,6 +7,7 @@ from tiny_data import write_tiny_dataset
 
 from nblib.data.dataset import DemoStore
 from nblib.errors import ParameterError
+from nblib.models import vla
 from nblib.models.backbone import Backbone
 from nblib.models.policy import PolicyConfig, VLAPolicy
 from nblib.studies import overfit
@@ -39,15 +40,15 @@ def tiny_policy(bb) -> VLAPolicy:
 
 def run(setup, control, steps=250):
     store, stats, bb = setup
-    samples = overfit.load_samples(store, horizon=4, stats=stats, control=control)
-    overfit.precompute_features(bb, samples, "last", cache=None, progress=False)
+    samples = overfit.with_control(vla.load_samples(store, horizon=4, stats=stats), control)
+    vla.precompute_features(bb, samples, "last", cache=None, progress=False)
     seed_everything(0)
-    model = overfit.PolicyWithBackbone(tiny_policy(bb))
-    batches = overfit.make_batches(samples, 16, 0, shuffle_actions=control == "shuffle_actions")
+    model = vla.PolicyWithBackbone(tiny_policy(bb))
+    batches = vla.make_batches(samples, 16, 0, shuffle_actions=control == "shuffle_actions")
     history = train(
         model,
         batches,
-        overfit.make_loss_fn(samples),
+        vla.make_loss_fn(samples),
         TrainConfig(steps=steps, lr=3e-3, progress=False),
     )
     assert len(history) == steps
@@ -75,8 +76,8 @@ def test_lora_weights_train_through_the_overfit_loop(setup):
     bb = Backbone.tiny()
     bb.apply_lora(rank=2, alpha=4)
     bb.unfreeze()
-    samples = overfit.load_samples(store, horizon=4, stats=stats)
-    model = overfit.PolicyWithBackbone(
+    samples = vla.load_samples(store, horizon=4, stats=stats)
+    model = vla.PolicyWithBackbone(
         tiny_policy(bb),
         bb,
         "last",
@@ -85,8 +86,8 @@ def test_lora_weights_train_through_the_overfit_loop(setup):
     assert lora_b and all(v.abs().sum() == 0 for v in lora_b.values())  # B starts at zero
     train(
         model,
-        overfit.make_batches(samples, 4, 0),
-        overfit.make_loss_fn(samples),
+        vla.make_batches(samples, 4, 0),
+        vla.make_loss_fn(samples),
         TrainConfig(steps=3, lr=1e-2, progress=False),
     )
     changed = [n for n, p in bb.named_parameters() if "lora_B" in n and p.abs().sum() > 0]

@@ -31,17 +31,10 @@ from nblib.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 
-CONTRACT_KEYS = {
-    "notebook",
-    "params",
-    "verdict",
-    "metrics",
-    "figures",
-    "nblib_version",
-    "git_commit",
-    "started",
-    "seconds",
-}
+# metrics.json's keys, spelled out here so that a change to the contract fails a test.
+CONTRACT_KEYS = set(
+    "notebook params verdict metrics figures nblib_version git_commit started seconds".split()
+)
 
 PARAMS_SOURCE = """\
 n = 3  # comment
@@ -228,6 +221,19 @@ def test_run_output_is_progress_and_verdict_without_kernel_noise(
     assert not (out / runner.KERNEL_LOG).exists()
 
 
+def test_cli_run_prints_verdict_and_reasons(
+    tmp_path: Path, kernel_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nblib.cli import main
+
+    nb = _tiny(tmp_path / "nb")
+    out = tmp_path / "out"
+    assert main(["run", str(nb), "-p", "n", "1", "--out", str(out), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("tiny.ipynb: FAIL (") and lines[0].endswith(f"{out}/metrics.json")
+    assert lines[1:] == ["- n <= 2"]
+
+
 def test_raising_notebook_gives_notebook_error(tmp_path: Path, kernel_env: None) -> None:
     nb = _boom(tmp_path / "nb")
     out = tmp_path / "out"
@@ -251,20 +257,18 @@ def test_raising_notebook_gives_notebook_error(tmp_path: Path, kernel_env: None)
     assert data["metrics"] == {"error": "ValueError: boom 1"}
 
 
-def test_notebook_without_finish_raises_and_stale_report_ignored(
+def test_notebook_without_finish_raises_and_stale_metrics_ignored(
     tmp_path: Path, kernel_env: None
 ) -> None:
     nb = _write_notebook(tmp_path / "nb" / "quiet.ipynb", "n = 1\n", "x = n + 1")
     out = tmp_path / "out"
     out.mkdir()
     # Leftovers from an earlier run in the same folder must not count as this run's.
-    (out / "report.json").write_text('{"verdict": "PASS", "metrics": {}, "figures": []}')
     (out / "metrics.json").write_text("{}")
     with pytest.raises(NotebookError, match=r"nblib\.run\.report\.finish"):
         runner.run_notebook(nb, out_dir=out, progress=False, cwd=tmp_path)
     data = json.loads((out / "metrics.json").read_text())
     assert set(data) == CONTRACT_KEYS and data["verdict"] == "ERROR"
-    assert not (out / "report.json").exists()
     assert not (out / report.RUN_CONTEXT).exists()
 
 

@@ -61,7 +61,36 @@ def test_training_sets_and_restores_the_thread_count():
         TrainConfig(threads=0)
 
 
+def test_governor_follows_the_cores_other_jobs_use(monkeypatch):
+    """A fake clock and CPU counters: another job takes one core, then leaves."""
+    now = [0.0]
+    counters = [(0.0, 0.0)]  # (busy seconds of all cores, this process's CPU seconds)
+    gov = threads.ThreadGovernor(
+        limit=4, every=2.0, sample=lambda: counters[-1], clock=lambda: now[0]
+    )
+    gov.n_cores = 2
+    monkeypatch.setattr(torch, "get_num_threads", lambda: current[0])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: current.__setitem__(0, n))
+    current = [2]
+    now[0], counters[-1] = 1.0, (2.0, 1.0)
+    assert gov.step() is None  # not due yet
+    now[0], counters[-1] = 2.0, (4.0, 2.0)  # 2 cores busy, 1 of them ours: another job
+    assert gov.step() == 1 and current == [1]
+    now[0], counters[-1] = 4.0, (8.0, 4.0)  # both cores busy, one ours: stays at 1
+    assert gov.step() is None
+    now[0], counters[-1] = 6.0, (10.0, 6.0)  # only our one core busy: the job ended
+    assert gov.step() == 2 and gov.changes == [(2.0, 1), (6.0, 2)]
+
+
+def test_governor_is_inert_without_counters():
+    def broken():
+        raise OSError("no /proc here")
+
+    gov = threads.ThreadGovernor(every=0.0, sample=broken)
+    assert gov.step() is None
+
+
 def test_thread_probe_times_both_models():
-    out = thread_probe(threads=1, steps=2)
-    assert set(out) == {"policy_ms", "latent_ms"} and all(v > 0 for v in out.values())
+    out = thread_probe(threads=1, steps=2, governed=True)
+    assert set(out) == {"policy_ms", "latent_ms", "threads_end"} and out["policy_ms"] > 0
     assert THREAD_SETTINGS["defaults"][0] == {"GOMP_SPINCOUNT": "300000"}  # libgomp's own

@@ -9,7 +9,9 @@ so the object can be sent to DataLoader worker processes before any file is open
 from __future__ import annotations
 
 import json
+import warnings
 from collections import OrderedDict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -291,10 +293,16 @@ def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormSt
 
     The cache is keyed by the file's size and modification time, the mapping and the demo
     list, so statistics of the training split are never confused with those of another
-    subset, nor with those of a regenerated file.
+    subset, nor with those of a regenerated file. A cache that cannot be read or written
+    (a dataset on read-only storage) is skipped with a warning: the statistics are then
+    computed from the data, as they would be without a cache.
     """
     cache = Path(cache) if cache else store.path.with_suffix(".norm_stats.json")
-    entries = json.loads(cache.read_text()) if cache.exists() else {}
+    try:
+        entries = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{cache}: unreadable normalisation cache, recomputing ({exc})", stacklevel=2)
+        entries = {}
     stat = store.path.stat()
     key = f"{stat.st_size}:{stat.st_mtime_ns}:{store.mapping.name}:" + ",".join(store.demos)
     if key in entries:
@@ -302,8 +310,9 @@ def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormSt
             Stats(**entries[key]["actions"]), Stats(**entries[key]["proprio"]), store.demos
         )
     stats = store.norm_stats()
-    from dataclasses import asdict
-
     entries[key] = asdict(stats)
-    write_json_atomic(cache, entries)
+    try:
+        write_json_atomic(cache, entries)
+    except OSError as exc:
+        warnings.warn(f"{cache}: cannot write the normalisation cache ({exc})", stacklevel=2)
     return stats

@@ -148,7 +148,7 @@ def run_notebook(
         )
     # A stale metrics.json from an earlier run must not be mistaken for this one's, and
     # figures of a run with other parameters would be listed beside this run's.
-    for stale in ("metrics.json", "report.json", RUN_CONTEXT, KERNEL_LOG):
+    for stale in ("metrics.json", RUN_CONTEXT, KERNEL_LOG):
         (out / stale).unlink(missing_ok=True)
     shutil.rmtree(out / "figures", ignore_errors=True)
 
