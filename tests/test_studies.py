@@ -115,6 +115,9 @@ def test_overfit_study_end_to_end(tiny_manifest):
         overfit.plot_predicted_chunks(exp, result, overfit.example_indices(exp, 2)),
     ):
         plt.close(fig)
+    browser = overfit.chunk_browser(exp, result)  # interactive=True's slider over samples
+    assert browser.children[0].max == len(exp.train) - 1
+    plt.close("all")
     assert result.verdict.label in ("PASS", "PARTIAL", "FAIL")
     metrics = to_jsonable(overfit.metrics(exp, result))
     assert metrics["steps"] == 5 and metrics["train_samples"] == len(exp.train)
