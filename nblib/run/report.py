@@ -218,20 +218,22 @@ def finish(
     if figures is None:
         figures = _SAVED.get(_stem(notebook), [])
     context = _runner_context(folder)
-    record: dict[str, Any] = {
-        "notebook": f"{_stem(notebook)}.ipynb",
-        "params": to_jsonable(dict(params or {}), "params"),
+    if context is None:  # interactive: no wall time, cells may have run over hours
+        context = {
+            "notebook": f"{_stem(notebook)}.ipynb",
+            "params": to_jsonable(dict(params or {}), "params"),
+            "git_commit": git_commit(Path.cwd()),
+            "started": utc_now_iso(),
+        }
+    started = context.get("started_epoch")
+    record = {
+        **{k: context[k] for k in ("notebook", "params", "git_commit", "started")},
         "verdict": verdict.label,
         "metrics": merged,
         "figures": [_relative_to(folder, Path(f)) for f in figures],
         "nblib_version": __version__,
-        "git_commit": git_commit(Path.cwd()),
-        "started": utc_now_iso(),
-        "seconds": None,
+        "seconds": None if started is None else round(time.time() - started, 3),
     }
-    if context is not None:
-        record.update({k: context[k] for k in ("notebook", "params", "git_commit", "started")})
-        record["seconds"] = round(time.time() - context["started_epoch"], 3)
     return write_metrics(folder, record)
 
 
