@@ -7,6 +7,7 @@ import pytest
 
 from nblib.errors import DataError, ParameterError
 from nblib.flow import angular_error_deg
+from nblib.metrics.embedding import umap_embedding
 from nblib.models.latent import token_matrix
 from nblib.studies.tokens import compass, frame_pairs
 from nblib.studies.tokens import plots as compass_plots
@@ -239,7 +240,7 @@ def test_views_include_reference_only_where_the_hand_moves(tiny):
 
 def test_umap_needs_three_vectors():
     with pytest.raises(ParameterError, match="at least 3"):
-        compass.umap_embedding(np.zeros((2, 4)))
+        umap_embedding(np.zeros((2, 4)))
 
 
 def test_records_turn_nan_into_none():

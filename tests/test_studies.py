@@ -9,21 +9,27 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 from tiny_data import write_tiny_dataset
 
 from nblib.data.manifest import content_sha256, file_sha256, write_manifest
-from nblib.errors import ParameterError
+from nblib.errors import DataError, ParameterError
+from nblib.models import vla
+from nblib.models.vla import load_policy
 from nblib.paths import find_repo_root
 from nblib.run.params import notebook_parameters
 from nblib.run.report import to_jsonable
-from nblib.studies import card, overfit, tokens
+from nblib.studies import card, overfit, probes, tokens
 from nblib.verdict import Verdict
 
 NOTEBOOKS = find_repo_root() / "notebooks"
 CONFIGS = {
     "00_dataset_card.ipynb": card.CardConfig,
     "01_overfit_diagnosis.ipynb": overfit.OverfitConfig,
+    "02_conditioning_probes.ipynb": probes.ProbesConfig,
     "04_token_compass.ipynb": tokens.CompassConfig,
 }
 
@@ -123,6 +129,52 @@ def test_overfit_study_end_to_end(tiny_manifest):
     assert metrics["steps"] == 5 and metrics["train_samples"] == len(exp.train)
 
 
+def test_saved_overfit_policy_predicts_identically(tiny_manifest, tmp_path):
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest, demos=2, val_demos=1, horizon=4, steps=3, warmup_steps=1
+    )
+    exp = overfit.prepare(config, progress=False)
+    overfit.fit(exp, progress=False)
+    folder = overfit.save_policy(exp, tmp_path)
+    assert folder == tmp_path / "policy" and (folder / "policy.pt").is_file()
+    loaded = load_policy(tmp_path)  # the run folder, as notebook 02 is given it
+    assert loaded.features == "last" and loaded.meta["train_demos"] == exp.split.train
+    assert loaded.stats == exp.stats
+    want = vla.predict_all(exp.model, exp.val, seed=3)
+    got = vla.predict_all(loaded.model, exp.val, seed=3)
+    np.testing.assert_array_equal(got, want)  # the flow head's noise is drawn from the seed
+    with pytest.raises(DataError, match="no saved policy"):
+        load_policy(tmp_path / "elsewhere")
+
+
+def test_saved_lora_policy_keeps_its_adapter(tiny_manifest, tmp_path):
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest,
+        demos=1,
+        val_demos=1,
+        horizon=4,
+        steps=2,
+        warmup_steps=0,
+        lora=True,
+        lora_rank=2,
+        lr=0.05,
+        batch_size=4,
+    )
+    exp = overfit.prepare(config, progress=False)
+    overfit.fit(exp, progress=False)
+    folder = overfit.save_policy(exp, tmp_path)
+    assert (folder / "lora_adapter" / "adapter_config.json").is_file()
+    loaded = load_policy(folder)
+    assert loaded.backbone.lora_enabled and not loaded.backbone.requires_grad
+    samples = exp.val
+    np.testing.assert_allclose(
+        vla.predict_all(loaded.model, samples, seed=1),
+        vla.predict_all(exp.model, samples, seed=1),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
 def test_token_compass_study_end_to_end(tiny_manifest, tmp_path):
     config = tokens.CompassConfig(
         manifest=tiny_manifest,
@@ -174,3 +226,79 @@ def test_compass_config_rejects_bad_values():
     ):
         with pytest.raises(ParameterError, match=rf"CompassConfig\.{field}="):
             tokens.CompassConfig(**bad)
+
+
+def probes_config(manifest, **kw) -> probes.ProbesConfig:
+    small = dict(
+        manifest=manifest,
+        samples=12,
+        train_steps=5,
+        train_demos=2,
+        isolation_samples=16,
+        isolation_steps=30,
+        umap=False,
+    )
+    return probes.ProbesConfig(**(small | kw))
+
+
+def test_probes_study_end_to_end(tiny_manifest):
+    study = probes.prepare(probes_config(tiny_manifest), progress=False)
+    assert len(study.samples) == 12 and set(study.info["task"]) == {"reach", "push"}
+    probes.collect(study)
+    assert list(study.representations)[:3] == ["images", "vlm_last", "vlm_mean"]
+    assert "expert_1" in study.representations and "condition" in study.representations
+    table = probes.summaries(study)
+    assert pd.isna(table.loc["images", "cka_with_previous"])  # nothing before the images
+    assert 0.0 <= table.loc["condition", "cka_with_previous"] <= 1.0
+    checks = probes.pipeline_checks(study)  # fresh adapters reach the output; grads where due
+    assert checks["ok"].all(), checks.to_string()
+    study.isolation = probes.head_isolation(study.config)
+    assert study.isolation["regression"]["mae"] < study.isolation["regression"]["first_loss"]
+    variants = probes.instruction_variants(study)
+    # the tiny file has one phrasing per task: no paraphrase variant
+    assert list(variants) == ["other task", "shuffled", "empty"]
+    assert all(len(v) == 12 for v in variants.values()) and set(variants["empty"]) == {""}
+    language = probes.language_reliance(study)
+    assert language.loc["empty", "text_similarity"] < language.loc["shuffled", "text_similarity"]
+    for fig, _ in (probes.cosine_heatmaps(study), probes.collapse_bars(study, table)):
+        plt.close(fig)
+    verdict = probes.verdict(study)
+    assert verdict.label in ("DIVERSE", "BOTTLENECK", "COLLAPSED")
+    assert "action_change_empty" in verdict.numbers
+    assert "ignores its instruction" in verdict.reasons[-1] or "relies on" in verdict.reasons[-1]
+    metrics = to_jsonable(probes.metrics(study))
+    assert metrics["samples"] == 12 and set(metrics["stages"]) == set(study.representations)
+
+
+def test_probes_name_the_stage_where_the_image_is_ignored(tiny_manifest):
+    """Known answer: a projector whose output no longer depends on its input (the image
+    never reaches the expert) is collapsed there; the condition still varies through
+    proprio (BOTTLENECK); with proprio cut too, the condition collapses (COLLAPSED)."""
+    study = probes.prepare(probes_config(tiny_manifest, collapse_spread=1e-6), progress=False)
+    policy = study.model.policy
+    with torch.no_grad():
+        policy.projector.net[-1].weight.zero_()  # output = its bias, whatever the features
+    probes.collect(study)
+    probes.summaries(study)
+    verdict = probes.verdict(study)
+    assert verdict.label == "BOTTLENECK" and verdict.numbers["first_collapsed_stage"] == "projector"
+    assert "collapses at projector" in verdict.reasons[0]
+    with torch.no_grad():
+        policy.proprio.net[-1].weight.zero_()
+    probes.collect(study)
+    probes.summaries(study)
+    verdict = probes.verdict(study)
+    assert verdict.label == "COLLAPSED" and probes.collapse(study)["collapsed"][-1] == "condition"
+
+
+def test_probes_read_a_policy_saved_by_notebook_01(tiny_manifest, tmp_path):
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest, demos=2, val_demos=1, horizon=4, steps=3, warmup_steps=1
+    )
+    exp = overfit.prepare(config, progress=False)
+    overfit.fit(exp, progress=False)
+    overfit.save_policy(exp, tmp_path)
+    study = probes.prepare(probes_config(tiny_manifest, policy=str(tmp_path)), progress=False)
+    assert study.source.startswith("saved policy") and study.history is None
+    probes.collect(study)
+    assert probes.pipeline_checks(study)["ok"].all()  # horizon-4 chunks for its loss

@@ -423,13 +423,7 @@ class Backbone(nn.Module):
         backbone = cls(model, processor, autocast_dtype=autocast_dtype)
         adapter = path / LORA_ADAPTER_DIR
         if (adapter / "adapter_config.json").is_file():
-            from peft import PeftModel
-
-            with _quiet_peft():
-                backbone.model = PeftModel.from_pretrained(
-                    backbone.model, adapter, is_trainable=False
-                )
-            backbone.freeze()
+            backbone.load_adapter(adapter)
         return backbone.to(device)
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -447,11 +441,34 @@ class Backbone(nn.Module):
                 if "lora_" not in k
             }
             hf.save_pretrained(path, state_dict=base)
-            self.model.save_pretrained(path / LORA_ADAPTER_DIR)
+            self.save_adapter(path / LORA_ADAPTER_DIR)
         else:
             hf.save_pretrained(path)
         self.processor.save_pretrained(path)
         return path
+
+    def save_adapter(self, path: str | Path) -> Path:
+        """Write only the LoRA adapter (peft's format) to ``path``: a few MB even for a 7B
+        backbone, whose base weights stay where they are."""
+        if not self.lora_enabled:
+            raise ParameterError("save_adapter: this backbone has no LoRA adapter")
+        path = Path(path)
+        self.model.save_pretrained(path)
+        return path
+
+    def load_adapter(self, path: str | Path) -> Backbone:
+        """Wrap the model with the LoRA adapter saved at ``path`` (frozen, like every
+        loaded backbone)."""
+        from peft import PeftModel
+
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise ParameterError(f"load_adapter: {path} holds no adapter_config.json")
+        if self.lora_enabled:
+            raise ParameterError("load_adapter: this backbone already has a LoRA adapter")
+        with _quiet_peft():
+            self.model = PeftModel.from_pretrained(self.model, path, is_trainable=False)
+        return self.freeze()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -748,6 +765,52 @@ class Backbone(nn.Module):
         if "tokens" in keys or want_layers:
             result["attention_mask"] = mask
         return result
+
+    def instruction_attention(
+        self, images: Sequence[Sequence[np.ndarray]], instructions: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """How much the last token (whose state the policy reads) attends to the instruction.
+
+        Returns ``mass`` (B,): the attention weight of the last real token on the
+        instruction's tokens, averaged over the language model's layers and heads, and
+        ``share`` (B,): the instruction's share of the attended tokens (what uniform
+        attention would give). The instruction is located between the last
+        ``<|vision_end|>`` and the next ``<|im_end|>`` (Qwen's chat prompt). Runs the
+        model once with eager attention (sdpa returns no weights), then restores it.
+        """
+        vocab = self.tokenizer.get_vocab()
+        if "<|vision_end|>" not in vocab or "<|im_end|>" not in vocab:
+            raise ParameterError(
+                "instruction_attention: cannot locate the instruction in this model's prompt "
+                "(needs Qwen's <|vision_end|> and <|im_end|> tokens)"
+            )
+        v_end, im_end = vocab["<|vision_end|>"], vocab["<|im_end|>"]
+        inputs = self._prepare(images, instructions)
+        inputs = {
+            k: v.to(self.device, dtype=self.dtype if v.is_floating_point() else None)
+            for k, v in inputs.items()
+            if isinstance(v, torch.Tensor)
+        }
+        hf = self.hf_model
+        before = getattr(hf.config, "_attn_implementation", None)
+        hf.set_attn_implementation("eager")
+        try:
+            with torch.no_grad(), self._autocast():
+                out = hf(**inputs, use_cache=False, output_attentions=True)
+        finally:
+            if before is not None:
+                hf.set_attn_implementation(before)
+        ids, mask = inputs["input_ids"], inputs["attention_mask"] > 0
+        attn = torch.stack([a.float() for a in out.attentions]).mean(dim=(0, 2))  # (B, T, T)
+        mass, share = [], []
+        for b in range(ids.shape[0]):
+            row = ids[b].tolist()
+            start = max(i for i, t in enumerate(row) if t == v_end) + 1
+            stop = row.index(im_end, start)
+            last = int(torch.nonzero(mask[b])[-1])
+            mass.append(float(attn[b, last, start:stop].sum()))
+            share.append((stop - start) / float(mask[b, : last + 1].sum()))
+        return {"mass": np.asarray(mass), "share": np.asarray(share)}
 
     def forward(self, images, instructions, output=("last",)) -> dict[str, Any]:
         return self.encode(images, instructions, output=output)

@@ -7,6 +7,13 @@ Data flow (seed 001, sizes scaled by the config)::
                                                           /  cross-attend; mean-pool -> cond (B, d)
     cond --head (flow matching | regression)--> actions (B, H, A)
 
+With ``head="infobot"`` (seed 000) the context goes through a language-conditioned
+information bottleneck instead of the action expert: K tokens (width D_b) distilled from it,
+queried with the projected last VLM token (the end of the instruction); an InfoBot action
+head reads the K tokens plus that language token. Its loss is the L1 action error plus
+``mi_beta`` times an InfoNCE estimate of I(Z; V) between the pooled bottleneck and the
+pooled context (see :mod:`nblib.models.infobot`).
+
 The backbone is not part of this module: features come from :class:`Backbone.encode`
 or, when the backbone is frozen, from the on-disk feature cache.
 """
@@ -20,6 +27,14 @@ from torch import nn
 
 from nblib.errors import ParameterError
 from nblib.models.heads import HEADS, make_head
+from nblib.models.infobot import (
+    InfoBotActionHead,
+    LanguageConditionedBottleneck,
+    MutualInformationEstimator,
+)
+
+#: Every head a policy can have: the condition heads of nblib.models.heads, and InfoBot.
+POLICY_HEADS = (*HEADS, "infobot")
 
 
 @dataclass
@@ -39,12 +54,15 @@ class PolicyConfig:
     expert_layers: int = 2
     expert_heads: int = 4
     queries: int = 8  # learnable query tokens (seed 001: 16); 8 costs 20% less per step here
-    head: str = "flow"  # "flow" (rectified flow matching) or "regression"
+    head: str = "flow"  # "flow" (rectified flow matching), "regression" or "infobot"
     head_hidden: int = 256
     regression_loss: str = "mse"  # "mse" or "l1" for the regression head
     flow_steps: int = 10  # integration steps at prediction time
     flow_method: str = "euler"  # "euler" or "heun"
     dropout: float = 0.0
+    bottleneck_tokens: int = 8  # infobot: K bottleneck tokens (seed 000: 8)
+    bottleneck_dim: int = 64  # infobot: their width D_b (seed 000: 256)
+    mi_beta: float = 0.0  # infobot: weight of the I(Z; V) penalty (seed 000 ran with 0)
 
     def __post_init__(self) -> None:
         for name in ("vlm_dim", "action_dim", "horizon", "d_model", "expert_layers", "queries"):
@@ -56,10 +74,17 @@ class PolicyConfig:
             raise ParameterError(
                 f"PolicyConfig.d_model ({self.d_model}) must be divisible by expert_heads ({self.expert_heads})"
             )
-        if self.head not in HEADS:
+        if self.head not in POLICY_HEADS:
             raise ParameterError(
-                f"PolicyConfig.head must be 'flow' or 'regression', got {self.head!r}"
+                f"PolicyConfig.head must be one of {POLICY_HEADS}, got {self.head!r}"
             )
+        if self.head == "infobot" and self.bottleneck_dim % self.expert_heads:
+            raise ParameterError(
+                f"PolicyConfig.bottleneck_dim ({self.bottleneck_dim}) must be divisible by "
+                f"expert_heads ({self.expert_heads})"
+            )
+        if not self.mi_beta >= 0:
+            raise ParameterError(f"PolicyConfig.mi_beta must be >= 0, got {self.mi_beta}")
 
 
 class Projector(nn.Module):
@@ -126,6 +151,9 @@ class VLAPolicy(nn.Module):
         self.proprio = (
             ProprioEncoder(config.proprio_dim, config.d_model) if config.proprio_dim else None
         )
+        if config.head == "infobot":
+            self._build_infobot(config)
+            return
         self.expert = ActionExpert(
             config.d_model,
             config.expert_layers,
@@ -144,10 +172,22 @@ class VLAPolicy(nn.Module):
         )
         self.head = make_head(config.head, config.d_model, config.horizon, config.action_dim, **kw)
 
-    def condition(
-        self, vlm: torch.Tensor, proprio: torch.Tensor | None, vlm_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """vlm (B, D) or (B, T, D), vlm_mask (B, T), proprio (B, P) -> condition (B, d)."""
+    def _build_infobot(self, config: PolicyConfig) -> None:
+        d, db = config.d_model, config.bottleneck_dim
+        self.expert = None
+        self.bottleneck = LanguageConditionedBottleneck(
+            d, d, db, config.bottleneck_tokens, config.expert_heads
+        )
+        self.language = nn.Linear(d, db)  # the language token the action head reads too
+        self.head = InfoBotActionHead(
+            db, config.horizon, config.action_dim, config.expert_heads, config.head_hidden
+        )
+        self.mi = MutualInformationEstimator(db, d)
+
+    def _context(
+        self, vlm: torch.Tensor, proprio: torch.Tensor | None, vlm_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The tokens the expert (or bottleneck) reads, their mask, and how many are VLM's."""
         if vlm.dim() == 2:
             vlm = vlm[:, None]
         context = [self.projector(vlm)]
@@ -161,16 +201,115 @@ class VLAPolicy(nn.Module):
                 raise ParameterError("this policy has a proprio encoder: pass proprio (B, P)")
             context.append(self.proprio(proprio)[:, None])
             masks.append(torch.ones(proprio.shape[0], 1, dtype=torch.bool, device=proprio.device))
-        return self.expert(torch.cat(context, dim=1), torch.cat(masks, dim=1))
+        return torch.cat(context, dim=1), torch.cat(masks, dim=1), vlm.shape[1]
+
+    def _bottleneck(self, vlm, proprio, vlm_mask) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """InfoBot: bottleneck tokens z (B, K, D_b), the head's context (z + language
+        token) and what the MI term needs (pooled z and pooled context)."""
+        context, mask, n_vlm = self._context(vlm, proprio, vlm_mask)
+        # Left-padded VLM tokens: the last one is every sample's last real token, which
+        # closes the instruction in the prompt.
+        language = context[:, n_vlm - 1]
+        z = self.bottleneck(context, language, mask)
+        w = mask.to(context.dtype)[..., None]
+        pooled = {"z": z.mean(dim=1), "v": (context * w).sum(1) / w.sum(1).clamp_min(1.0)}
+        head_context = torch.cat([z, self.language(language)[:, None]], dim=1)
+        return z, head_context, pooled
+
+    def condition(
+        self, vlm: torch.Tensor, proprio: torch.Tensor | None, vlm_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """vlm (B, D) or (B, T, D), vlm_mask (B, T), proprio (B, P) -> condition (B, d); for
+        InfoBot the bottleneck tokens' mean (B, D_b)."""
+        if self.expert is None:
+            return self._bottleneck(vlm, proprio, vlm_mask)[0].mean(dim=1)
+        context, mask, _ = self._context(vlm, proprio, vlm_mask)
+        return self.expert(context, mask)
+
+    @torch.no_grad()
+    def stages(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Every sample's representation at each stage of :meth:`condition`, (B, d) each:
+        ``projector`` (mean over the valid VLM tokens), ``proprio`` (the proprio embedding;
+        absent without a proprio encoder), ``expert_<i>`` (the output of action-expert layer
+        i, mean over its queries) and ``condition``. Recorded with forward hooks during one
+        ordinary :meth:`condition` call, so they are exactly what the head receives."""
+        seen: dict[str, torch.Tensor] = {}
+
+        def keep(name):
+            def hook(module, inputs, output):
+                seen[name] = output
+
+            return hook
+
+        modules = {"projector": self.projector, "proprio": self.proprio}
+        if self.expert is not None:
+            layers = self.expert.decoder.layers
+            modules |= {f"expert_{i}": layer for i, layer in enumerate(layers)}
+        handles = [m.register_forward_hook(keep(n)) for n, m in modules.items() if m is not None]
+        try:
+            vlm, mask = batch["vlm"], batch.get("vlm_mask")
+            cond = self.condition(vlm, batch.get("proprio"), mask)
+        finally:
+            for h in handles:
+                h.remove()
+        out = {}
+        projected = seen["projector"]
+        if projected.dim() == 3:  # (B, T, d): average the valid tokens
+            valid = (
+                torch.ones(projected.shape[:2], device=projected.device) if mask is None else mask
+            )
+            w = valid.to(projected.dtype)[..., None]
+            projected = (projected * w).sum(1) / w.sum(1).clamp_min(1.0)
+        out["projector"] = projected
+        if "proprio" in seen:
+            out["proprio"] = seen["proprio"]
+        for name in sorted((n for n in seen if n.startswith("expert_")), key=lambda n: int(n[7:])):
+            out[name] = seen[name].mean(dim=1)
+        out["condition"] = cond
+        return out
+
+    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        """``{"loss": ...}`` for the training loop, plus, for InfoBot, ``action`` (the L1
+        error), ``mi`` (the InfoNCE estimate of I(Z; V)) and ``mi_fit`` (the estimator's
+        own loss). The estimator learns on detached features (it tightens its bound), while
+        the policy is penalised by ``mi_beta`` times its estimate with the estimator's
+        weights held fixed: a min-max game in one backward pass."""
+        vlm, proprio, mask = batch["vlm"], batch.get("proprio"), batch.get("vlm_mask")
+        if self.expert is not None:
+            cond = self.condition(vlm, proprio, mask)
+            return {"loss": self.head.loss(cond, batch["actions"], batch.get("action_mask"))}
+        _, head_context, pooled = self._bottleneck(vlm, proprio, mask)
+        action = self.head.loss(head_context, batch["actions"], batch.get("action_mask"))
+        fit = self.mi(pooled["z"].detach(), pooled["v"].detach())
+        terms = {
+            "action": action.detach(),
+            "mi": fit["mi"].detach(),
+            "mi_fit": fit["loss"].detach(),
+        }
+        loss = action + fit["loss"]
+        if self.config.mi_beta:
+            fixed = {k: v.detach() for k, v in self.mi.named_parameters()}
+            penalty = torch.func.functional_call(self.mi, fixed, (pooled["z"], pooled["v"]))
+            loss = loss + self.config.mi_beta * penalty["mi"]
+        return {"loss": loss, **terms}
 
     def loss(self, batch: dict) -> torch.Tensor:
-        cond = self.condition(batch["vlm"], batch.get("proprio"), batch.get("vlm_mask"))
-        return self.head.loss(cond, batch["actions"], batch.get("action_mask"))
+        return self.loss_terms(batch)["loss"]
+
+    @torch.no_grad()
+    def mi_estimate(self, batch: dict) -> float | None:
+        """InfoBot: the estimator's I(Z; V) lower bound on this batch (nats); else None."""
+        if self.expert is not None:
+            return None
+        _, _, pooled = self._bottleneck(batch["vlm"], batch.get("proprio"), batch.get("vlm_mask"))
+        return float(self.mi(pooled["z"], pooled["v"])["mi"])
 
     @torch.no_grad()
     def predict(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
-        cond = self.condition(batch["vlm"], batch.get("proprio"), batch.get("vlm_mask"))
-        return self.head.predict(cond, generator=generator)
+        vlm, proprio, mask = batch["vlm"], batch.get("proprio"), batch.get("vlm_mask")
+        if self.expert is None:
+            return self.head.predict(self._bottleneck(vlm, proprio, mask)[1])
+        return self.head.predict(self.condition(vlm, proprio, mask), generator=generator)
 
 
 def parameter_table(modules: dict[str, nn.Module]) -> list[dict]:

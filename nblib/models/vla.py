@@ -4,12 +4,14 @@
 proprio and normalised action chunk; ``precompute_features`` runs a frozen backbone over
 them once (through the feature cache); ``PolicyWithBackbone`` is what the training loop
 optimises (the policy, plus the backbone when LoRA trains it); ``make_batches`` and
-``make_loss_fn`` feed :func:`nblib.train.train`; ``predict_all`` samples every chunk.
+``make_loss_fn`` feed :func:`nblib.train.train`; ``predict_all`` samples every chunk;
+``save_policy`` / ``load_policy`` keep a trained policy with what it needs to predict.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,8 +19,10 @@ from torch import nn
 
 from nblib.cache import FeatureCache, encode_batch
 from nblib.data.dataset import ChunkDataset, DemoStore
-from nblib.data.normalization import NormStats
-from nblib.models.policy import VLAPolicy
+from nblib.data.normalization import NormStats, Stats
+from nblib.errors import DataError
+from nblib.models.policy import PolicyConfig, VLAPolicy
+from nblib.paths import atomic_path
 
 
 @dataclass
@@ -136,7 +140,7 @@ def make_loss_fn(samples: Samples, cache: FeatureCache | None = None):
         inputs = model.batch_inputs(samples, batch["idx"], cache)
         inputs["actions"] = batch["actions"].to(inputs["vlm"].device)
         inputs["action_mask"] = batch["action_mask"].to(inputs["vlm"].device)
-        return model.policy.loss(inputs)
+        return model.policy.loss_terms(inputs)
 
     return loss_fn
 
@@ -159,3 +163,114 @@ def predict_all(
         )
     model.train()
     return np.concatenate(out)
+
+
+def build_policy(backbone, store: DemoStore, horizon: int, head: str, **overrides) -> VLAPolicy:
+    """A fresh policy sized for ``backbone``'s hidden width and ``store``'s proprio and
+    action widths (``overrides``: other :class:`PolicyConfig` fields)."""
+    return VLAPolicy(
+        PolicyConfig(
+            vlm_dim=backbone.hidden_size,
+            proprio_dim=store.mapping.proprio_dim,
+            action_dim=store.mapping.action_dim,
+            horizon=horizon,
+            head=head,
+            **overrides,
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- saving
+
+POLICY_FORMAT = "nblib.vla_policy/1"
+POLICY_FILE = "policy.pt"
+ADAPTER_DIR = "lora_adapter"
+
+
+@dataclass
+class SavedPolicy:
+    """A policy loaded by :func:`load_policy`, ready to predict: the model (policy plus the
+    backbone when it has LoRA), the backbone, the normalisation it was trained with, which
+    VLM features it reads and what was recorded when it was saved."""
+
+    model: PolicyWithBackbone
+    backbone: object
+    stats: NormStats
+    features: str
+    meta: dict
+
+
+def save_policy(
+    folder: str | Path,
+    model: PolicyWithBackbone,
+    backbone,
+    backbone_spec: str,
+    stats: NormStats,
+    features: str,
+    meta: dict | None = None,
+) -> Path:
+    """Write ``folder/policy.pt`` (policy config and weights, normalisation statistics,
+    feature kind, the backbone's spec: ``"tiny"`` or its checkpoint directory) and, when
+    the backbone carries LoRA, ``folder/lora_adapter/``. The backbone's base weights are not
+    copied: ``"tiny"`` is rebuilt identically, a checkpoint is read from its directory.
+    Returns ``folder``."""
+    folder = Path(folder)
+    state = {
+        "format": POLICY_FORMAT,
+        "policy_config": asdict(model.policy.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.policy.state_dict().items()},
+        "stats": asdict(stats),
+        "features": features,
+        "backbone": str(backbone_spec),
+        "lora": bool(backbone.lora_enabled),
+        "meta": dict(meta or {}),
+    }
+    with atomic_path(folder / POLICY_FILE) as tmp:
+        torch.save(state, tmp)
+    if backbone.lora_enabled:
+        backbone.save_adapter(folder / ADAPTER_DIR)
+    return folder
+
+
+def policy_file(path: str | Path) -> Path | None:
+    """The ``policy.pt`` of a saved policy: ``path`` itself, ``path/policy.pt``, or
+    ``path/policy/policy.pt`` (a notebook-01 run folder); None when there is none."""
+    path = Path(path).expanduser()
+    for candidate in (path, path / POLICY_FILE, path / "policy" / POLICY_FILE):
+        if candidate.is_file() and candidate.name == POLICY_FILE:
+            return candidate
+    return None
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> SavedPolicy:
+    """A policy saved by :func:`save_policy` (``path``: its folder, its ``policy.pt`` or a
+    notebook-01 run folder), with its backbone, in eval mode; predictions are identical to
+    the saved model's."""
+    from nblib.models.backbone import load_backbone
+
+    file = policy_file(path)
+    if file is None:
+        raise DataError(
+            f"{path}: no saved policy here (expected {POLICY_FILE}, or a notebook-01 run "
+            f"folder holding policy/{POLICY_FILE})"
+        )
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors of every kind
+        raise DataError(f"{file}: not a readable torch file ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != POLICY_FORMAT:
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise DataError(f"{file}: not a saved policy (format {got!r}, expected {POLICY_FORMAT!r})")
+    backbone = load_backbone(state["backbone"], device=device)
+    if state["lora"]:
+        backbone.load_adapter(file.parent / ADAPTER_DIR)
+    policy = VLAPolicy(PolicyConfig(**state["policy_config"]))
+    policy.load_state_dict(state["state_dict"])
+    model = PolicyWithBackbone(policy, backbone if state["lora"] else None, state["features"])
+    model.to(device).eval()
+    stats = NormStats(
+        Stats(**state["stats"]["actions"]),
+        Stats(**state["stats"]["proprio"]),
+        state["stats"]["demos"],
+    )
+    return SavedPolicy(model, backbone, stats, state["features"], state["meta"])

@@ -67,6 +67,8 @@ def refresh_notebook(path: str | Path, kernel_name: str = "python3") -> Path:
     """Execute ``path`` with its defaults and store the checked cells' outputs in it."""
     import papermill
 
+    from nblib.run.runner import logged_kernel_manager
+
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / path.name
@@ -76,6 +78,7 @@ def refresh_notebook(path: str | Path, kernel_name: str = "python3") -> Path:
             kernel_name=kernel_name,
             cwd=str(path.parent),
             progress_bar=False,
+            kernel_manager_class=logged_kernel_manager(Path(tmp) / "kernel.log"),
         )
         ran = nbformat.read(executed, as_version=4)
     source = nbformat.read(path, as_version=4)

@@ -43,7 +43,7 @@ from nblib.run.report import (
     write_runner_context,
 )
 
-__all__ = ["KERNEL_LOG", "run_all", "run_notebook"]
+__all__ = ["KERNEL_LOG", "logged_kernel_manager", "run_all", "run_notebook"]
 
 #: The kernel process's stdout and stderr, in the run folder.
 KERNEL_LOG = "kernel.log"
@@ -63,6 +63,11 @@ class _LoggedKernelManager(AsyncKernelManager):
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
             await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+def logged_kernel_manager(log_path: Path) -> type:
+    """A kernel-manager class for papermill whose kernels log to ``log_path``."""
+    return type("RunKernelManager", (_LoggedKernelManager,), {"log_path": Path(log_path)})
 
 
 def _for_papermill(value: Any) -> Any:
@@ -161,7 +166,7 @@ def run_notebook(
     }
     write_runner_context(out, context)
     log_path = out / KERNEL_LOG
-    manager = type("RunKernelManager", (_LoggedKernelManager,), {"log_path": log_path})
+    manager = logged_kernel_manager(log_path)
     _status(progress, f"running {nb_path.name} -> {out}")
 
     previous = os.environ.get(RUN_DIR_ENV)

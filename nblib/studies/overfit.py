@@ -18,6 +18,7 @@ The notebook's steps: ``prepare(config)`` (data, backbone, cached features, poli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,17 +30,18 @@ from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.metrics.openloop import open_loop_errors
-from nblib.models.heads import HEADS
-from nblib.models.policy import PolicyConfig, VLAPolicy
+from nblib.models.policy import POLICY_HEADS
 from nblib.models.vla import (
     PolicyWithBackbone,
     Samples,
+    build_policy,
     load_samples,
     make_batches,
     make_loss_fn,
     precompute_features,
     predict_all,
 )
+from nblib.models.vla import save_policy as save_vla_policy
 from nblib.studies import StudyConfig
 from nblib.train import DEVICES, MIXED_PRECISIONS, SCHEDULES, History, TrainConfig
 from nblib.verdict import Verdict
@@ -51,6 +53,7 @@ CONTROLS = ("none", "zero_inputs", "shuffle_actions")
 DEFAULT_THRESHOLDS = {
     "regression": {"pass": 0.15, "partial": 0.35},
     "flow": {"pass": 0.25, "partial": 0.45},
+    "infobot": {"pass": 0.15, "partial": 0.35},  # deterministic, like regression
 }
 
 # Autocast dtype of the backbone forward for each mixed_precision setting (GPU runs; on
@@ -64,7 +67,7 @@ class OverfitConfig(StudyConfig):
     demos: int = 5  # training demos to overfit: the first N of the fixed episode split
     val_demos: int = 5  # validation demos evaluated for comparison (the same for every N)
     horizon: int = 16  # action chunk length H
-    head: str = "flow"  # flow (rectified flow matching) or regression
+    head: str = "flow"  # flow (rectified flow matching), regression or infobot
     steps: int = 2000  # optimizer steps
     batch_size: int = 32  # samples per step
     lr: float = 2e-3  # peak learning rate
@@ -81,6 +84,7 @@ class OverfitConfig(StudyConfig):
     mixed_precision: str = "no"  # no, bf16 or fp16 (fp16: GPU only)
     seed: int = 0  # seed of the initialisation, the batches and the flow noise
     control: str = "none"  # negative control: none, zero_inputs or shuffle_actions
+    mi_beta: float = 0.0  # infobot: weight of its I(Z; V) penalty
     pass_threshold: float | None = None  # mean chunk MAE/std for PASS (None: the head's)
     partial_threshold: float | None = None  # for PARTIAL (None: the head's, or the PASS bar)
 
@@ -92,7 +96,7 @@ class OverfitConfig(StudyConfig):
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
         v = self.val_demos
         require(is_int(v) and v >= 0, own, "val_demos", v, "an int >= 0")
-        require(self.head in HEADS, own, "head", self.head, f"one of {HEADS}")
+        require(self.head in POLICY_HEADS, own, "head", self.head, f"one of {POLICY_HEADS}")
         require(self.features in OUTPUTS, own, "features", self.features, f"one of {OUTPUTS}")
         require(self.control in CONTROLS, own, "control", self.control, f"one of {CONTROLS}")
         require(isinstance(self.backbone, str), own, "backbone", self.backbone, "tiny or a path")
@@ -103,6 +107,8 @@ class OverfitConfig(StudyConfig):
         mp = self.mixed_precision
         require(mp in MIXED_PRECISIONS, own, "mixed_precision", mp, f"one of {MIXED_PRECISIONS}")
         require(self.schedule in SCHEDULES, own, "schedule", self.schedule, f"one of {SCHEDULES}")
+        mb = self.mi_beta
+        require(is_number(mb) and mb >= 0, own, "mi_beta", mb, "a number >= 0")
         for name in ("pass_threshold", "partial_threshold"):
             value = getattr(self, name)
             require(
@@ -237,15 +243,7 @@ def prepare(config: OverfitConfig, progress: bool = True) -> Experiment:
         precompute_features(bb, train, config.features, feature_cache, progress=progress)
         precompute_features(bb, val, config.features, feature_cache, progress=progress)
     seed_everything(config.seed)
-    policy = VLAPolicy(
-        PolicyConfig(
-            vlm_dim=bb.hidden_size,
-            proprio_dim=train_store.mapping.proprio_dim,
-            action_dim=train_store.mapping.action_dim,
-            horizon=config.horizon,
-            head=config.head,
-        )
-    )
+    policy = build_policy(bb, train_store, config.horizon, config.head, mi_beta=config.mi_beta)
     model = PolicyWithBackbone(policy, bb if config.lora else None, config.features)
     return Experiment(config, full, split, stats, train, val, bb, model, feature_cache)
 
@@ -276,6 +274,28 @@ def assess(exp: Experiment) -> Assessment:
     )
     return Assessment(
         train_errors, val_errors, train_pred, val_pred, verdict(train_errors, exp.config)
+    )
+
+
+def save_policy(exp: Experiment, run_dir: str | Path) -> Path:
+    """Keep the trained policy in ``run_dir/policy/`` (see :func:`nblib.models.vla.save_policy`):
+    notebook 02 probes it from there, and loading it back gives identical predictions."""
+    cfg = exp.config
+    spec = (
+        cfg.backbone if cfg.backbone == "tiny" else str(Path(cfg.backbone).expanduser().resolve())
+    )
+    meta = {
+        "notebook": "01_overfit_diagnosis",
+        "manifest": cfg.manifest,
+        "train_demos": exp.split.train,
+        "val_demos": exp.split.val,
+        "steps": len(exp.history) if exp.history is not None else 0,
+        "head": cfg.head,
+        "control": cfg.control,
+        "seed": cfg.seed,
+    }
+    return save_vla_policy(
+        Path(run_dir) / "policy", exp.model, exp.backbone, spec, exp.stats, cfg.features, meta
     )
 
 

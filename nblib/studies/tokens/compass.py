@@ -11,8 +11,6 @@ the embedded data play the datasets.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -165,21 +163,6 @@ def analyse_views(
     if cams and df.loc[sel, "task"].notna().all():
         out["reference motion"] = analyse(df[sel], ids[sel], n_codes, "reference", "task", **common)
     return out
-
-
-def umap_embedding(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
-    """2-D UMAP of the rows of ``x`` (n_neighbors capped at n - 1 for small sets such as a
-    codebook). The first call in a process compiles numba code (~10-20 s)."""
-    import umap
-
-    x = np.asarray(x, dtype=np.float32)
-    if len(x) < 3:
-        raise ParameterError(f"UMAP needs at least 3 vectors, got {len(x)}")
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), random_state=seed)
-    with warnings.catch_warnings():
-        # a fixed random_state makes UMAP single-threaded, which it announces every call
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        return reducer.fit_transform(x)
 
 
 def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -> Verdict:

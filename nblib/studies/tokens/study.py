@@ -24,6 +24,7 @@ import pandas as pd
 from nblib.data.dataset import DemoStore
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.flow import WEIGHTINGS, angle_deg
+from nblib.metrics.embedding import umap_embedding
 from nblib.metrics.tokens import angular_histograms, cluster_instructions, codebook_usage
 from nblib.models.latent.tokens import token_matrix
 from nblib.studies import StudyConfig
@@ -334,13 +335,13 @@ def umap_figures(study: Compass) -> dict[str, tuple]:
     )
     return {
         "umap_codebook": plots.plot_embedding(
-            compass.umap_embedding(codebook, cfg.seed),
+            umap_embedding(codebook, cfg.seed),
             np.arange(len(codebook)),
             "UMAP of codebook vectors",
             len(codebook),
         ),
         "umap_latents": plots.plot_embedding(
-            compass.umap_embedding(latents, cfg.seed),
+            umap_embedding(latents, cfg.seed),
             latent_ids,
             "UMAP of latents (colour: token)",
             study.n_codes,

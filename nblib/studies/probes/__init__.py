@@ -1,0 +1,50 @@
+"""Notebook 02's engine, the conditioning probes: ``study`` (config, steps, verdict, metrics)
+and ``plots`` (its figures)."""
+
+from nblib.studies.probes import plots
+from nblib.studies.probes.study import (
+    LANGUAGE_TOL,
+    STAGES,
+    Probes,
+    ProbesConfig,
+    collapse,
+    collapse_bars,
+    collect,
+    cosine_heatmaps,
+    embedding_figures,
+    embeddings,
+    head_isolation,
+    instruction_attention,
+    instruction_variants,
+    language_reliance,
+    metrics,
+    pipeline_checks,
+    prepare,
+    stage_browser,
+    summaries,
+    verdict,
+)
+
+__all__ = [
+    "LANGUAGE_TOL",
+    "STAGES",
+    "Probes",
+    "ProbesConfig",
+    "collapse",
+    "collapse_bars",
+    "collect",
+    "cosine_heatmaps",
+    "embedding_figures",
+    "embeddings",
+    "head_isolation",
+    "instruction_attention",
+    "instruction_variants",
+    "language_reliance",
+    "metrics",
+    "pipeline_checks",
+    "plots",
+    "prepare",
+    "stage_browser",
+    "summaries",
+    "verdict",
+]
