@@ -58,6 +58,11 @@ def tiny_manifest(tmp_path_factory):
         yield str(manifest)
 
 
+def small_overfit(manifest: str, **kw) -> overfit.OverfitConfig:
+    """Two training demos (unless given) and one validation demo, 4-step chunks."""
+    return overfit.OverfitConfig(**({"demos": 2} | kw), manifest=manifest, val_demos=1, horizon=4)
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_each_config_field_is_a_notebook_parameter_with_the_same_default(name):
     spec = notebook_parameters(NOTEBOOKS / name)
@@ -97,16 +102,7 @@ def test_card_config_rejects_bad_values():
 
 
 def test_overfit_study_end_to_end(tiny_manifest):
-    config = overfit.OverfitConfig(
-        manifest=tiny_manifest,
-        demos=2,
-        val_demos=1,
-        horizon=4,
-        head="regression",
-        steps=5,
-        batch_size=8,
-        warmup_steps=1,
-    )
+    config = small_overfit(tiny_manifest, head="regression", steps=5, batch_size=8, warmup_steps=1)
     exp = overfit.prepare(config, progress=False)
     assert exp.store.subset(exp.split.train).demos == exp.split.train
     assert "train demos" in overfit.describe(exp) and "action expert" in overfit.describe(exp)
@@ -130,9 +126,7 @@ def test_overfit_study_end_to_end(tiny_manifest):
 
 
 def test_saved_overfit_policy_predicts_identically(tiny_manifest, tmp_path):
-    config = overfit.OverfitConfig(
-        manifest=tiny_manifest, demos=2, val_demos=1, horizon=4, steps=3, warmup_steps=1
-    )
+    config = small_overfit(tiny_manifest, steps=3, warmup_steps=1)
     exp = overfit.prepare(config, progress=False)
     overfit.fit(exp, progress=False)
     folder = overfit.save_policy(exp, tmp_path)
@@ -148,11 +142,9 @@ def test_saved_overfit_policy_predicts_identically(tiny_manifest, tmp_path):
 
 
 def test_saved_lora_policy_keeps_its_adapter(tiny_manifest, tmp_path):
-    config = overfit.OverfitConfig(
-        manifest=tiny_manifest,
+    config = small_overfit(
+        tiny_manifest,
         demos=1,
-        val_demos=1,
-        horizon=4,
         steps=2,
         warmup_steps=0,
         lora=True,
@@ -292,9 +284,7 @@ def test_probes_name_the_stage_where_the_image_is_ignored(tiny_manifest):
 
 
 def test_probes_read_a_policy_saved_by_notebook_01(tiny_manifest, tmp_path):
-    config = overfit.OverfitConfig(
-        manifest=tiny_manifest, demos=2, val_demos=1, horizon=4, steps=3, warmup_steps=1
-    )
+    config = small_overfit(tiny_manifest, steps=3, warmup_steps=1)
     exp = overfit.prepare(config, progress=False)
     overfit.fit(exp, progress=False)
     overfit.save_policy(exp, tmp_path)
@@ -302,3 +292,17 @@ def test_probes_read_a_policy_saved_by_notebook_01(tiny_manifest, tmp_path):
     assert study.source.startswith("saved policy") and study.history is None
     probes.collect(study)
     assert probes.pipeline_checks(study)["ok"].all()  # horizon-4 chunks for its loss
+
+
+def test_probes_of_an_infobot_policy_report_its_mi_estimate(tiny_manifest, tmp_path):
+    config = small_overfit(tiny_manifest, steps=3, warmup_steps=1, head="infobot", mi_beta=0.1)
+    exp = overfit.prepare(config, progress=False)
+    history = overfit.fit(exp, progress=False)
+    assert {"action", "mi", "mi_fit"} <= set(history[-1])  # logged by the training loop
+    overfit.save_policy(exp, tmp_path)
+    study = probes.prepare(probes_config(tiny_manifest, policy=str(tmp_path)), progress=False)
+    probes.collect(study)
+    assert "expert_0" not in study.representations and "condition" in study.representations
+    mi = probes.mi_estimate(study)
+    assert mi is not None and np.isfinite(mi) and mi <= np.log(len(study.samples)) + 1e-6
+    assert probes.pipeline_checks(study)["ok"].all()  # the estimator learns from its own fit

@@ -21,8 +21,8 @@ from nblib.cache import FeatureCache, encode_batch
 from nblib.data.dataset import ChunkDataset, DemoStore
 from nblib.data.normalization import NormStats, Stats
 from nblib.errors import DataError
+from nblib.models.files import load_tagged, save_tagged
 from nblib.models.policy import PolicyConfig, VLAPolicy
-from nblib.paths import atomic_path
 
 
 @dataclass
@@ -216,7 +216,6 @@ def save_policy(
     Returns ``folder``."""
     folder = Path(folder)
     state = {
-        "format": POLICY_FORMAT,
         "policy_config": asdict(model.policy.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.policy.state_dict().items()},
         "stats": asdict(stats),
@@ -225,8 +224,7 @@ def save_policy(
         "lora": bool(backbone.lora_enabled),
         "meta": dict(meta or {}),
     }
-    with atomic_path(folder / POLICY_FILE) as tmp:
-        torch.save(state, tmp)
+    save_tagged(folder / POLICY_FILE, POLICY_FORMAT, state)
     if backbone.lora_enabled:
         backbone.save_adapter(folder / ADAPTER_DIR)
     return folder
@@ -254,13 +252,7 @@ def load_policy(path: str | Path, device: str = "cpu") -> SavedPolicy:
             f"{path}: no saved policy here (expected {POLICY_FILE}, or a notebook-01 run "
             f"folder holding policy/{POLICY_FILE})"
         )
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors of every kind
-        raise DataError(f"{file}: not a readable torch file ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != POLICY_FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise DataError(f"{file}: not a saved policy (format {got!r}, expected {POLICY_FORMAT!r})")
+    state = load_tagged(file, POLICY_FORMAT, "saved policy")
     backbone = load_backbone(state["backbone"], device=device)
     if state["lora"]:
         backbone.load_adapter(file.parent / ADAPTER_DIR)

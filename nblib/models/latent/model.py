@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nblib.errors import DataError, ParameterError, is_int, require
-from nblib.paths import atomic_path
+from nblib.errors import ParameterError, is_int, require
+from nblib.models.files import load_tagged, save_tagged
 
 FORMAT = "nblib.latent_action_model/1"
 # Columns of every token table (tokenize_dataset and load_token_file), then token_0..L-1.
@@ -357,32 +357,17 @@ def _film(h: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 def save_latent_model(model: LatentActionModel, path) -> Path:
     """Write config, state dict and training metadata to one torch file (weights_only-safe)."""
-    path = Path(path)
     state = {
-        "format": FORMAT,
         "config": asdict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(getattr(model, "meta", {}) or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
+    return save_tagged(path, FORMAT, state)
 
 
 def load_latent_model(path) -> LatentActionModel:
     """A model saved by ``save_latent_model``, in eval mode on the CPU."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such latent-action model file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors of every kind
-        raise DataError(f"{path}: not a readable torch file ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise DataError(
-            f"{path}: not a latent-action model file (format {got!r}, expected {FORMAT!r})"
-        )
+    state = load_tagged(path, FORMAT, "latent-action model")
     model = LatentActionModel(LatentActionConfig.from_dict(state["config"]))
     model.load_state_dict(state["state_dict"])
     model.meta = state.get("meta", {})

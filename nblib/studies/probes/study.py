@@ -127,6 +127,7 @@ class Probes:
     isolation: dict | None = None
     language: pd.DataFrame | None = None
     attention: dict | None = None
+    mi: float | None = None  # InfoBot policies: I(Z; V) estimate on the probe samples
 
     @property
     def order(self) -> list[str]:
@@ -598,6 +599,21 @@ def _mean_row_cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.mean(np.einsum("nd,nd->n", a[ok], b[ok]) / (na[ok] * nb[ok])))
 
 
+def mi_estimate(probes: Probes) -> float | None:
+    """An InfoBot policy's InfoNCE estimate of I(Z; V) on the probe samples (nats; at most
+    log of their number); None for other policies."""
+    samples = probes.samples
+    enc = probes.backbone.encode(samples.images, samples.instructions, output=("last", "tokens"))
+    feats = (
+        {"vlm": enc["last"]}
+        if probes.features == "last"
+        else {"vlm": enc["tokens"], "vlm_mask": enc["attention_mask"].bool()}
+    )
+    feats["proprio"] = torch.as_tensor(samples.proprio)
+    probes.mi = probes.model.policy.mi_estimate(feats)
+    return probes.mi
+
+
 def instruction_attention(probes: Probes) -> dict | None:
     """The VLM's last-token attention on the instruction tokens (mean over samples) and the
     instruction's share of the tokens (what uniform attention gives); None for a model
@@ -765,4 +781,5 @@ def metrics(probes: Probes) -> dict:
             for k, v in probes.isolation.items()
         }
     out["instruction_attention"] = probes.attention
+    out["infobot_mi_estimate"] = probes.mi
     return out
