@@ -306,3 +306,23 @@ def test_probes_of_an_infobot_policy_report_its_mi_estimate(tiny_manifest, tmp_p
     mi = probes.mi_estimate(study)
     assert mi is not None and np.isfinite(mi) and mi <= np.log(len(study.samples)) + 1e-6
     assert probes.pipeline_checks(study)["ok"].all()  # the estimator learns from its own fit
+
+
+def test_probes_on_a_vlm_checkpoint_directory_and_the_stage_browser(tiny_manifest, tmp_path):
+    """policy = a local VLM checkpoint (here the tiny model saved the way a real one is):
+    a policy is trained on it here; the interactive picker redraws for every choice."""
+    from nblib.models.backbone import Backbone
+
+    checkpoint = Backbone.tiny().save_pretrained(tmp_path / "vlm")
+    study = probes.prepare(
+        probes_config(tiny_manifest, policy=str(checkpoint), train_steps=2), progress=False
+    )
+    assert study.source.startswith(f"backbone {str(checkpoint)!r}") and len(study.history) == 2
+    probes.collect(study)
+    browser = probes.stage_browser(study, {"pca": probes.embeddings(study, "pca")})
+    stage, method, colour = browser.children[:3]
+    assert stage.value == "condition" and method.value == "pca"
+    for value in ("images", "proprio"):
+        stage.value = value
+    colour.value = "timestep"
+    plt.close("all")
