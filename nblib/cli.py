@@ -7,6 +7,7 @@
     nblib run-all [--out DIR]
     nblib clean NOTEBOOK... [--refresh]
     nblib bench NAME
+    nblib lr analyze FILE... [--loss-key K] [--format json|table]
 
 Expected failures (bad data, bad parameters, a failing notebook) print one message and
 exit with status 1; no traceback.
@@ -131,6 +132,63 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# The fields of `nblib lr analyze --format json`, one line per run (scripts rely on them).
+LR_FIELDS = (
+    "run",
+    "steps",
+    "final_loss",
+    "min_loss",
+    "plateau_step",
+    "stopped_after_warmup",
+    "diverged",
+    "divergence_step",
+    "grad_spikes",
+    "suggestion",
+)
+
+
+def _cmd_lr_analyze(args: argparse.Namespace) -> int:
+    import math
+
+    from nblib.studies.lr import LRConfig, LRStudy, analyse, load_logs
+
+    config = LRConfig(
+        log_files=list(args.files),
+        loss_key=args.loss_key,
+        log_warmup_steps=args.warmup,
+        plateau_window=args.window,
+        plateau_threshold=args.threshold,
+        smoothing=args.smoothing,
+    )
+    study = LRStudy(config)
+    load_logs(study)
+    runs = analyse(study)
+
+    def plain(value):
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # JSON has no NaN: a missing plateau or loss is null
+        return value
+
+    rows = []
+    for run, row in runs.iterrows():
+        rec = {"run": run} | {k: plain(row[k]) for k in LR_FIELDS if k != "run"}
+        for key in ("plateau_step", "divergence_step", "steps", "grad_spikes"):
+            if rec[key] is not None:
+                rec[key] = int(rec[key])
+        rows.append(rec)
+    if args.format == "json":
+        for rec in rows:
+            print(json.dumps(rec), flush=True)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+            print(pd.DataFrame(rows, dtype=object).set_index("run").to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nblib.data.metaworld_gen import DEFAULT_CAMERAS, DEFAULT_TASKS, GenerateConfig
 
@@ -234,6 +292,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--items", type=int, help="samples per measurement (default: the benchmark's own)"
     )
     bench.set_defaults(func=_cmd_bench)
+
+    lr = sub.add_parser("lr", help="learning-rate schedules: analyse training logs")
+    lsub = lr.add_subparsers(dest="lr_command", required=True)
+    ana = lsub.add_parser(
+        "analyze",
+        help="plateau, divergence and a next-config suggestion per run of training logs",
+        description="Training logs (JSON lines, CSV incl. W&B exports, text with 'step N ... "
+        "loss=X') -> per run: plateau, divergence, learning stopped after warmup, suggestion.",
+    )
+    ana.add_argument("files", nargs="+", help="log files (several runs per CSV allowed)")
+    ana.add_argument("--loss-key", help="the loss metric's name, e.g. train/loss")
+    ana.add_argument(
+        "--format", choices=("json", "table"), default="table", help="default %(default)s"
+    )
+    ana.add_argument(
+        "--window", type=int, default=100, help="plateau window in steps (default %(default)s)"
+    )
+    ana.add_argument(
+        "--threshold",
+        type=float,
+        default=0.01,
+        help="relative improvement per window below which it is a plateau (default %(default)s)",
+    )
+    ana.add_argument(
+        "--smoothing", type=int, default=20, help="moving-average points (default %(default)s)"
+    )
+    ana.add_argument(
+        "--warmup", type=int, default=0, help="the runs' warmup steps, if known (default: none)"
+    )
+    ana.set_defaults(func=_cmd_lr_analyze)
     return parser
 
 

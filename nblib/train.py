@@ -39,7 +39,14 @@ from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.paths import atomic_path, write_text_atomic
 from nblib.threads import ThreadGovernor, torch_threads
 
-SCHEDULES = ("constant", "cosine", "cosine_with_min_lr", "linear", "warmup_stable_decay")
+SCHEDULES = (
+    "constant",
+    "cosine",
+    "cosine_with_min_lr",
+    "linear",
+    "warmup_stable_decay",
+    "exponential",
+)
 DEVICES = ("cpu", "cuda", "auto")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 # Record keys the loop writes itself; loss_fn may not return scalars with these names.
@@ -65,7 +72,9 @@ class TrainConfig:
     # parameter-name prefix -> peak lr, e.g. {"backbone.": 1e-5, "head.": 1e-4}; the longest
     # matching prefix wins; a prefix matching no trainable parameter is an error
     lr_groups: dict[str, float] = field(default_factory=dict)
-    schedule: str = "constant"  # one of SCHEDULES; all multiply each group's peak lr
+    # one of SCHEDULES; all multiply each group's peak lr. "exponential" ramps from
+    # min_lr_rate * lr to lr over the run (an LR range test), ignoring warmup
+    schedule: str = "constant"
     warmup_steps: int = 0  # linear ramp from 0 (WSD: from min_lr_rate) to the peak lr
     min_lr_rate: float = 0.1  # LR floor as a fraction of peak: cosine_with_min_lr and WSD
     decay_fraction: float = 0.1  # WSD: fraction of steps spent in the final decay
@@ -98,6 +107,9 @@ class TrainConfig:
         for name in ("min_lr_rate", "decay_fraction"):
             value = getattr(self, name)
             req(is_number(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
+        if self.schedule == "exponential":
+            r = self.min_lr_rate
+            req(0 < r < 1, "min_lr_rate", r, "a number in (0, 1) for the exponential ramp")
         if self.schedule == "warmup_stable_decay":
             req(w + _decay_steps(self) <= self.steps, "warmup_steps", w, "w + decay <= steps")
         wd = self.weight_decay
@@ -189,6 +201,12 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
             num_decay_steps=_decay_steps(config),
             num_training_steps=config.steps,
             min_lr_ratio=config.min_lr_rate,
+        )
+    if config.schedule == "exponential":  # LR range test: log-linear from min_lr_rate * lr
+        last = max(config.steps - 1, 1)
+        rate = config.min_lr_rate
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: rate ** (1.0 - min(step, last) / last)
         )
     name = config.schedule
     if name == "constant" and config.warmup_steps > 0:

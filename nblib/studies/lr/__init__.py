@@ -1,0 +1,48 @@
+"""Notebook 03's engine, the LR-schedule study: ``study`` (config, sweep or imported logs,
+range test, detectors, matched-step table, suggestion, verdict, metrics) and ``plots``."""
+
+from nblib.studies.lr import plots
+from nblib.studies.lr.study import (
+    FLOOR_SCHEDULES,
+    LRConfig,
+    LRStudy,
+    analyse,
+    best_run,
+    load_logs,
+    loss_figure,
+    lr_preview,
+    matched_pivot,
+    matched_table,
+    metrics,
+    prepare,
+    range_test,
+    run_browser,
+    run_sweep,
+    suggest,
+    sweep_specs,
+    train_run,
+    verdict,
+)
+
+__all__ = [
+    "FLOOR_SCHEDULES",
+    "LRConfig",
+    "LRStudy",
+    "analyse",
+    "best_run",
+    "load_logs",
+    "loss_figure",
+    "lr_preview",
+    "matched_pivot",
+    "matched_table",
+    "metrics",
+    "plots",
+    "prepare",
+    "range_test",
+    "run_browser",
+    "run_sweep",
+    "suggest",
+    "sweep_specs",
+    "train_run",
+    "verdict",
+]

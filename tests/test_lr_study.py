@@ -1,0 +1,199 @@
+"""The LR-schedule study (notebook 03's engine): schedules, the sweep grid, live runs in
+worker processes, imported logs, the suggestion heuristic, `nblib lr analyze`, and the
+notebook itself on real imported logs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nblib.cli import main
+from nblib.errors import ParameterError
+from nblib.paths import find_repo_root
+from nblib.run import report, runner
+from nblib.studies import lr
+from nblib.train import TrainConfig, lr_curve
+
+LOGS = Path(__file__).parent / "fixtures" / "training_logs"
+WANDB = LOGS / "wandb_chart_nanogpt.csv"  # a real W&B export, 8 runs (see its README)
+NANOGPT = LOGS / "nanogpt_train.log"  # a real nanoGPT stdout whose loss turns NaN
+
+
+def seed003_lr(step: int, total: int, warmup: int, base_lr: float, min_lr: float) -> float:
+    """Seed 003's hand-written schedule, as its log gives it: a linear warmup scale times a
+    cosine scale with a min_lr floor (progress counted after warmup)."""
+    warmup_scale = min(1.0, step / warmup) if warmup else 1.0
+    progress = max(0.0, (step - warmup) / max(1, total - warmup))
+    min_lr_ratio = min_lr / base_lr
+    cosine_scale = min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1.0 + math.cos(progress * math.pi))
+    return base_lr * warmup_scale * cosine_scale
+
+
+def test_seed003_cosine_with_floor_is_the_library_schedule():
+    total, warmup, lr_, floor = 15_834, 200, 3e-4, 3e-5
+    library = lr_curve(
+        TrainConfig(
+            steps=total,
+            lr=lr_,
+            schedule="cosine_with_min_lr",
+            warmup_steps=warmup,
+            min_lr_rate=floor / lr_,
+        )
+    )
+    hand = np.array([seed003_lr(s, total, warmup, lr_, floor) for s in range(total)])
+    np.testing.assert_allclose(library, hand, rtol=1e-9, atol=1e-15)
+    assert library[-1] > floor * 0.999  # the floor holds to the end
+
+
+def test_exponential_ramp_is_the_range_test_schedule():
+    lrs = lr_curve(TrainConfig(steps=7, lr=1.0, schedule="exponential", min_lr_rate=1e-6))
+    np.testing.assert_allclose(np.log10(lrs), np.linspace(-6, 0, 7))
+    with pytest.raises(ParameterError, match="min_lr_rate"):
+        TrainConfig(steps=7, lr=1.0, schedule="exponential", min_lr_rate=0.0)
+
+
+def test_grid_names_each_run_once_and_skips_floors_without_a_floor():
+    config = lr.LRConfig(
+        schedules=["cosine", "cosine_with_min_lr"],
+        peak_lrs=[1e-4, 3e-4],
+        floors=[0.1, 0.05],
+        seeds=[0, 1],
+    )
+    specs = lr.sweep_specs(config)
+    names = [s["run"] for s in specs]
+    # cosine: 2 LRs x 2 seeds (no floor); with floor: 2 LRs x 2 floors x 2 seeds
+    assert len(names) == len(set(names)) == 4 + 8
+    assert "cosine lr=0.0001 wu=40" in names and "cosine lr=0.0001 wu=40 s=1" in names
+    assert "cosine_with_min_lr lr=0.0003 wu=40 floor=0.05 s=1" in names
+    assert all(s["min_lr_rate"] == 0 for s in specs if s["schedule"] == "cosine")
+    preview = lr.lr_preview(lr.prepare(config))
+    assert set(preview["run"]) == set(names) and len(preview) == 12 * config.steps
+    for bad, field in (
+        ({"schedules": ["exponential"]}, "schedules"),
+        ({"peak_lrs": []}, "peak_lrs"),
+        ({"warmups": [10_000]}, "warmups"),
+        ({"range_min_lr": 2.0}, "range_min_lr"),
+    ):
+        with pytest.raises(ParameterError, match=rf"LRConfig\.{field}="):
+            lr.LRConfig(**bad)
+
+
+def test_live_sweep_in_worker_processes_finds_a_divergence(tmp_path):
+    """Two runs in two spawned workers: a sane LR and one a thousand times too high; the
+    detectors flag the second and the heuristic lowers its peak."""
+    config = lr.LRConfig(
+        schedules=["constant"],
+        peak_lrs=[1e-3, 3.0],
+        warmups=[0],
+        steps=60,
+        demos=1,
+        grad_clip=None,
+        range_test_steps=0,
+        workers=2,
+        smoothing=5,
+        plateau_window=20,
+    )
+    study = lr.prepare(config)
+    curves = lr.run_sweep(study, progress=False)
+    assert list(curves.columns) == ["run", "step", "loss", "lr", "grad_norm"]
+    runs = lr.analyse(study)
+    sane, wild = "constant lr=0.001 wu=0", "constant lr=3 wu=0"
+    assert not runs.loc[sane, "diverged"] and runs.loc[wild, "diverged"]
+    assert (
+        runs.loc[wild, "next"]["lr"] == pytest.approx(0.9)
+        and "lower the peak" in runs.loc[wild, "suggestion"]
+    )
+    assert lr.best_run(study) == sane
+    verdict = lr.verdict(study)
+    assert verdict.label == "FOUND" and verdict.numbers["diverged"] == 1
+    table = lr.matched_table(study)  # the diverged run has no finite loss to compare
+    assert set(table["run"]) == {sane}
+    report.to_jsonable(lr.metrics(study))
+
+
+def test_suggestions_follow_the_detectors():
+    spec = {"schedule": "cosine", "lr": 1e-4, "warmup_steps": 50}
+    base = {"diverged": False, "divergence_step": None, "stopped_after_warmup": False}
+    text, nxt = lr.suggest(base | {"plateau_step": None}, spec)
+    assert "train longer" in text and nxt == {}
+    text, nxt = lr.suggest(base | {"plateau_step": 500, "stopped_after_warmup": True}, spec)
+    assert "right after warmup" in text and nxt == {
+        "schedule": "cosine_with_min_lr",
+        "min_lr_rate": 0.1,
+    }
+    floor = spec | {"schedule": "cosine_with_min_lr"}
+    text, nxt = lr.suggest(base | {"plateau_step": 500}, floor)
+    assert nxt == {"lr": 1.5e-4} and "x1.5" in text
+    text, nxt = lr.suggest(
+        base | {"diverged": True, "divergence_step": 80, "plateau_step": None},
+        spec,
+        {"steepest": 1e-5},
+    )
+    assert nxt == {"lr": 1e-5, "warmup_steps": 100, "grad_clip": 1.0}  # the range test's lower LR
+    assert all("(heuristic)" in t for t in (text,))
+
+
+def test_imported_logs_real_wandb_export_and_nan_stdout():
+    study = lr.prepare(lr.LRConfig(log_files=[str(WANDB), str(NANOGPT)], plateau_window=20))
+    assert study.mode == "imported logs" and study.specs == []
+    lr.load_logs(study)
+    runs = lr.analyse(study)
+    assert len(runs) == 9 and runs.loc["nanogpt_train", "diverged"]
+    assert runs.loc["nanogpt_train", "divergence_step"] == 425  # the loss turns NaN there
+    assert not runs.drop(index="nanogpt_train")["diverged"].any()
+    assert lr.range_test(study) is None
+    pivot = lr.matched_pivot(lr.matched_table(study))
+    assert pivot.shape[1] == 8  # the NaN run is left out of the same-step comparison
+    with pytest.raises(ParameterError, match="baseline 'nope'"):
+        lr.matched_table(lr.LRStudy(lr.LRConfig(baseline="nope"), curves=study.curves))
+
+
+def test_lr_analyze_command_prints_one_json_line_per_run(capsys):
+    assert (
+        main(["lr", "analyze", str(WANDB), str(NANOGPT), "--format", "json", "--window", "20"]) == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 9
+    needed = {
+        "run",
+        "steps",
+        "final_loss",
+        "plateau_step",
+        "diverged",
+        "divergence_step",
+        "suggestion",
+    }
+    assert all(needed <= set(line) for line in lines)
+    nan_run = next(line for line in lines if line["run"] == "nanogpt_train")
+    assert nan_run["diverged"] is True and nan_run["divergence_step"] == 425
+    assert all(isinstance(line["diverged"], bool) for line in lines)
+    assert main(["lr", "analyze", str(WANDB), "--format", "table"]) == 0
+    assert "gpt2" in capsys.readouterr().out
+    assert main(["lr", "analyze", str(LOGS / "no_loss_column.csv")]) == 1
+    assert "val_loss" in capsys.readouterr().err  # the columns that exist are listed
+
+
+def test_notebook_on_imported_logs(tmp_path, monkeypatch):
+    monkeypatch.delenv(report.RUN_DIR_ENV, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "run"
+    notebook = find_repo_root() / "notebooks" / "03_lr_schedule_study.ipynb"
+    runner.run_notebook(
+        notebook,
+        {"log_files": [str(WANDB), str(NANOGPT)], "plateau_window": 20, "interactive": True},
+        out_dir=out,
+        progress=False,
+        cwd=tmp_path,
+    )
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["verdict"] == "FOUND" and data["metrics"]["mode"] == "imported logs"
+    assert data["metrics"]["runs"] == 9 and data["metrics"]["diverged"] == 1
+    figures = {Path(f).name for f in data["figures"]}
+    assert "loss_curves.png" in figures and "lr_range_test.png" not in figures
+    table = pd.DataFrame(data["metrics"]["runs_table"]).set_index("run")
+    assert table.loc["nanogpt_train", "divergence_step"] == 425
