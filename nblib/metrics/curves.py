@@ -90,14 +90,7 @@ def _check_number(name: str, value, low: float, strict: bool) -> float:
 
 def _check_steps(name: str, steps) -> np.ndarray:
     """Validate strictly increasing integer steps (N,), N >= 1; returns int64."""
-    try:
-        arr = np.asarray(steps)
-    except (TypeError, ValueError) as err:
-        raise ParameterError(f"{name} must be a 1-D array of integer steps") from err
-    if arr.ndim != 1:
-        raise ParameterError(f"{name} must be 1-D (N,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ParameterError(f"{name} is empty; expected at least one logged step")
+    arr = _vector(name, steps, "logged step", dtype=None)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
@@ -133,16 +126,23 @@ def _check_values(name: str, values, steps: np.ndarray, steps_name: str = "steps
     return arr
 
 
+def _vector(name: str, values, what: str, dtype=np.float64) -> np.ndarray:
+    """A non-empty 1-D array (float64 unless ``dtype`` is None: kept as given), or
+    ParameterError naming the argument."""
+    try:
+        arr = np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ParameterError(f"{name} must be a 1-D array of numbers ({what}s)") from err
+    if arr.ndim != 1:
+        raise ParameterError(f"{name} must be 1-D (N,), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ParameterError(f"{name} is empty; expected at least one {what}")
+    return arr
+
+
 def _check_lrs(lrs) -> np.ndarray:
     """Validate strictly increasing finite positive LRs (N,), N >= 1."""
-    try:
-        arr = np.asarray(lrs, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ParameterError("lrs must be a 1-D array of positive learning rates") from err
-    if arr.ndim != 1:
-        raise ParameterError(f"lrs must be 1-D (N,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ParameterError("lrs is empty; expected at least one learning rate")
+    arr = _vector("lrs", lrs, "learning rate")
     bad = _first(~np.isfinite(arr) | (arr <= 0))
     if bad is not None:
         raise ParameterError(f"lrs must be finite and > 0; lrs[{bad}]={arr[bad]}")
@@ -228,14 +228,7 @@ def smooth(values, window: int = 20) -> np.ndarray:
     resumes). A trailing mean lags a moving curve by about (window - 1) / 2 points;
     :func:`plateau` and :func:`range_test_suggestions` correct for that.
     """
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ParameterError("values must be a 1-D array of numbers") from err
-    if arr.ndim != 1:
-        raise ParameterError(f"values must be 1-D (N,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ParameterError("values is empty; expected at least one value")
+    arr = _vector("values", values, "value")
     window = _check_int("window", window, 1)
     bad = ~np.isfinite(arr)
     if window == 1:
