@@ -8,6 +8,8 @@
     nblib clean NOTEBOOK... [--refresh]
     nblib bench NAME
     nblib lr analyze FILE... [--loss-key K] [--format json|table]
+    nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
+    nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
 
 Expected failures (bad data, bad parameters, a failing notebook) print one message and
 exit with status 1; no traceback.
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 
 from nblib import __version__
-from nblib.errors import NblibError
+from nblib.errors import NblibError, ParameterError
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -189,6 +191,65 @@ def _cmd_lr_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(frame, fmt: str) -> None:
+    """A DataFrame as CSV, JSON lines (NaN/NA → null) or an aligned table."""
+    import pandas as pd
+
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False, float_format="%.4g", lineterminator="\n")
+    elif fmt == "json":
+        for rec in json.loads(frame.to_json(orient="records", double_precision=6)):
+            print(json.dumps(rec), flush=True)
+    else:
+        with pd.option_context(
+            "display.width", 220, "display.max_colwidth", 70, "display.max_rows", None
+        ):
+            print(frame.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+
+def _cmd_results_summarize(args: argparse.Namespace) -> int:
+    from nblib.eval.results import read_results
+    from nblib.eval.results.summary import suite_summary, summarize
+
+    if args.label and len(args.label) != len(args.paths):
+        raise ParameterError(
+            f"--label given {len(args.label)} times for {len(args.paths)} paths; "
+            "give one label per path, in the same order"
+        )
+    frame = read_results(args.paths, suite=args.suite, labels=args.label or None)
+    tasks = summarize(frame)
+    if args.format != "table":
+        _print_table(tasks, args.format)
+        return 0
+    suites = suite_summary(frame)
+    for run, group in tasks.groupby("run", sort=False):
+        print(f"== {run}")
+        _print_table(group.drop(columns="run"), "table")
+        print("-- per suite (mean over tasks, task-stratified bootstrap 95 % interval)")
+        _print_table(suites[suites["run"] == run].drop(columns="run"), "table")
+        print()
+    incomplete = tasks[~tasks["complete"]]
+    if len(incomplete):
+        print(
+            f"note: {len(incomplete)} task(s) come from interrupted runs or tasks "
+            "(complete = False); their counts are what finished before the log ended"
+        )
+    return 0
+
+
+def _cmd_results_baselines(args: argparse.Namespace) -> int:
+    from nblib.eval.baselines import baselines
+
+    table = baselines(args.benchmark)
+    _print_table(table, args.format)
+    if args.benchmark == "libero_pro" and args.format == "table":
+        print(
+            "note: LIBERO-PRO publishes its results as figures only; no numbers are "
+            "transcribed. These are its perturbations (the results schema's perturbation)."
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nblib.data.metaworld_gen import DEFAULT_CAMERAS, DEFAULT_TASKS, GenerateConfig
 
@@ -322,6 +383,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=0, help="the runs' warmup steps, if known (default: none)"
     )
     ana.set_defaults(func=_cmd_lr_analyze)
+
+    res = sub.add_parser("results", help="LIBERO-style evaluation results: summaries, baselines")
+    rsub = res.add_subparsers(dest="results_command", required=True)
+    summ = rsub.add_parser(
+        "summarize",
+        help="per run, suite and task: episodes, successes, success rate, Wilson interval",
+        description="Result files or folders (run_libero_eval.py logs incl. LIBERO-Plus, "
+        "LeRobot eval_info.json and lerobot-eval stdout, vla-evaluation-harness JSON, "
+        "per-episode CSV/JSON/JSONL) -> one row per (run, suite, task). Rates in %%.",
+    )
+    summ.add_argument("paths", nargs="+", help="result files or folders")
+    summ.add_argument("--suite", help="the suite, for files that do not state theirs")
+    summ.add_argument(
+        "--label",
+        action="append",
+        help="run label for the path in the same position (repeat once per path)",
+    )
+    summ.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="default %(default)s"
+    )
+    summ.set_defaults(func=_cmd_results_summarize)
+    base = rsub.add_parser("baselines", help="published LIBERO / LIBERO-Plus / LIBERO-PRO tables")
+    base.add_argument(
+        "--benchmark",
+        choices=("libero", "libero_plus", "libero_pro"),
+        default="libero",
+        help="default %(default)s",
+    )
+    base.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="default %(default)s"
+    )
+    base.set_defaults(func=_cmd_results_baselines)
     return parser
 
 

@@ -22,7 +22,7 @@ from nblib.models.vla import load_policy
 from nblib.paths import find_repo_root
 from nblib.run.params import notebook_parameters
 from nblib.run.report import to_jsonable
-from nblib.studies import card, overfit, probes, tokens
+from nblib.studies import card, comparison, lr, overfit, probes, tokens
 from nblib.verdict import Verdict
 
 NOTEBOOKS = find_repo_root() / "notebooks"
@@ -30,7 +30,9 @@ CONFIGS = {
     "00_dataset_card.ipynb": card.CardConfig,
     "01_overfit_diagnosis.ipynb": overfit.OverfitConfig,
     "02_conditioning_probes.ipynb": probes.ProbesConfig,
+    "03_lr_schedule_study.ipynb": lr.LRConfig,
     "04_token_compass.ipynb": tokens.CompassConfig,
+    "05_libero_comparison.ipynb": comparison.ComparisonConfig,
 }
 
 

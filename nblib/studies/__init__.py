@@ -1,6 +1,7 @@
 """One engine per notebook: the only code a notebook's cells call directly.
 
-``card`` (00), ``overfit`` (01), ``tokens`` (04). Each has a validated config dataclass
+``card`` (00), ``overfit`` (01), ``probes`` (02), ``lr`` (03), ``tokens`` (04),
+``comparison`` (05). Each has a validated config dataclass
 built from the notebook's parameters (:meth:`StudyConfig.from_params`), the steps its
 notebook runs, its figures and its :class:`nblib.verdict.Verdict`.
 """

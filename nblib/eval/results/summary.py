@@ -1,0 +1,199 @@
+"""Aggregates of the per-episode results: per task, per suite, per perturbation.
+
+Rates and interval bounds are percentages, as LIBERO papers report them. Intervals:
+Wilson (95 % by default) per task, where the episodes are exchangeable trials; a
+task-stratified bootstrap for a suite's mean over tasks (the tasks are fixed, the
+episodes within each task are resampled), so a suite's interval reflects that its 10
+tasks are not 500 interchangeable trials.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nblib.errors import DataError
+from nblib.metrics.success import stratified_bootstrap, wilson_interval
+
+SUMMARY_COLUMNS = (
+    "run",
+    "suite",
+    "task",
+    "task_id",
+    "perturbation",
+    "episodes",
+    "successes",
+    "success_rate",
+    "ci_low",
+    "ci_high",
+    "complete",
+)
+SUITE_COLUMNS = (
+    "run",
+    "suite",
+    "tasks",
+    "episodes",
+    "successes",
+    "success_rate",
+    "ci_low",
+    "ci_high",
+    "pooled_rate",
+    "complete",
+)
+
+
+def _require_rows(frame: pd.DataFrame, what: str) -> None:
+    if frame.empty:
+        raise DataError(f"{what}: no episodes to summarise")
+
+
+def _one(values: pd.Series) -> str:
+    unique = pd.unique(values)
+    return str(unique[0]) if len(unique) == 1 else "mixed"
+
+
+def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (run, suite, task): :data:`SUMMARY_COLUMNS`. ``complete`` is False when
+    any of the task's episodes comes from an interrupted run or task."""
+    _require_rows(frame, "summarize")
+    rows = []
+    for (run, suite, task), group in frame.groupby(["run", "suite", "task"], sort=False):
+        episodes = len(group)
+        successes = int(group["success"].sum())
+        low, high = wilson_interval(successes, episodes, confidence=confidence)
+        task_ids = group["task_id"].dropna().unique()
+        rows.append(
+            {
+                "run": run,
+                "suite": suite,
+                "task": task,
+                "task_id": int(task_ids[0]) if len(task_ids) == 1 else pd.NA,
+                "perturbation": _one(group["perturbation"]),
+                "episodes": episodes,
+                "successes": successes,
+                "success_rate": 100 * successes / episodes,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
+                "complete": bool(group["complete"].all()),
+            }
+        )
+    out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    out["task_id"] = out["task_id"].astype("Int64")
+    # runs in the order they were read; within a run by suite, task index, task
+    runs = {run: i for i, run in enumerate(dict.fromkeys(out["run"]))}
+    order = out.assign(_run=out["run"].map(runs), _tid=out["task_id"].fillna(10**9))
+    order = order.sort_values(["_run", "suite", "_tid", "task"], kind="stable")
+    return order.drop(columns=["_run", "_tid"]).reset_index(drop=True)
+
+
+def suite_summary(
+    frame: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (run, suite): the mean of its tasks' rates with a task-stratified
+    bootstrap interval, and the pooled rate (all episodes together) beside it."""
+    tasks = summarize(frame, confidence=confidence)
+    rows = []
+    for (run, suite), group in tasks.groupby(["run", "suite"], sort=False):
+        successes = group["successes"].to_numpy()
+        trials = group["episodes"].to_numpy()
+        mean, low, high = stratified_bootstrap(
+            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
+        )
+        rows.append(
+            {
+                "run": run,
+                "suite": suite,
+                "tasks": len(group),
+                "episodes": int(trials.sum()),
+                "successes": int(successes.sum()),
+                "success_rate": 100 * mean,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
+                "pooled_rate": 100 * successes.sum() / trials.sum(),
+                "complete": bool(group["complete"].all()),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
+
+
+def run_summary(
+    frame: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """One row per run: the mean over all its tasks (equal to LIBERO's "average" of suite
+    rates when every suite has the same number of tasks) with a stratified interval."""
+    tasks = summarize(frame, confidence=confidence)
+    rows = []
+    for run, group in tasks.groupby("run", sort=False):
+        successes = group["successes"].to_numpy()
+        trials = group["episodes"].to_numpy()
+        mean, low, high = stratified_bootstrap(
+            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
+        )
+        rows.append(
+            {
+                "run": run,
+                "suites": group["suite"].nunique(),
+                "tasks": len(group),
+                "episodes": int(trials.sum()),
+                "successes": int(successes.sum()),
+                "success_rate": 100 * mean,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
+                "complete": bool(group["complete"].all()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def perturbation_summary(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (run, perturbation): episodes, successes, rate and Wilson interval."""
+    _require_rows(frame, "perturbation_summary")
+    rows = []
+    for (run, perturbation), group in frame.groupby(["run", "perturbation"], sort=False):
+        episodes = len(group)
+        successes = int(group["success"].sum())
+        low, high = wilson_interval(successes, episodes, confidence=confidence)
+        rows.append(
+            {
+                "run": run,
+                "perturbation": perturbation,
+                "episodes": episodes,
+                "successes": successes,
+                "success_rate": 100 * successes / episodes,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def task_matrix(frame: pd.DataFrame) -> pd.DataFrame:
+    """Success rate (%) per task (rows: suite, task) and run (columns); NaN where a run did
+    not evaluate the task. The heatmap's data."""
+    tasks = summarize(frame)
+    matrix = tasks.pivot_table(
+        index=["suite", "task"], columns="run", values="success_rate", aggfunc="first", sort=False
+    )
+    return matrix.reindex(columns=list(pd.unique(tasks["run"])))
+
+
+def paired_counts(frame: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFrame:
+    """Per (suite, task) that both runs evaluated: successes and episodes of each. Tasks
+    only one run has are left out (a paired comparison needs both)."""
+    tasks = summarize(frame)
+    known = set(tasks["run"])
+    for name in (run_a, run_b):
+        if name not in known:
+            raise DataError(f"no run named {name!r}; the runs are {sorted(known)}")
+    a = tasks[tasks["run"] == run_a].set_index(["suite", "task"])
+    b = tasks[tasks["run"] == run_b].set_index(["suite", "task"])
+    shared = a.index.intersection(b.index, sort=False)
+    return pd.DataFrame(
+        {
+            "successes_a": a.loc[shared, "successes"].to_numpy(np.int64),
+            "episodes_a": a.loc[shared, "episodes"].to_numpy(np.int64),
+            "successes_b": b.loc[shared, "successes"].to_numpy(np.int64),
+            "episodes_b": b.loc[shared, "episodes"].to_numpy(np.int64),
+        },
+        index=shared,
+    )
