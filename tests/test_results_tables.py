@@ -75,10 +75,13 @@ def test_other_column_spellings_and_the_suite_from_the_caller():
     assert frame["run"].unique().tolist() == ["custom_names"]  # the file's stem
 
 
-def test_json_lines_and_wrapped_json():
+def test_json_lines_and_wrapped_json(tmp_path):
     lines = read_file(EPISODES / "episodes.jsonl")
     assert detect_format((EPISODES / "episodes.jsonl").read_text()) == "episodes_jsonl"
     assert len(lines) == 3 and lines["task_id"].tolist() == [3, 3, 4]
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"suite": "libero_goal", "task_id": 2, "success": false}\n')
+    assert read_file(one)["task"].tolist() == ["put the wine bottle on top of the cabinet"]
     wrapped = read_file(EPISODES / "episodes_wrapped.json")
     assert detect_format((EPISODES / "episodes_wrapped.json").read_text()) == "episodes_json"
     assert wrapped["suite"].unique().tolist() == ["libero_spatial"]

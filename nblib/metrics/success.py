@@ -71,30 +71,30 @@ def _check_int(name: str, value, least: int) -> int:
     return int(value)
 
 
-def _check_open_unit(name: str, value) -> float:
-    """A number strictly between 0 and 1 (a confidence level, alpha, power)."""
+def _check_unit(name: str, value, closed: bool, what: str) -> float:
+    """A number in [0, 1] (``closed``) or strictly inside it; ``what`` names it in the error."""
+    interval = "[0, 1]" if closed else "(0, 1)"
+    message = f"{name} must be {what} in {interval}, got {value!r}"
     if isinstance(value, bool | np.bool_):
-        raise ParameterError(f"{name} must be a number in (0, 1), got {value!r}")
+        raise ParameterError(message)
     try:
         out = float(value)
     except (TypeError, ValueError) as err:
-        raise ParameterError(f"{name} must be a number in (0, 1), got {value!r}") from err
-    if not 0.0 < out < 1.0:  # also rejects NaN
-        raise ParameterError(f"{name} must be a number in (0, 1), got {value!r}")
+        raise ParameterError(message) from err
+    inside = 0.0 <= out <= 1.0 if closed else 0.0 < out < 1.0  # also rejects NaN
+    if not inside:
+        raise ParameterError(message)
     return out
+
+
+def _check_open_unit(name: str, value) -> float:
+    """A number strictly between 0 and 1 (a confidence level, alpha, power)."""
+    return _check_unit(name, value, closed=False, what="a number")
 
 
 def _check_rate(name: str, value) -> float:
     """A success probability in [0, 1]."""
-    if isinstance(value, bool | np.bool_):
-        raise ParameterError(f"{name} must be a success rate in [0, 1], got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as err:
-        raise ParameterError(f"{name} must be a success rate in [0, 1], got {value!r}") from err
-    if not 0.0 <= out <= 1.0:
-        raise ParameterError(f"{name} must be a success rate in [0, 1], got {value!r}")
-    return out
+    return _check_unit(name, value, closed=True, what="a success rate")
 
 
 def _counts(name: str, values) -> np.ndarray:

@@ -71,6 +71,8 @@ def detect_format(text: str, source: str = "<text>") -> str:
                 return "vla_harness"
             if tables.looks_like_episodes_json(obj):
                 return "episodes_json"
+            if tables.looks_like_episodes_json([obj]):
+                return "episodes_jsonl"  # JSON lines holding a single episode
             raise DataError(
                 f"{source}: a JSON file, but neither LeRobot eval_info, vla-evaluation-harness "
                 "results nor a list of episodes (each with a success field)"

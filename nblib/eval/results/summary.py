@@ -116,35 +116,6 @@ def suite_summary(
     return pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
 
 
-def run_summary(
-    frame: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> pd.DataFrame:
-    """One row per run: the mean over all its tasks (equal to LIBERO's "average" of suite
-    rates when every suite has the same number of tasks) with a stratified interval."""
-    tasks = summarize(frame, confidence=confidence)
-    rows = []
-    for run, group in tasks.groupby("run", sort=False):
-        successes = group["successes"].to_numpy()
-        trials = group["episodes"].to_numpy()
-        mean, low, high = stratified_bootstrap(
-            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
-        )
-        rows.append(
-            {
-                "run": run,
-                "suites": group["suite"].nunique(),
-                "tasks": len(group),
-                "episodes": int(trials.sum()),
-                "successes": int(successes.sum()),
-                "success_rate": 100 * mean,
-                "ci_low": 100 * low,
-                "ci_high": 100 * high,
-                "complete": bool(group["complete"].all()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def perturbation_summary(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (run, perturbation): episodes, successes, rate and Wilson interval."""
     _require_rows(frame, "perturbation_summary")

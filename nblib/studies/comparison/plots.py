@@ -54,16 +54,7 @@ def plot_suite_bars(table: pd.DataFrame, colours: dict[str, str], title: str | N
             edgecolor="white" if published else None,
             linewidth=0,
         )
-        has = np.isfinite(low) & np.isfinite(high)
-        ax.errorbar(
-            offset[has],
-            rate[has],
-            yerr=[rate[has] - low[has], high[has] - rate[has]],
-            fmt="none",
-            ecolor="black",
-            elinewidth=0.6,
-            capsize=1.2,
-        )
+        _whiskers(ax, offset, rate, low, high)
     ax.set_xticks(x, [suite_label(s) for s in suites])
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(0, 105)
@@ -78,6 +69,20 @@ def plot_suite_bars(table: pd.DataFrame, colours: dict[str, str], title: str | N
     if title:
         ax.set_title(title)
     return fig, ax
+
+
+def _whiskers(ax, x, rate, low, high) -> None:
+    """Interval whiskers from ``low`` to ``high`` at the bars ``x``; none where unknown."""
+    has = np.isfinite(low) & np.isfinite(high) & np.isfinite(rate)
+    ax.errorbar(
+        x[has],
+        rate[has],
+        yerr=[rate[has] - low[has], high[has] - rate[has]],
+        fmt="none",
+        ecolor="black",
+        elinewidth=0.6,
+        capsize=1.2,
+    )
 
 
 def plot_task_heatmap(matrix: pd.DataFrame, max_label: int = 48):
@@ -138,16 +143,8 @@ def plot_perturbations(table: pd.DataFrame, totals: pd.DataFrame, colours: dict[
         offset = x - 0.4 + width * (i + 0.5)
         ax.bar(offset, rate, width * 0.92, color=colours[method], label=method, linewidth=0)
         if "ci_low" in part:
-            low, high = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
-            has = np.isfinite(low) & np.isfinite(high) & np.isfinite(rate)
-            ax.errorbar(
-                offset[has],
-                rate[has],
-                yerr=[rate[has] - low[has], high[has] - rate[has]],
-                fmt="none",
-                ecolor="black",
-                elinewidth=0.6,
-                capsize=1.2,
+            _whiskers(
+                ax, offset, rate, part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
             )
     ax.set_xticks(x, categories, rotation=20, ha="right")
     ax.set_ylabel("success rate (%)")
