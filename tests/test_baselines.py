@@ -8,7 +8,9 @@ from nblib.eval import baselines as published
 
 def test_libero_rows_imply_counts_and_wilson_intervals():
     table = published.libero_baselines()
-    assert len(table) == 11 * 4  # 11 policies x 4 suites
+    assert len(table) == 11 * 5  # 11 policies x (4 suites + their average)
+    average = table[(table.policy == "OpenVLA-OFT") & (table.suite == "average")].iloc[0]
+    assert (average.success_rate, average.trials, average.successes) == (97.1, 2000, 1942)
     oft = table[(table.policy == "OpenVLA-OFT") & (table.suite == "libero_spatial")].iloc[0]
     assert (oft.success_rate, oft.trials, oft.successes) == (97.6, 500, 488)
     assert oft.ci_low < 97.6 < oft.ci_high

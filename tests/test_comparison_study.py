@@ -55,6 +55,8 @@ def test_two_real_runs_paired_by_task_across_tools():
     # LeRobot (tasks by index): the LIBERO task table pairs them on libero_goal
     study = _study(result_files=[str(PI0), str(SMOLVLA)], run_labels=["pi0", "smolvla"])
     assert study.runs == ["pi0", "smolvla"] and study.reference == "pi0"
+    averages = comparison.average_summary(study)
+    assert averages["run"].tolist() == ["smolvla"]  # pi0 ran one suite: no average
     per_task, per_suite = comparison.paired_tables(study)
     assert len(per_task) == 10 and set(per_task["suite"]) == {"libero_goal"}
     drawer = per_task.set_index("task").loc["open the top drawer and put the bowl inside"]
@@ -82,6 +84,10 @@ def test_suite_table_puts_runs_beside_published_baselines():
     assert runs.loc["libero_10", "episodes"] == 100
     published = table[table.kind == "published"].set_index("suite")
     assert published.loc["libero_10", "success_rate"] == 94.5
+    # all four suites evaluated: an average beside the published one
+    assert runs.loc["average", "success_rate"] == pytest.approx((72 + 99 + 87 + 65) / 4)
+    assert runs.loc["average", "episodes"] == 400
+    assert published.loc["average", "success_rate"] == 97.1
     tests = comparison.baseline_tests(study).set_index("suite")
     assert tests.loc["libero_10", "significant"]  # 65/100 vs 472/500
     assert not tests.loc["libero_object", "significant"]  # 99/100 vs 492/500
@@ -125,7 +131,7 @@ def test_no_result_files_means_baselines_only(monkeypatch, tmp_path):
     assert study.runs == []
     assert comparison.verdict(study).label == "BASELINES"
     table = comparison.suite_table(study)
-    assert set(table["kind"]) == {"published"} and table["suite"].nunique() == 4
+    assert set(table["kind"]) == {"published"} and table["suite"].nunique() == 5  # + average
 
 
 def test_export_tables_write_latex_and_markdown(tmp_path):
@@ -178,7 +184,7 @@ def test_results_baselines_command(capsys):
     assert {"mean_plain", "total_weighted", "published_total", "source"} <= set(table.columns)
     assert main(["results", "baselines", "--format", "json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 44 and {"ci_low", "ci_high", "source"} <= set(rows[0])
+    assert len(rows) == 55 and {"ci_low", "ci_high", "source"} <= set(rows[0])
     assert main(["results", "baselines", "--benchmark", "libero_pro"]) == 0
     assert "figures only" in capsys.readouterr().out
 
@@ -220,7 +226,13 @@ def test_browser_redraws_for_the_chosen_runs_and_suites(monkeypatch):
     widget = comparison.browser(study)
     runs, suites = widget.children[0], widget.children[1]
     assert runs.options == ("pi0", "smolvla")
-    assert set(suites.options) == {"libero_goal", "libero_10", "libero_object", "libero_spatial"}
+    assert set(suites.options) == {
+        "libero_goal",
+        "libero_10",
+        "libero_object",
+        "libero_spatial",
+        "average",
+    }
     shown.clear()
     runs.value = ("smolvla",)
     suites.value = ("libero_10",)

@@ -116,6 +116,35 @@ def suite_summary(
     return pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
 
 
+def run_summary(
+    frame: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """One row per run: the mean over all its tasks with a task-stratified bootstrap
+    interval. With the same number of tasks in every suite (LIBERO: 10) this is the mean of
+    the suite rates, the "average" LIBERO papers print."""
+    tasks = summarize(frame, confidence=confidence)
+    rows = []
+    for run, group in tasks.groupby("run", sort=False):
+        successes = group["successes"].to_numpy()
+        trials = group["episodes"].to_numpy()
+        mean, low, high = stratified_bootstrap(
+            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
+        )
+        rows.append(
+            {
+                "run": run,
+                "suites": ", ".join(pd.unique(group["suite"])),
+                "tasks": len(group),
+                "episodes": int(trials.sum()),
+                "success_rate": 100 * mean,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
+                "complete": bool(group["complete"].all()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def perturbation_summary(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (run, perturbation): episodes, successes, rate and Wilson interval."""
     _require_rows(frame, "perturbation_summary")

@@ -6,6 +6,7 @@ from nblib.studies.comparison import plots
 from nblib.studies.comparison.study import (
     ComparisonConfig,
     ComparisonStudy,
+    average_summary,
     baseline_tests,
     browser,
     difference_figure,
@@ -30,6 +31,7 @@ from nblib.studies.comparison.study import (
 __all__ = [
     "ComparisonConfig",
     "ComparisonStudy",
+    "average_summary",
     "baseline_tests",
     "browser",
     "difference_figure",

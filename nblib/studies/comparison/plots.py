@@ -21,6 +21,7 @@ SUITE_LABELS = {
     "libero_goal": "Goal",
     "libero_10": "Long (10)",
     "libero_90": "90",
+    "average": "Average",
 }
 
 

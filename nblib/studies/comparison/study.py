@@ -221,11 +221,34 @@ def suite_summary(study: ComparisonStudy) -> pd.DataFrame:
     return _cached(study, "suites", make)
 
 
+def average_summary(study: ComparisonStudy) -> pd.DataFrame:
+    """Per run that evaluated all four LIBERO suites under the standard protocol: the mean
+    over its tasks (= the mean of the four suite rates, 10 tasks each) with a
+    task-stratified bootstrap interval. A run with fewer suites has no average: a mean
+    over other suites would not be comparable with the published averages."""
+    cfg = study.config
+
+    def make():
+        plain = unperturbed(study)
+        if plain.empty:
+            return pd.DataFrame(columns=["run", "success_rate", "ci_low", "ci_high", "episodes"])
+        suites = plain.groupby("run", sort=False)["suite"].agg(set)
+        full = [r for r, s in suites.items() if set(published.LIBERO_SUITES) <= s]
+        chosen = plain[plain["run"].isin(full) & plain["suite"].isin(published.LIBERO_SUITES)]
+        if chosen.empty:
+            return pd.DataFrame(columns=["run", "success_rate", "ci_low", "ci_high", "episodes"])
+        return summaries.run_summary(chosen, n_boot=cfg.n_boot, seed=cfg.seed)
+
+    return _cached(study, "average", make)
+
+
 def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
     """Rows ``method, kind, suite, success_rate, ci_low, ci_high, episodes`` for the runs
     (mean over tasks, task-stratified bootstrap) and the published LIBERO baselines
     (Wilson on the implied counts), restricted to the suites the runs evaluated (all four
-    when there are no runs). ``runs`` / ``suites`` pick a subset (the widgets)."""
+    when there are no runs); suite ``average`` for runs that evaluated all four suites
+    (:func:`average_summary`) and the published averages. ``runs`` / ``suites`` pick a
+    subset (the widgets)."""
     rows = []
     run_suites: list[str] = []
     if study.runs:
@@ -245,8 +268,23 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
                 }
             )
         run_suites = list(dict.fromkeys(table["suite"]))
+        for row in average_summary(study).itertuples(index=False):
+            if runs is None or row.run in runs:
+                rows.append(
+                    {
+                        "method": row.run,
+                        "kind": "run",
+                        "suite": published.AVERAGE,
+                        "success_rate": row.success_rate,
+                        "ci_low": row.ci_low,
+                        "ci_high": row.ci_high,
+                        "episodes": row.episodes,
+                    }
+                )
+                run_suites.append(published.AVERAGE)
     if study.config.baseline_benchmark == "libero":
-        wanted = {base_suite(s) for s in run_suites} or set(published.LIBERO_SUITES)
+        everything = {*published.LIBERO_SUITES, published.AVERAGE}
+        wanted = {base_suite(s) for s in run_suites} or everything
         for row in study.baseline.itertuples(index=False):
             if row.suite in wanted:
                 rows.append(
@@ -588,6 +626,11 @@ def verdict(study: ComparisonStudy) -> Verdict:
             f"{row.run} on {row.suite}: {row.success_rate:.1f} % "
             f"[{row.ci_low:.1f}, {row.ci_high:.1f}] over {row.episodes} episodes"
             + ("" if row.complete else " (interrupted: only the finished episodes)")
+        )
+    for row in average_summary(study).itertuples(index=False):
+        reasons.append(
+            f"{row.run} over the four suites: {row.success_rate:.1f} % "
+            f"[{row.ci_low:.1f}, {row.ci_high:.1f}]"
         )
     perturbed, totals = perturbation_table(study)
     if perturbed is not None:
