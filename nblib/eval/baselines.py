@@ -64,42 +64,28 @@ def libero_baselines() -> pd.DataFrame:
     table = _read("libero_baselines.csv")
     rows = []
     for _, row in table.iterrows():
+        per_suite = int(row["trials_per_suite"])
         for suite in LIBERO_SUITES:
-            rate = float(row[suite])
-            trials = int(row["trials_per_suite"])
-            successes = int(round(rate / 100 * trials))
-            low, high = wilson_interval(successes, trials)
-            rows.append(
-                {
-                    "policy": row["policy"],
-                    "suite": suite,
-                    "success_rate": rate,
-                    "trials": trials,
-                    "successes": successes,
-                    "ci_low": 100 * low,
-                    "ci_high": 100 * high,
-                    "seeds": None if pd.isna(row["seeds"]) else int(row["seeds"]),
-                    "source": row["source"],
-                }
-            )
+            rows.append(_published_row(row, suite, float(row[suite]), per_suite))
         # The published average over the four suites, on all their trials together.
-        trials = 4 * int(row["trials_per_suite"])
-        successes = int(round(float(row["average"]) / 100 * trials))
-        low, high = wilson_interval(successes, trials)
-        rows.append(
-            {
-                "policy": row["policy"],
-                "suite": AVERAGE,
-                "success_rate": float(row["average"]),
-                "trials": trials,
-                "successes": successes,
-                "ci_low": 100 * low,
-                "ci_high": 100 * high,
-                "seeds": None if pd.isna(row["seeds"]) else int(row["seeds"]),
-                "source": row["source"],
-            }
-        )
+        rows.append(_published_row(row, AVERAGE, float(row["average"]), 4 * per_suite))
     return pd.DataFrame(rows)
+
+
+def _published_row(row: pd.Series, suite: str, rate: float, trials: int) -> dict:
+    successes = int(round(rate / 100 * trials))
+    low, high = wilson_interval(successes, trials)
+    return {
+        "policy": row["policy"],
+        "suite": suite,
+        "success_rate": rate,
+        "trials": trials,
+        "successes": successes,
+        "ci_low": 100 * low,
+        "ci_high": 100 * high,
+        "seeds": None if pd.isna(row["seeds"]) else int(row["seeds"]),
+        "source": row["source"],
+    }
 
 
 def libero_average_check() -> pd.DataFrame:

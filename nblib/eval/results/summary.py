@@ -94,25 +94,10 @@ def suite_summary(
     tasks = summarize(frame, confidence=confidence)
     rows = []
     for (run, suite), group in tasks.groupby(["run", "suite"], sort=False):
-        successes = group["successes"].to_numpy()
-        trials = group["episodes"].to_numpy()
-        mean, low, high = stratified_bootstrap(
-            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
-        )
-        rows.append(
-            {
-                "run": run,
-                "suite": suite,
-                "tasks": len(group),
-                "episodes": int(trials.sum()),
-                "successes": int(successes.sum()),
-                "success_rate": 100 * mean,
-                "ci_low": 100 * low,
-                "ci_high": 100 * high,
-                "pooled_rate": 100 * successes.sum() / trials.sum(),
-                "complete": bool(group["complete"].all()),
-            }
-        )
+        row = {"run": run, "suite": suite}
+        row |= _task_mean(group, n_boot=n_boot, confidence=confidence, seed=seed)
+        row["pooled_rate"] = 100 * row["successes"] / row["episodes"]
+        rows.append(row)
     return pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
 
 
@@ -125,24 +110,26 @@ def run_summary(
     tasks = summarize(frame, confidence=confidence)
     rows = []
     for run, group in tasks.groupby("run", sort=False):
-        successes = group["successes"].to_numpy()
-        trials = group["episodes"].to_numpy()
-        mean, low, high = stratified_bootstrap(
-            successes, trials, n_boot=n_boot, confidence=confidence, seed=seed
-        )
-        rows.append(
-            {
-                "run": run,
-                "suites": ", ".join(pd.unique(group["suite"])),
-                "tasks": len(group),
-                "episodes": int(trials.sum()),
-                "success_rate": 100 * mean,
-                "ci_low": 100 * low,
-                "ci_high": 100 * high,
-                "complete": bool(group["complete"].all()),
-            }
-        )
+        row = {"run": run, "suites": ", ".join(pd.unique(group["suite"]))}
+        rows.append(row | _task_mean(group, n_boot=n_boot, confidence=confidence, seed=seed))
     return pd.DataFrame(rows)
+
+
+def _task_mean(tasks: pd.DataFrame, **bootstrap) -> dict:
+    """The mean over ``tasks`` (rows of :func:`summarize`) of their success rates (%), its
+    task-stratified bootstrap interval, the counts, and whether all are complete."""
+    successes = tasks["successes"].to_numpy()
+    trials = tasks["episodes"].to_numpy()
+    mean, low, high = stratified_bootstrap(successes, trials, **bootstrap)
+    return {
+        "tasks": len(tasks),
+        "episodes": int(trials.sum()),
+        "successes": int(successes.sum()),
+        "success_rate": 100 * mean,
+        "ci_low": 100 * low,
+        "ci_high": 100 * high,
+        "complete": bool(tasks["complete"].all()),
+    }
 
 
 def perturbation_summary(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
