@@ -497,7 +497,81 @@ def bench_threads(steps: int = 200, rounds: int = 3, items: int | None = None) -
         yield {**line, "steps": steps, "rounds": rounds, **_machine()}
 
 
+def bench_rollout(
+    steps: int = 150,
+    tasks: tuple[str, ...] = ("reach", "push"),
+    rounds: int = 3,
+    items: int | None = None,
+) -> Iterator[dict]:
+    """Closed-loop evaluation speed against the simulator alone, on the same tasks.
+
+    ``bare``: Meta-World steps with zero actions, rendering the two cameras a policy reads
+    (128 px, as the embedded demos) every step: the floor any closed-loop run pays.
+    ``closed_loop``: the harness (:func:`nblib.eval.rollout.run_episode`) with the tiny
+    VLA policy (random initialisation, tiny backbone, both cameras) asked every step
+    (``replan`` 1, the worst case) and every 4 steps. Steps/s per figure; ``ratio`` is
+    closed-loop over bare (target >= 0.5). One torch thread, medians over tasks and
+    interleaved rounds.
+    """
+    import torch
+
+    from nblib.data.normalization import NormStats, Stats
+    from nblib.eval.metaworld import MetaWorldTask
+    from nblib.eval.policies import VLAClosedLoop
+    from nblib.eval.rollout import EvalConfig, run_episode
+    from nblib.models.backbone import Backbone
+    from nblib.models.policy import PolicyConfig, VLAPolicy
+    from nblib.models.vla import PolicyWithBackbone
+
+    steps = items or steps
+    torch.set_num_threads(1)
+    cameras, size = ("corner", "behindGripper"), 128
+    backbone = Backbone.tiny()
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(vlm_dim=backbone.hidden_size, proprio_dim=4, action_dim=4))
+    unit = Stats.of(np.array([[-1.0] * 4, [1.0] * 4]))  # mean 0, std 1: no rescaling
+    closed = VLAClosedLoop(
+        PolicyWithBackbone(policy), backbone, NormStats(unit, unit, []), cameras, size
+    )
+    bare_rates, loop_rates = [], {1: [], 4: []}
+    for task in tasks:
+        sim = MetaWorldTask(task, cameras=cameras, size=size)
+        try:
+            # interleaved rounds, so a busy moment of the machine hits every mode alike
+            for _ in range(rounds):
+                sim.reset(0)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    sim.step(np.zeros(4, dtype=np.float32))  # renders both cameras
+                bare_rates.append(steps / (time.perf_counter() - start))
+                for replan in loop_rates:
+                    config = EvalConfig(tasks=[task], episodes=1, max_steps=steps, replan=replan)
+                    start = time.perf_counter()
+                    row = run_episode(sim, closed, task, 0, config)
+                    loop_rates[replan].append(row["steps"] / (time.perf_counter() - start))
+        finally:
+            sim.close()
+    bare = float(np.median(bare_rates))
+    common = {"tasks": list(tasks), "steps": steps, "rounds": rounds, "cameras": list(cameras)}
+    common["size"] = size
+    yield {"bench": "rollout", "figure": "bare_steps_per_s", "steps_per_s": round(bare, 1),
+           **common, **_machine()}  # fmt: skip
+    for replan, rates in loop_rates.items():
+        rate = float(np.median(rates))
+        yield {
+            "bench": "rollout",
+            "figure": f"closed_loop_steps_per_s_replan{replan}",
+            "steps_per_s": round(rate, 1),
+            "bare_steps_per_s": round(bare, 1),
+            "ratio": round(rate / bare, 2),
+            "policy": "tiny VLA (random init), flow head",
+            **common,
+            **_machine(),
+        }
+
+
 BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
+    "rollout": bench_rollout,
     "loader": bench_loader,
     "cache": bench_cache,
     "tokens": bench_tokens,

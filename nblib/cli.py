@@ -8,6 +8,7 @@
     nblib clean NOTEBOOK... [--refresh]
     nblib bench NAME
     nblib lr analyze FILE... [--loss-key K] [--format json|table]
+    nblib eval --sim metaworld --tasks T... --policy expert|random|zero|PATH --episodes N --out FILE
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
     nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
 
@@ -237,6 +238,32 @@ def _cmd_results_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from nblib.eval.results.summary import summarize
+    from nblib.eval.rollout import EvalConfig, evaluate
+
+    config = EvalConfig(
+        tasks=list(args.tasks),
+        policy=args.policy,
+        episodes=args.episodes,
+        sim=args.sim,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        replan=args.replan,
+        instruction=args.instruction,
+        position_noise=args.position_noise,
+        workers=args.workers,
+        video=args.video,
+        run=args.run,
+        device=args.device,
+    )
+    frame = evaluate(config, args.out)
+    table = summarize(frame)[["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]]
+    _print_table(table, "table")
+    print(f"{len(frame)} episodes -> {args.out}")
+    return 0
+
+
 def _cmd_results_baselines(args: argparse.Namespace) -> int:
     from nblib.eval.baselines import baselines
 
@@ -383,6 +410,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=0, help="the runs' warmup steps, if known (default: none)"
     )
     ana.set_defaults(func=_cmd_lr_analyze)
+
+    from nblib.data.metaworld_gen import INSTRUCTIONS
+    from nblib.eval.rollout import INSTRUCTION_MODES, SIMULATORS
+
+    ev = sub.add_parser(
+        "eval",
+        help="closed-loop evaluation in a simulator; one row per episode (results schema)",
+        description="Run a policy for N episodes per task with fixed seeds and write every "
+        "episode to --out as it ends (rows stay complete=False until the run finishes).",
+    )
+    ev.add_argument("--sim", choices=SIMULATORS, default="metaworld", help="default %(default)s")
+    ev.add_argument(
+        "--tasks", nargs="+", required=True, help=f"tasks, among {', '.join(sorted(INSTRUCTIONS))}"
+    )
+    ev.add_argument(
+        "--policy",
+        required=True,
+        help="expert (the simulator's scripted policy), random, zero, or a saved policy: a "
+        "notebook-01 run folder, its policy/ folder or a policy.pt",
+    )
+    ev.add_argument("--episodes", type=int, required=True, help="episodes per task")
+    ev.add_argument("--seed", type=int, default=0, help="layouts and sampling (default 0)")
+    ev.add_argument("--max-steps", type=int, help="step limit per episode (default: the sim's)")
+    ev.add_argument(
+        "--replan", type=int, default=1, help="actions executed per predicted chunk (default 1)"
+    )
+    ev.add_argument(
+        "--instruction", choices=INSTRUCTION_MODES, default="original", help="default %(default)s"
+    )
+    ev.add_argument(
+        "--position-noise",
+        type=float,
+        default=0.0,
+        help="metres added to the reset box in x and y (default 0)",
+    )
+    ev.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    ev.add_argument("--video", help="folder for one MP4 per episode")
+    ev.add_argument("--run", help="run label (default: from the policy and the options)")
+    ev.add_argument("--device", default="cpu", help="torch device of a saved policy")
+    ev.add_argument("--out", required=True, help="results file, .csv or .jsonl")
+    ev.set_defaults(func=_cmd_eval)
 
     res = sub.add_parser("results", help="LIBERO-style evaluation results: summaries, baselines")
     rsub = res.add_subparsers(dest="results_command", required=True)

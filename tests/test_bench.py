@@ -48,3 +48,17 @@ def test_tokens_bench_reports_metric_time_and_flow_ratio():
     assert metrics["rows"] == 10_000 and metrics["seconds"] > 0
     assert flow["ratio"] == pytest.approx(flow["nblib"] / flow["bare_opencv"], rel=0.01)
     json.dumps(lines)
+
+
+def test_rollout_bench_reports_closed_loop_against_bare_simulator():
+    lines = list(BENCHMARKS["rollout"](steps=5, tasks=("reach",), rounds=1))
+    assert [line["figure"] for line in lines] == [
+        "bare_steps_per_s",
+        "closed_loop_steps_per_s_replan1",
+        "closed_loop_steps_per_s_replan4",
+    ]
+    bare = lines[0]["steps_per_s"]
+    for line in lines[1:]:
+        assert line["bare_steps_per_s"] == bare
+        assert line["ratio"] == pytest.approx(line["steps_per_s"] / bare, abs=0.01)
+    json.dumps(lines)

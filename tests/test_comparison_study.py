@@ -242,3 +242,17 @@ def test_browser_redraws_for_the_chosen_runs_and_suites(monkeypatch):
     assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == ["smolvla"]
     assert len(heatmap.axes[0].get_yticklabels()) == 10  # libero_10's tasks only
     plt.close("all")
+
+
+def test_closed_loop_results_of_this_suite_compare_too(tmp_path):
+    from nblib.eval.rollout import EvalConfig, evaluate
+
+    for policy in ("expert", "zero"):
+        config = EvalConfig(tasks=["reach"], policy=policy, episodes=3, max_steps=60)
+        evaluate(config, tmp_path / f"{policy}.csv", progress=False)
+    study = _study(result_files=[str(tmp_path)], reference_run="zero", test="fisher")
+    sizes = comparison.sample_sizes(study).set_index("run")
+    assert pd.isna(sizes.loc["expert", "mdd_pp"])  # 100 %: nothing left to detect
+    _, per_suite = comparison.paired_tables(study)
+    assert per_suite.set_index("run").loc["expert", "diff"] == 100.0
+    assert comparison.verdict(study).label in ("DIFFERENT", "INCONCLUSIVE")

@@ -13,9 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tiny_data import write_tiny_dataset
 
-from nblib.data.manifest import content_sha256, file_sha256, write_manifest
 from nblib.errors import DataError, ParameterError
 from nblib.models import vla
 from nblib.models.vla import load_policy
@@ -34,30 +32,6 @@ CONFIGS = {
     "04_token_compass.ipynb": tokens.CompassConfig,
     "05_libero_comparison.ipynb": comparison.ComparisonConfig,
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_manifest(tmp_path_factory):
-    """The path of a manifest 'tiny' describing a tiny two-task file next to it."""
-    root = tmp_path_factory.mktemp("studies")
-    path = write_tiny_dataset(
-        root / "tiny.h5",
-        lengths=(20, 18, 22, 19, 21, 20),
-        tasks=("reach", "push", "reach", "push", "reach", "push"),
-        image_size=32,
-    )
-    raw = {
-        "name": "tiny",
-        "kind": "dataset",
-        "file": str(path),
-        "key_mapping": "metaworld",
-        "sha256": file_sha256(path),
-        "content_sha256": content_sha256(path),
-    }
-    manifest = write_manifest(raw, root / "tiny.yaml")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NBLIB_CACHE", str(root / "cache"))
-        yield str(manifest)
 
 
 def small_overfit(manifest: str, **kw) -> overfit.OverfitConfig:

@@ -101,14 +101,17 @@ def demo_seed(seed: int, task: str, index: int, attempt: int) -> int:
     return zlib.crc32(f"{seed}/{task}/{index}/{attempt}".encode()) & 0x7FFFFFFF
 
 
-def _policy_for(task: str):
+def expert_policy(task: str):
+    """Meta-World's scripted expert for ``task`` (``get_action(state) -> action``)."""
     from metaworld import policies
 
     name = "Sawyer" + "".join(p.capitalize() for p in task.split("-")) + "V3Policy"
     return getattr(policies, name)()
 
 
-def _make_env(task: str):
+def make_env(task: str):
+    """The goal-observable Meta-World v3 env of ``task``, sampling a new layout at every
+    seeded reset, without Meta-World's own step limit."""
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as envs
 
     env = envs[f"{task}-v3-goal-observable"](seed=0)
@@ -119,7 +122,7 @@ def _make_env(task: str):
     return env
 
 
-class _Cameras:
+class Cameras:
     """Renders several named cameras of one model and reports their OpenCV parameters."""
 
     def __init__(self, model, names: tuple[str, ...], size: int):
@@ -168,7 +171,7 @@ class _Cameras:
         self.renderer.close()
 
 
-def _roll_out(env, policy, cams: _Cameras, cfg: GenerateConfig, seed: int) -> dict:
+def _roll_out(env, policy, cams: Cameras, cfg: GenerateConfig, seed: int) -> dict:
     env.seed(seed)
     obs, _ = env.reset()
     record: dict[str, list] = {k: [] for k in ("state", "actions", "rewards", "success")}
@@ -203,7 +206,7 @@ def _roll_out(env, policy, cams: _Cameras, cfg: GenerateConfig, seed: int) -> di
     }
 
 
-def _write_demo(group, demo: dict, cams: _Cameras, cfg: GenerateConfig) -> None:
+def _write_demo(group, demo: dict, cams: Cameras, cfg: GenerateConfig) -> None:
     obs = group.create_group("obs")
     size = cfg.size
     drop = 8 - cfg.color_bits
@@ -251,8 +254,8 @@ def generate(cfg: GenerateConfig, out: str | Path, progress: bool = True) -> dic
             data = f.create_group("data")
             index = 0
             for task in cfg.tasks:
-                env, policy = _make_env(task), _policy_for(task)
-                cams = _Cameras(env.model, tuple(cfg.cameras), cfg.size)
+                env, policy = make_env(task), expert_policy(task)
+                cams = Cameras(env.model, tuple(cfg.cameras), cfg.size)
                 lengths = []
                 for i in range(cfg.demos):
                     for attempt in range(cfg.max_attempts):

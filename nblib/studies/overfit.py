@@ -28,7 +28,7 @@ from nblib.cache import OUTPUTS, FeatureCache
 from nblib.data.dataset import DemoStore, load_norm_stats
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
-from nblib.errors import ParameterError, is_int, is_number, require
+from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.metrics.openloop import open_loop_errors
 from nblib.models.policy import POLICY_HEADS
 from nblib.models.vla import (
@@ -293,10 +293,25 @@ def save_policy(exp: Experiment, run_dir: str | Path) -> Path:
         "head": cfg.head,
         "control": cfg.control,
         "seed": cfg.seed,
+        # what closed-loop evaluation must render for it (nblib.eval.policies)
+        "cameras": list(exp.store.cameras),
+        "image_size": int(exp.train.images[0][0].shape[0]),
     }
+    generator = _generator_settings(cfg.manifest)
+    if generator and "color_bits" in generator:
+        meta["color_bits"] = int(generator["color_bits"])
     return save_vla_policy(
         Path(run_dir) / "policy", exp.model, exp.backbone, spec, exp.stats, cfg.features, meta
     )
+
+
+def _generator_settings(manifest: str) -> dict | None:
+    from nblib.data.manifest import load_manifest
+
+    try:
+        return load_manifest(manifest).generator
+    except NblibError:  # a path to a plain file, not a manifest: nothing recorded
+        return None
 
 
 def verdict(train_errors: dict, config: OverfitConfig) -> Verdict:

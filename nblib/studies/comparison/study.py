@@ -488,8 +488,11 @@ def sample_sizes(study: ComparisonStudy) -> pd.DataFrame:
                 "episodes": row.episodes,
                 "episodes_per_task": row.episodes / row.tasks,
                 "rate": 100 * rate,
+                # a perfect run cannot improve: no detectable gain (NaN)
                 "mdd_pp": 100
-                * stats.minimum_detectable_difference(rate, row.episodes, alpha=study.config.alpha),
+                * stats.minimum_detectable_difference(rate, row.episodes, alpha=study.config.alpha)
+                if rate < 1
+                else float("nan"),
                 "episodes_for_2pp": stats.trials_needed(rate, target, alpha=study.config.alpha)
                 if target < 1
                 else pd.NA,

@@ -1,0 +1,195 @@
+"""The policy interface of closed-loop evaluation, and the policies that implement it.
+
+A policy is anything with ``act(observation, instruction) -> actions`` where
+``observation`` is a dict (``state``: the simulator's full state vector; ``eef_pos``,
+``gripper_opening``; ``images``: camera name → (H, W, 3) uint8 for the cameras in the
+policy's ``cameras``) and ``actions`` is an (n, action_dim) chunk in the simulator's action
+range; the harness executes the first ``replan`` actions and asks again. ``reset(task)`` is
+called before each episode. A user's own model plugs in by implementing these two methods
+(:class:`Policy` is the protocol) and naming the cameras it needs.
+
+Implementations: :class:`ExpertPolicy` (Meta-World's scripted expert, which must succeed
+through the harness: the proof that its success signal is right), :class:`RandomPolicy`,
+:class:`ZeroPolicy` and :class:`VLAClosedLoop` (an nblib VLA policy, e.g. one saved by
+notebook 01).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from nblib.errors import DataError, ParameterError
+
+BUILTIN = ("expert", "random", "zero")
+
+
+@runtime_checkable
+class Policy(Protocol):
+    cameras: tuple[str, ...]  # cameras whose frames the policy reads (() for none)
+
+    def reset(self, task: str) -> None: ...
+
+    def act(self, observation: dict, instruction: str) -> np.ndarray: ...
+
+
+class ExpertPolicy:
+    """Meta-World's scripted expert: reads the full state, ignores images and language."""
+
+    cameras: tuple[str, ...] = ()
+
+    def __init__(self):
+        self._experts: dict[str, object] = {}
+        self._current = None
+
+    def reset(self, task: str) -> None:
+        from nblib.data.metaworld_gen import expert_policy
+
+        if task not in self._experts:
+            self._experts[task] = expert_policy(task)
+        self._current = self._experts[task]
+
+    def act(self, observation: dict, instruction: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            # Meta-World's experts warn that their gains exceed [-1, 1]; the env clips.
+            warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
+            action = self._current.get_action(observation["state"])
+        return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)[None]
+
+
+class RandomPolicy:
+    """Uniform actions in [-1, 1]: a policy that must fail (the harness's negative control)."""
+
+    cameras: tuple[str, ...] = ()
+
+    def __init__(self, action_dim: int = 4, seed: int = 0):
+        self.action_dim = action_dim
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self, task: str) -> None:
+        pass
+
+    def act(self, observation: dict, instruction: str) -> np.ndarray:
+        return self._rng.uniform(-1, 1, size=(1, self.action_dim)).astype(np.float32)
+
+
+class ZeroPolicy:
+    """No motion at all."""
+
+    cameras: tuple[str, ...] = ()
+
+    def __init__(self, action_dim: int = 4):
+        self.action_dim = action_dim
+
+    def reset(self, task: str) -> None:
+        pass
+
+    def act(self, observation: dict, instruction: str) -> np.ndarray:
+        return np.zeros((1, self.action_dim), dtype=np.float32)
+
+
+class VLAClosedLoop:
+    """An nblib VLA policy on its backbone, in the loop: frames of its cameras (rendered at
+    its training size and colour depth), proprio (``eef_pos`` + ``gripper_opening``,
+    normalised with its training statistics) and the instruction in; a denormalised
+    action chunk out. Flow heads sample with a seed per call (``seed`` + call number since
+    the episode began), so an episode is reproducible."""
+
+    def __init__(
+        self,
+        model,
+        backbone,
+        stats,
+        cameras: tuple[str, ...],
+        image_size: int,
+        color_bits: int = 8,
+        seed: int = 0,
+    ):
+        self.model, self.backbone, self.stats = model, backbone, stats
+        self.cameras = tuple(cameras)
+        self.image_size, self.color_bits = int(image_size), int(color_bits)
+        self.seed = seed
+        self._calls = 0
+
+    @classmethod
+    def from_saved(cls, path: str | Path, device: str = "cpu", seed: int = 0) -> VLAClosedLoop:
+        """A policy saved by notebook 01 (its run folder, its ``policy/`` folder or the
+        ``policy.pt``)."""
+        from nblib.models.vla import load_policy
+
+        saved = load_policy(path, device=device)
+        rendering = _rendering(saved.meta, Path(path))
+        return cls(
+            saved.model,
+            saved.backbone,
+            saved.stats,
+            tuple(rendering["cameras"]),
+            rendering["size"],
+            rendering.get("color_bits", 8),
+            seed,
+        )
+
+    def reset(self, task: str) -> None:
+        self._calls = 0
+
+    def act(self, observation: dict, instruction: str) -> np.ndarray:
+        import torch
+
+        from nblib.cache import encode_batch
+
+        images = [[observation["images"][c] for c in self.cameras]]
+        proprio = np.concatenate([observation["eef_pos"], observation["gripper_opening"]])
+        proprio = (proprio - np.asarray(self.stats.proprio.mean)) / np.asarray(
+            self.stats.proprio.std
+        )
+        device = next(self.model.policy.parameters()).device
+        with torch.no_grad():
+            feats = encode_batch(self.backbone, images, [instruction], output=self.model.output)
+            feats = {k: v.to(device) for k, v in feats.items()}
+            feats["vlm"] = feats["vlm"].float()
+            feats["proprio"] = torch.as_tensor(proprio[None], dtype=torch.float32, device=device)
+            generator = torch.Generator(device=device).manual_seed(self.seed + self._calls)
+            chunk = self.model.policy.predict(feats, generator=generator).cpu().numpy()[0]
+        self._calls += 1
+        actions = chunk * np.asarray(self.stats.actions.std) + np.asarray(self.stats.actions.mean)
+        return np.clip(actions, -1.0, 1.0).astype(np.float32)
+
+
+def _rendering(meta: dict, path: Path) -> dict:
+    """How the policy's training frames were rendered (cameras, size, colour bits): what
+    its saved metadata records, else its manifest's generator settings."""
+    from nblib.data.manifest import load_manifest
+
+    if meta.get("cameras") and meta.get("image_size"):
+        return {
+            "cameras": meta["cameras"],
+            "size": meta["image_size"],
+            "color_bits": meta.get("color_bits", 8),
+        }
+    generator = load_manifest(meta["manifest"]).generator if meta.get("manifest") else None
+    if not generator:
+        raise DataError(
+            f"{path}: the saved policy records neither its cameras nor a generated manifest; "
+            "closed-loop evaluation needs to render what it was trained on"
+        )
+    return generator
+
+
+def make_policy(spec: str, action_dim: int = 4, seed: int = 0, device: str = "cpu"):
+    """``expert``, ``random``, ``zero`` or the path of a saved policy."""
+    if spec == "expert":
+        return ExpertPolicy()
+    if spec == "random":
+        return RandomPolicy(action_dim=action_dim, seed=seed)
+    if spec == "zero":
+        return ZeroPolicy(action_dim=action_dim)
+    if Path(spec).expanduser().exists():
+        return VLAClosedLoop.from_saved(spec, device=device, seed=seed)
+    raise ParameterError(
+        f"policy={spec!r} is neither one of {list(BUILTIN)} nor an existing path "
+        "(a notebook-01 run folder, its policy/ folder or a policy.pt)"
+    )
