@@ -257,7 +257,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         run=args.run,
         device=args.device,
     )
-    frame = evaluate(config, args.out)
+    frame = evaluate(config, args.out, overwrite=args.overwrite)
     table = summarize(frame)[["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]]
     _print_table(table, "table")
     print(f"{len(frame)} episodes -> {args.out}")
@@ -450,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--run", help="run label (default: from the policy and the options)")
     ev.add_argument("--device", default="cpu", help="torch device of a saved policy")
     ev.add_argument("--out", required=True, help="results file, .csv or .jsonl")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ev.set_defaults(func=_cmd_eval)
 
     res = sub.add_parser("results", help="LIBERO-style evaluation results: summaries, baselines")

@@ -137,6 +137,13 @@ def test_config_and_policy_errors_name_the_parameter(tmp_path):
         evaluate(EvalConfig(policy="no/such/policy", episodes=1), tmp_path / "x.csv")
     with pytest.raises(ParameterError, match=r"\.csv or \.jsonl"):
         evaluate(EvalConfig(episodes=1), tmp_path / "x.txt")
+    (tmp_path / "done.csv").write_text("run\n")
+    with pytest.raises(ParameterError, match="exists; pass overwrite=True"):
+        evaluate(EvalConfig(episodes=1), tmp_path / "done.csv", policy=Recorder())
+    assert (tmp_path / "done.csv").read_text() == "run\n"  # untouched
+    assert EvalConfig(policy=str(tmp_path), replan=4).label == f"{tmp_path.name}_replan4"
+    (tmp_path / "policy").mkdir()
+    assert EvalConfig(policy=str(tmp_path / "policy")).label == tmp_path.name
     with pytest.raises(ParameterError, match="workers=1"):
         evaluate(EvalConfig(episodes=1, workers=2), tmp_path / "y.csv", policy=Recorder())
 

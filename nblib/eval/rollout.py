@@ -102,9 +102,13 @@ class EvalConfig:
     def label(self) -> str:
         if self.run:
             return self.run
-        name = Path(self.policy).name if Path(self.policy).exists() else self.policy
-        if name in ("policy", "policy.pt"):  # a run folder's policy/: name it by the run
-            name = Path(self.policy).resolve().parent.name
+        name = self.policy
+        path = Path(self.policy).expanduser()
+        if path.exists():  # a saved policy: named after its run folder
+            path = path.resolve()
+            path = path.parent if path.name == "policy.pt" else path
+            path = path.parent if path.name == "policy" else path
+            name = path.name
         parts = [name]
         if self.replan != 1:
             parts.append(f"replan{self.replan}")
@@ -252,10 +256,15 @@ def _episode_with_video(sim, policy, task, episode, config) -> dict:
 class ResultsFile:
     """Rows appended as episodes end (``complete=False``), rewritten complete at the end."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
         self.path = Path(path)
         if self.path.suffix not in (".csv", ".jsonl"):
             raise ParameterError(f"out={str(self.path)!r}: expected a .csv or .jsonl file name")
+        if self.path.exists() and not overwrite:
+            raise ParameterError(
+                f"out={str(self.path)!r} exists; pass overwrite=True (--overwrite) to replace "
+                "it, or choose another file: a finished evaluation is never replaced silently"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self._handle = open(self.path, "w", newline="", encoding="utf-8")
@@ -295,11 +304,13 @@ def evaluate(
     progress: bool = True,
     on_row: Callable | None = None,
     policy=None,
+    overwrite: bool = False,
 ):
     """Run every (task, episode) of ``config`` and write ``out`` (.csv or .jsonl).
 
     ``policy``: your own object implementing :class:`nblib.eval.policies.Policy` instead of
-    ``config.policy`` (run in this process: ``workers`` must be 1). ``on_row`` is called
+    ``config.policy`` (run in this process: ``workers`` must be 1). An existing ``out`` is
+    an error unless ``overwrite``. ``on_row`` is called
     with each row as its episode ends. Returns the rows as a DataFrame (results schema).
     Raises :class:`NotebookError` listing the episodes that failed, after the others have
     finished and been written.
@@ -322,7 +333,7 @@ def evaluate(
     def in_order(row: dict) -> int:  # the configured task order, then the episode
         return position[(row["task"], row["episode"])]
 
-    results = ResultsFile(out)
+    results = ResultsFile(out, overwrite=overwrite)
     failures: list[str] = []
     bar = tqdm(total=len(jobs), desc=f"{config.label} episodes", disable=not progress)
 
