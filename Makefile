@@ -1,6 +1,6 @@
 # `make suite` runs every notebook on the embedded data; `make test` runs the tests.
 # Both create .venv and generate the data on first use (see tools/nb.sh for options).
-.PHONY: setup suite test data bench lint clean-notebooks
+.PHONY: setup suite test data bench lint clean-notebooks results
 
 setup:
 	bash tools/nb.sh setup
@@ -13,6 +13,9 @@ test:
 
 data: setup
 	.venv/bin/nblib data ensure
+
+results: data  # closed-loop example results of notebook 05 (~10 min)
+	bash tools/make_results.sh
 
 bench: data
 	.venv/bin/nblib bench loader

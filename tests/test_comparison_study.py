@@ -54,7 +54,8 @@ def test_two_real_runs_paired_by_task_across_tools():
     # pi0 through the vla-evaluation-harness (tasks by instruction), SmolVLA through
     # LeRobot (tasks by index): the LIBERO task table pairs them on libero_goal
     study = _study(result_files=[str(PI0), str(SMOLVLA)], run_labels=["pi0", "smolvla"])
-    assert study.runs == ["pi0", "smolvla"] and study.reference == "pi0"
+    assert study.runs == ["pi0", "smolvla"] and study.reference is None
+    assert comparison.run_pairs(study) == [("smolvla", "pi0")]  # the one pair sharing tasks
     averages = comparison.average_summary(study)
     assert averages["run"].tolist() == ["smolvla"]  # pi0 ran one suite: no average
     per_task, per_suite = comparison.paired_tables(study)
@@ -70,7 +71,7 @@ def test_two_real_runs_paired_by_task_across_tools():
     goal = per_suite.set_index("scope").loc["libero_goal"]
     assert goal["diff"] == pytest.approx(87.0 - 98.2, abs=1e-9)
     assert goal.ci_low < goal["diff"] < goal.ci_high < 0
-    assert goal.significant
+    assert goal.significant and goal.reference == "pi0"
     verdict = comparison.verdict(study)
     assert verdict.label == "DIFFERENT"
     assert verdict.numbers["significant_comparisons"] == 1
@@ -256,3 +257,22 @@ def test_closed_loop_results_of_this_suite_compare_too(tmp_path):
     _, per_suite = comparison.paired_tables(study)
     assert per_suite.set_index("run").loc["expert", "diff"] == 100.0
     assert comparison.verdict(study).label in ("DIFFERENT", "INCONCLUSIVE")
+    # without a reference: every pair of runs, corrected over the whole table
+    evaluate(
+        EvalConfig(tasks=["reach"], policy="random", episodes=3, max_steps=60),
+        tmp_path / "random.csv",
+        progress=False,
+    )
+    study = _study(result_files=[str(tmp_path)], test="fisher")
+    assert sorted(comparison.run_pairs(study)) == [
+        ("random", "expert"),
+        ("zero", "expert"),
+        ("zero", "random"),
+    ]
+    _, per_suite = comparison.paired_tables(study)
+    tested = per_suite.dropna(subset=["p_value"])
+    assert len(tested) == 2 and (tested["p_adjusted"] >= tested["p_value"]).all()
+    zero_random = per_suite.set_index(["run", "reference"]).loc[("zero", "random")]
+    # both 0/3: nothing to test (CMH is NaN, never significant)
+    assert zero_random["diff"] == 0.0 and pd.isna(zero_random.p_value)
+    assert not zero_random.significant

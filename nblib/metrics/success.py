@@ -295,6 +295,24 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return adjusted
 
 
+def adjust_pvalues(p, correction: str = "holm") -> np.ndarray:
+    """p-values of one family of tests, adjusted: ``holm`` (family-wise error rate),
+    ``bh`` (Benjamini-Hochberg, false discovery rate) or ``none``. NaN stays NaN (a test
+    that could not be made) and does not count in the family."""
+    if correction not in _CORRECTIONS:
+        raise ParameterError(
+            f"correction={correction!r} is unknown; expected one of {list(_CORRECTIONS)}"
+        )
+    p = np.asarray(p, dtype=np.float64)
+    out = p.copy()
+    known = np.isfinite(p)
+    if correction == "holm" and known.any():
+        out[known] = _holm(p[known])
+    elif correction == "bh" and known.any():
+        out[known] = stats.false_discovery_control(p[known], method="bh")
+    return out
+
+
 def compare_tasks(
     succ_a,
     trials_a,
@@ -363,12 +381,7 @@ def compare_tasks(
     )
     # Boschloo / Barnard maximise numerically and can overshoot 1 in the last digits
     p = np.clip(p, 0.0, 1.0)
-    if correction == "holm":
-        adjusted = _holm(p)
-    elif correction == "bh":
-        adjusted = stats.false_discovery_control(p, method="bh")
-    else:
-        adjusted = p.copy()
+    adjusted = adjust_pvalues(p, correction)
     rate_a, rate_b = ka / na, kb / nb
     return pd.DataFrame(
         {

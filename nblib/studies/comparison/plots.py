@@ -35,16 +35,28 @@ def plot_suite_bars(table: pd.DataFrame, colours: dict[str, str], title: str | N
     optionally ``kind`` (``run`` or ``published``; published bars are hatched)."""
     suites = list(dict.fromkeys(table["suite"]))
     methods = list(dict.fromkeys(table["method"]))
-    width = 0.8 / max(len(methods), 1)
+    # Each suite holds only the methods that have it, side by side and centred, so a suite
+    # that two runs evaluated is not padded with empty slots for every other method.
+    present = {
+        s: [m for m in methods if ((table.suite == s) & (table.method == m)).any()] for s in suites
+    }
+    width = 0.8 / max(max(len(v) for v in present.values()), 1)
     fig, ax = new_figure(width=DOUBLE_COLUMN_IN, height=3.0)
     x = np.arange(len(suites))
-    for i, method in enumerate(methods):
+    for method in methods:
         part = table[table["method"] == method].set_index("suite").reindex(suites)
         rate = part["success_rate"].to_numpy(float)
         low = part["ci_low"].to_numpy(float)
         high = part["ci_high"].to_numpy(float)
         published = "kind" in part and (part["kind"] == "published").any()
-        offset = x - 0.4 + width * (i + 0.5)
+        offset = np.array(
+            [
+                x[j] + width * (present[s].index(method) - (len(present[s]) - 1) / 2)
+                if method in present[s]
+                else np.nan
+                for j, s in enumerate(suites)
+            ]
+        )
         ax.bar(
             offset,
             rate,
@@ -173,10 +185,10 @@ def plot_perturbations(table: pd.DataFrame, totals: pd.DataFrame, colours: dict[
     return fig, (ax, ax_total)
 
 
-def plot_differences(table: pd.DataFrame, colours: dict[str, str], reference: str):
-    """Forest plot: each run's difference to ``reference`` (percentage points) per suite
-    and overall, with its bootstrap interval; filled markers where significant.
-    ``table``: ``run, scope, diff, ci_low, ci_high, significant``."""
+def plot_differences(table: pd.DataFrame, colours: dict[str, str]):
+    """Forest plot: each pair's difference, run minus reference (percentage points), per
+    suite and overall, with its bootstrap interval; filled markers where significant.
+    ``table``: ``run, reference, scope, diff, ci_low, ci_high, significant``."""
     rows = list(table.itertuples(index=False))
     fig, ax = new_figure(width=DOUBLE_COLUMN_IN * 0.6, height=0.9 + 0.18 * len(rows))
     for y, row in enumerate(rows):
@@ -191,7 +203,8 @@ def plot_differences(table: pd.DataFrame, colours: dict[str, str], reference: st
             ms=4,
         )
     ax.axvline(0, color="black", lw=0.6)
-    ax.set_yticks(range(len(rows)), [f"{r.run} · {suite_label(r.scope)}" for r in rows])
+    labels = [f"{r.run} − {r.reference} · {suite_label(r.scope)}" for r in rows]
+    ax.set_yticks(range(len(rows)), labels, fontsize=5)
     ax.invert_yaxis()
-    ax.set_xlabel(f"difference to {reference} (pp)")
+    ax.set_xlabel("difference, run − reference (pp)")
     return fig, ax

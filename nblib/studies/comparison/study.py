@@ -11,7 +11,8 @@ no intervals. This engine reads the result files of any supported evaluation too
 2. ``runs_table``, ``suite_table`` (task-stratified bootstrap intervals for runs, Wilson
    for published rates), ``task_matrix`` (the heatmap's data), ``perturbation_table``
    (plain mean and variant-weighted total side by side);
-3. ``paired_tables``: every run against the reference run, per task (an exact test per
+3. ``paired_tables``: every pair of runs sharing tasks (or every run against
+   ``reference_run``), per task (an exact test per
    2×2 table with a multiple-comparison correction) and per suite / overall (the difference
    of task-averaged rates with a paired task-stratified bootstrap interval and a
    Cochran–Mantel–Haenszel test); ``baseline_tests``: each run's suite rate against the
@@ -61,7 +62,7 @@ class ComparisonConfig(StudyConfig):
     suite: str | None = None  # suite of files that do not state theirs
     baseline_benchmark: str = "libero"  # libero, libero_plus or libero_pro
     baseline_policies: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES))
-    reference_run: str | None = None  # the run the others are compared with (None: first)
+    reference_run: str | None = None  # compare every run with this one (None: all pairs)
     test: str = "boschloo"  # per-task exact test: boschloo, barnard or fisher
     correction: str = "holm"  # multiple-comparison correction: holm, bh or none
     alpha: float = 0.05  # significance level (after correction)
@@ -136,7 +137,7 @@ def prepare(config: ComparisonConfig) -> ComparisonStudy:
     else:
         episodes = pd.DataFrame()
     runs = list(dict.fromkeys(episodes["run"])) if len(episodes) else []
-    reference = config.reference_run or (runs[0] if runs else None)
+    reference = config.reference_run
     if reference is not None and reference not in runs:
         raise DataError(f"reference_run={reference!r} is not among the runs read: {runs}")
     baseline = published.baselines(config.baseline_benchmark)
@@ -363,23 +364,36 @@ def perturbation_table(study: ComparisonStudy):
     return pd.concat(parts, ignore_index=True), pd.DataFrame(totals)
 
 
-def paired_tables(study: ComparisonStudy):
-    """``(per_task, per_suite)`` for every run against the reference.
+def run_pairs(study: ComparisonStudy) -> list[tuple[str, str]]:
+    """(run, reference) pairs to compare: every run against ``reference_run`` when it is
+    set, else every pair of runs that evaluated at least one task in common."""
+    if study.reference is not None:
+        return [(run, study.reference) for run in study.runs if run != study.reference]
+    tasks = study.episodes.groupby("run", sort=False).apply(
+        lambda g: set(zip(g["suite"], g["task"], strict=True)), include_groups=False
+    )
+    return [
+        (b, a) for i, a in enumerate(study.runs) for b in study.runs[i + 1 :] if tasks[a] & tasks[b]
+    ]
 
-    ``per_task``: one row per (run, suite, task) both evaluated: both rates, the
-    difference (pp), the exact test's p-value, the corrected p-value (over all tasks of
-    that run pair) and ``significant``. ``per_suite``: per run and scope (each suite and
-    ``overall``): the difference of task-averaged rates (pp) with a paired
-    task-stratified bootstrap interval, the CMH p-value and ``significant``.
+
+def paired_tables(study: ComparisonStudy):
+    """``(per_task, per_suite)`` for every pair of :func:`run_pairs` (``run`` against
+    ``reference``; differences are run minus reference).
+
+    ``per_task``: one row per (pair, suite, task) both evaluated: both counts and rates, the
+    difference, the exact test's p-value, the corrected p-value (over the pair's tasks) and
+    ``significant``. ``per_suite``: per pair and scope (each suite and ``overall``): the
+    difference of task-averaged rates (pp) with a paired task-stratified bootstrap
+    interval, the CMH p-value, the p-value corrected over every pair and scope in the
+    table (``correction``), and ``significant`` (corrected p < alpha).
     """
 
     def make():
         cfg = study.config
         task_rows, suite_rows = [], []
-        for run in study.runs:
-            if run == study.reference:
-                continue
-            counts = summaries.paired_counts(study.episodes, study.reference, run)
+        for run, reference in run_pairs(study):
+            counts = summaries.paired_counts(study.episodes, reference, run)
             if counts.empty:
                 continue
             per_task = stats.compare_tasks(
@@ -393,6 +407,7 @@ def paired_tables(study: ComparisonStudy):
             )
             per_task.index = counts.index
             per_task = per_task.reset_index()
+            per_task.insert(0, "reference", reference)
             per_task.insert(0, "run", run)
             task_rows.append(per_task)
             scopes = [(s, counts.xs(s, level="suite", drop_level=False)) for s in _suites(counts)]
@@ -410,6 +425,7 @@ def paired_tables(study: ComparisonStudy):
                 suite_rows.append(
                     {
                         "run": run,
+                        "reference": reference,
                         "scope": scope,
                         "tasks": len(part),
                         "diff": 100 * result["diff"],
@@ -421,7 +437,8 @@ def paired_tables(study: ComparisonStudy):
         per_task = pd.concat(task_rows, ignore_index=True) if task_rows else pd.DataFrame()
         per_suite = pd.DataFrame(suite_rows)
         if len(per_suite):
-            per_suite["significant"] = per_suite["p_value"] < cfg.alpha
+            per_suite["p_adjusted"] = stats.adjust_pvalues(per_suite["p_value"], cfg.correction)
+            per_suite["significant"] = per_suite["p_adjusted"] < cfg.alpha
         return per_task, per_suite
 
     return _cached(study, "paired", make)
@@ -530,7 +547,9 @@ def export_tables(study: ComparisonStudy, folder) -> list[Path]:
                 for a, b in zip(per_suite.ci_low, per_suite.ci_high, strict=True)
             ],
             p_value=per_suite["p_value"].map(lambda p: f"{p:.3g}"),
-        )[["run", "scope", "tasks", "diff_pp", "interval", "p_value", "significant"]]
+            p_adjusted=per_suite["p_adjusted"].map(lambda p: f"{p:.3g}"),
+        )[["run", "reference", "scope", "tasks", "diff_pp", "interval", "p_value", "p_adjusted"]]
+        shown["significant"] = per_suite["significant"].to_numpy()
         written += _write_both(shown, folder / "paired_comparison")
     return written
 
@@ -573,7 +592,7 @@ def difference_figure(study: ComparisonStudy):
     _, per_suite = paired_tables(study)
     if per_suite.empty:
         return None, None
-    return plots.plot_differences(per_suite, study.colours, study.reference)
+    return plots.plot_differences(per_suite, study.colours)
 
 
 def browser(study: ComparisonStudy):
@@ -612,8 +631,8 @@ def browser(study: ComparisonStudy):
 
 
 def verdict(study: ComparisonStudy) -> Verdict:
-    """DIFFERENT when some run differs significantly from the reference (overall or in a
-    suite), INCONCLUSIVE when none does (the minimum detectable difference says what the
+    """DIFFERENT when some pair of runs differs significantly (overall or in a suite, after
+    the multiple-comparison correction), INCONCLUSIVE when none does (the minimum detectable difference says what the
     episode counts could have seen), BASELINES when there are no runs, only the published
     tables. Interrupted runs are named in the reasons."""
     if not study.runs:
@@ -623,6 +642,7 @@ def verdict(study: ComparisonStudy) -> Verdict:
             {"runs": 0},
         )
     reasons, numbers = [], {"runs": len(study.runs), "reference_run": study.reference}
+    numbers["pairs"] = len(run_pairs(study))
     suites = suite_summary(study)
     for row in suites.itertuples(index=False):
         reasons.append(
@@ -660,15 +680,17 @@ def verdict(study: ComparisonStudy) -> Verdict:
         label = "DIFFERENT"
         for row in significant.itertuples(index=False):
             reasons.append(
-                f"{row.run} vs {study.reference} ({row.scope}): {row.diff:+.1f} pp "
-                f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}], p = {row.p_value:.3g}"
+                f"{row.run} vs {row.reference} ({row.scope}): {row.diff:+.1f} pp "
+                f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}], p = {row.p_value:.3g} "
+                f"({study.config.correction}-corrected {row.p_adjusted:.3g})"
             )
     else:
         label = "INCONCLUSIVE"
         if len(per_suite):
+            against = f"from {study.reference}" if study.reference else "from another"
             reasons.append(
-                f"no run differs from {study.reference} at alpha = {study.config.alpha} "
-                f"({len(per_suite)} suite/overall comparisons)"
+                f"no run differs {against} at alpha = {study.config.alpha} after "
+                f"{study.config.correction} correction ({len(per_suite)} suite/overall comparisons)"
             )
         else:
             reasons.append("no two runs share a task, so nothing could be compared pairwise")
