@@ -177,10 +177,10 @@ def test_task_matrix_paired_counts_and_perturbations():
     assert list(matrix.columns) == ["a", "b"]
     assert matrix.loc[("libero_goal", "t0"), "a"] == pytest.approx(200 / 3)
     assert pd.isna(matrix.loc[("libero_goal", "t1"), "b"])
-    counts = paired_counts(frame, "a", "b")
+    counts = paired_counts(summarize(frame), "a", "b")
     assert counts.index.tolist() == [("libero_goal", "t0")]  # t1 only in a
     assert counts.iloc[0].tolist() == [2, 3, 1, 3]
     with pytest.raises(DataError, match="no run named 'c'"):
-        paired_counts(frame, "a", "c")
+        paired_counts(summarize(frame), "a", "c")
     per = perturbation_summary(frame).set_index(["run", "perturbation"])
     assert per.loc[("b", "light"), "successes"] == 1

@@ -101,6 +101,15 @@ def demo_seed(seed: int, task: str, index: int, attempt: int) -> int:
     return zlib.crc32(f"{seed}/{task}/{index}/{attempt}".encode()) & 0x7FFFFFFF
 
 
+def quantize_colors(frames: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 frames kept to ``bits`` bits per channel, each value moved to the middle of its
+    bin (smaller gzip'd files; closed-loop evaluation renders the same way)."""
+    drop = 8 - bits
+    if drop <= 0:
+        return frames
+    return (frames >> drop << drop) | ((1 << drop) >> 1)
+
+
 def expert_policy(task: str):
     """Meta-World's scripted expert for ``task`` (``get_action(state) -> action``)."""
     from metaworld import policies
@@ -209,10 +218,8 @@ def _roll_out(env, policy, cams: Cameras, cfg: GenerateConfig, seed: int) -> dic
 def _write_demo(group, demo: dict, cams: Cameras, cfg: GenerateConfig) -> None:
     obs = group.create_group("obs")
     size = cfg.size
-    drop = 8 - cfg.color_bits
     for name, frames in demo["frames"].items():
-        if drop:
-            frames = (frames >> drop << drop) | ((1 << drop) >> 1)
+        frames = quantize_colors(frames, cfg.color_bits)
         # One frame per chunk: a random-access loader decompresses only what it reads.
         obs.create_dataset(
             f"{name}_image",

@@ -88,20 +88,6 @@ def _published_row(row: pd.Series, suite: str, rate: float, trials: int) -> dict
     }
 
 
-def libero_average_check() -> pd.DataFrame:
-    """Each policy's published average next to the mean of its four suite rates."""
-    table = _read("libero_baselines.csv")
-    recomputed = table[list(LIBERO_SUITES)].mean(axis=1)
-    return pd.DataFrame(
-        {
-            "policy": table["policy"],
-            "published_average": table["average"],
-            "mean_of_suites": recomputed.round(2),
-            "difference": (table["average"] - recomputed).round(2),
-        }
-    )
-
-
 def plus_variants() -> pd.Series:
     """Number of task variants per LIBERO-Plus dimension (the weights of its total)."""
     variants = _read("libero_plus_variants.csv").set_index("dimension")["variants"]

@@ -19,7 +19,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
-from nblib.data.metaworld_gen import INSTRUCTIONS, Cameras, make_env  # noqa: E402
+from nblib.data.metaworld_gen import (  # noqa: E402
+    INSTRUCTIONS,
+    Cameras,
+    make_env,
+    quantize_colors,
+)
 from nblib.errors import ParameterError, is_number  # noqa: E402
 
 # Meta-World's own step limit (max_path_length) for every v3 task.
@@ -80,11 +85,8 @@ class MetaWorldTask:
         return obs
 
     def _frame(self, name: str) -> np.ndarray:
-        frame = self._cams.render(self.env.data, name)
-        drop = 8 - self.color_bits
-        if drop > 0:  # the generator's quantisation, so frames match the training data
-            frame = (frame >> drop << drop) | ((1 << drop) >> 1)
-        return frame
+        # the generator's quantisation, so frames match the training data
+        return quantize_colors(self._cams.render(self.env.data, name), self.color_bits)
 
     def video_frame(self, size: int = 256) -> np.ndarray:
         """A frame of the third-person camera for an MP4 (rendered on demand)."""

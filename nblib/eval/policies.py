@@ -143,9 +143,8 @@ class VLAClosedLoop:
 
         images = [[observation["images"][c] for c in self.cameras]]
         proprio = np.concatenate([observation["eef_pos"], observation["gripper_opening"]])
-        proprio = (proprio - np.asarray(self.stats.proprio.mean)) / np.asarray(
-            self.stats.proprio.std
-        )
+        # the same normalisation as the training samples (ChunkDataset, mean_std)
+        proprio = self.stats.proprio.normalize(proprio, "mean_std")
         device = next(self.model.policy.parameters()).device
         with torch.no_grad():
             feats = encode_batch(self.backbone, images, [instruction], output=self.model.output)
@@ -155,8 +154,8 @@ class VLAClosedLoop:
             generator = torch.Generator(device=device).manual_seed(self.seed + self._calls)
             chunk = self.model.policy.predict(feats, generator=generator).cpu().numpy()[0]
         self._calls += 1
-        actions = chunk * np.asarray(self.stats.actions.std) + np.asarray(self.stats.actions.mean)
-        return np.clip(actions, -1.0, 1.0).astype(np.float32)
+        actions = self.stats.actions.unnormalize(chunk, "mean_std")
+        return np.clip(actions, -1.0, 1.0)
 
 
 def _rendering(meta: dict, path: Path) -> dict:

@@ -58,6 +58,11 @@ RESULT_SUFFIXES = (".txt", ".log", ".out", ".json", ".jsonl", ".csv")
 def detect_format(text: str, source: str = "<text>") -> str:
     """The format of a result file's content (one of :data:`FORMATS`); a
     :class:`DataError` naming ``source`` when no parser recognises it."""
+    return _sniff(text, source)[0]
+
+
+def _sniff(text: str, source: str) -> tuple[str, object]:
+    """(format, the parsed JSON document or None): a JSON file is parsed once, here."""
     stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith(("{", "[")):
         try:
@@ -66,25 +71,25 @@ def detect_format(text: str, source: str = "<text>") -> str:
             obj = None
         if obj is not None:
             if lerobot.looks_like_eval_info(obj):
-                return "lerobot_eval_info"
+                return "lerobot_eval_info", obj
             if harness.looks_like(obj):
-                return "vla_harness"
+                return "vla_harness", obj
             if tables.looks_like_episodes_json(obj):
-                return "episodes_json"
+                return "episodes_json", obj
             if tables.looks_like_episodes_json([obj]):
-                return "episodes_jsonl"  # JSON lines holding a single episode
+                return "episodes_jsonl", None  # JSON lines holding a single episode
             raise DataError(
                 f"{source}: a JSON file, but neither LeRobot eval_info, vla-evaluation-harness "
                 "results nor a list of episodes (each with a success field)"
             )
         if stripped.startswith("{"):
-            return "episodes_jsonl"
+            return "episodes_jsonl", None
     if lerobot_stdout.looks_like_stdout(text):
-        return "lerobot_stdout"
+        return "lerobot_stdout", None
     if libero_log.looks_like(text):
-        return "libero_log"
+        return "libero_log", None
     if tables.looks_like_csv(text):
-        return "episodes_csv"
+        return "episodes_csv", None
     raise DataError(
         f"{source}: cannot tell the format of this file; supported: {', '.join(FORMATS)} "
         "(see `nblib results summarize --help`)"
@@ -99,9 +104,15 @@ def parse_text(
     format: str | None = None,
 ) -> list[Episode]:
     """Episodes of one result file's content (format detected unless given)."""
-    fmt = format or detect_format(text, source)
-    if fmt not in FORMATS:
-        raise ParameterError(f"format={fmt!r} is unknown; expected one of {list(FORMATS)}")
+    if format is None:
+        return _parse(text, source, *_sniff(text, source), suite=suite, run=run)
+    if format not in FORMATS:
+        raise ParameterError(f"format={format!r} is unknown; expected one of {list(FORMATS)}")
+    return _parse(text, source, format, None, suite=suite, run=run)
+
+
+def _parse(text: str, source: str, fmt: str, obj, suite, run) -> list[Episode]:
+    """``obj``: the JSON document when :func:`_sniff` already parsed it."""
     if fmt == "libero_log":
         return libero_log.parse(text, source, suite=suite, run=run)
     if fmt == "lerobot_stdout":
@@ -110,10 +121,11 @@ def parse_text(
         return tables.parse_csv(text, source, suite=suite, run=run)
     if fmt == "episodes_jsonl":
         return tables.parse_jsonl(text, source, suite=suite, run=run)
-    try:
-        obj = json.loads(text.lstrip("\ufeff"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{source}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if obj is None:
+        try:
+            obj = json.loads(text.lstrip("\ufeff"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{source}:{error.lineno}: not valid JSON ({error.msg})") from None
     if fmt == "lerobot_eval_info":
         return lerobot.parse_eval_info(obj, source, suite=suite, run=run)
     if fmt == "vla_harness":
@@ -200,13 +212,13 @@ def read_results(
         for path, explicit in result_files([item]):
             text = _read_text(path)
             try:
-                fmt = detect_format(text, str(path))
+                fmt, obj = _sniff(text, str(path))
             except DataError:
                 if explicit:
                     raise
                 skipped.append(path)
                 continue
-            episodes = parse_text(text, str(path), suite=suite, run=label, format=fmt)
+            episodes = _parse(text, str(path), fmt, obj, suite=suite, run=label)
             frames.append(canonical_tasks(episodes_frame(episodes)))
     if skipped:
         warnings.warn(

@@ -174,8 +174,19 @@ def coerce_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return out[list(ALL_COLUMNS)].reset_index(drop=True)
 
 
-_TRUE = {"true", "1", "yes", "success", "succeeded", "1.0"}
-_FALSE = {"false", "0", "no", "failure", "failed", "fail", "0.0"}
+_TRUE = {"true", "1", "1.0", "yes", "success", "succeeded"}
+_FALSE = {"false", "0", "0.0", "no", "failure", "failed", "fail"}
+
+
+def as_bool(value) -> bool | None:
+    """A success flag as files spell it (``True``, ``1``, ``"yes"``, ``"failure"`` ...);
+    None when the value is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
 
 
 def _booleans(values: pd.Series, column: str, source: str, default) -> pd.Series:
@@ -185,18 +196,13 @@ def _booleans(values: pd.Series, column: str, source: str, default) -> pd.Series
             if default is None:
                 raise DataError(f"{source}: column {column!r} is empty in row {i}")
             result.append(default)
-        elif isinstance(value, bool):
-            result.append(value)
-        elif isinstance(value, (int, float)) and value in (0, 1):
-            result.append(bool(value))
-        elif str(value).strip().lower() in _TRUE:
-            result.append(True)
-        elif str(value).strip().lower() in _FALSE:
-            result.append(False)
-        else:
+            continue
+        flag = as_bool(value)
+        if flag is None:
             raise DataError(
                 f"{source}: column {column!r} must be true/false (or 1/0); row {i} has {value!r}"
             )
+        result.append(flag)
     return pd.Series(result, index=values.index, dtype=bool)
 
 

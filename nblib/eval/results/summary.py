@@ -164,10 +164,10 @@ def task_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     return matrix.reindex(columns=list(pd.unique(tasks["run"])))
 
 
-def paired_counts(frame: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFrame:
-    """Per (suite, task) that both runs evaluated: successes and episodes of each. Tasks
-    only one run has are left out (a paired comparison needs both)."""
-    tasks = summarize(frame)
+def paired_counts(tasks: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFrame:
+    """Per (suite, task) that both runs evaluated: successes and episodes of each, from the
+    per-task table of :func:`summarize` (made once for every pair). Tasks only one run has
+    are left out (a paired comparison needs both)."""
     known = set(tasks["run"])
     for name in (run_a, run_b):
         if name not in known:

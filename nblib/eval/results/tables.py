@@ -16,6 +16,7 @@ import json
 from nblib.errors import DataError
 from nblib.eval.results.schema import (
     Episode,
+    as_bool,
     default_run_name,
     line_error,
     normalize_suite,
@@ -124,21 +125,11 @@ def _integer(value, field: str, source: str, line: int) -> int | None:
     return int(number)
 
 
-_TRUE = {"true", "1", "1.0", "yes", "success"}
-_FALSE = {"false", "0", "0.0", "no", "failure", "fail"}
-
-
 def _boolean(value, field: str, source: str, line: int) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise line_error(source, line, f"{field} must be true/false or 1/0, got {value!r}")
+    flag = as_bool(value)
+    if flag is None:
+        raise line_error(source, line, f"{field} must be true/false or 1/0, got {value!r}")
+    return flag
 
 
 def parse_csv(text: str, source: str, suite: str | None = None, run: str | None = None):

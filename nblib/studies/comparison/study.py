@@ -369,9 +369,11 @@ def run_pairs(study: ComparisonStudy) -> list[tuple[str, str]]:
     set, else every pair of runs that evaluated at least one task in common."""
     if study.reference is not None:
         return [(run, study.reference) for run in study.runs if run != study.reference]
-    tasks = study.episodes.groupby("run", sort=False).apply(
-        lambda g: set(zip(g["suite"], g["task"], strict=True)), include_groups=False
-    )
+    table = task_summary(study)
+    tasks = {
+        run: set(zip(part["suite"], part["task"], strict=True))
+        for run, part in table.groupby("run", sort=False)
+    }
     return [
         (b, a) for i, a in enumerate(study.runs) for b in study.runs[i + 1 :] if tasks[a] & tasks[b]
     ]
@@ -393,7 +395,7 @@ def paired_tables(study: ComparisonStudy):
         cfg = study.config
         task_rows, suite_rows = [], []
         for run, reference in run_pairs(study):
-            counts = summaries.paired_counts(study.episodes, reference, run)
+            counts = summaries.paired_counts(task_summary(study), reference, run)
             if counts.empty:
                 continue
             per_task = stats.compare_tasks(
