@@ -1,6 +1,6 @@
 # `make suite` runs every notebook on the embedded data; `make test` runs the tests.
 # Both create .venv and generate the data on first use (see tools/nb.sh for options).
-.PHONY: setup suite test data bench lint clean-notebooks results
+.PHONY: setup libero suite test data bench lint clean-notebooks results
 
 setup:
 	bash tools/nb.sh setup
@@ -10,6 +10,9 @@ suite:
 
 test:
 	bash tools/nb.sh test
+
+libero:  # the LIBERO / LIBERO-PRO extra (make test installs it too)
+	bash tools/nb.sh libero
 
 data: setup
 	.venv/bin/nblib data ensure

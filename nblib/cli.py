@@ -9,6 +9,7 @@
     nblib bench NAME
     nblib lr analyze FILE... [--loss-key K] [--format json|table]
     nblib eval --sim metaworld --tasks T... --policy expert|random|zero|PATH --episodes N --out FILE
+    nblib eval --sim libero --suite S [--task-ids I...] --policy random|zero|PATH --episodes N --out FILE
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
     nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
 
@@ -243,7 +244,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from nblib.eval.rollout import EvalConfig, evaluate
 
     config = EvalConfig(
-        tasks=list(args.tasks),
+        tasks=list(args.tasks) if args.tasks else None,
+        suite=args.suite,
+        task_ids=list(args.task_ids) if args.task_ids else None,
         policy=args.policy,
         episodes=args.episodes,
         sim=args.sim,
@@ -258,7 +261,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         device=args.device,
     )
     frame = evaluate(config, args.out, overwrite=args.overwrite)
-    table = summarize(frame)[["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]]
+    columns = ["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]
+    table = summarize(frame)[(["suite"] if args.sim == "libero" else []) + columns]
     _print_table(table, "table")
     print(f"{len(frame)} episodes -> {args.out}")
     return 0
@@ -422,17 +426,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--sim", choices=SIMULATORS, default="metaworld", help="default %(default)s")
     ev.add_argument(
-        "--tasks", nargs="+", required=True, help=f"tasks, among {', '.join(sorted(INSTRUCTIONS))}"
+        "--tasks",
+        nargs="+",
+        help=f"Meta-World tasks, among {', '.join(sorted(INSTRUCTIONS))} (default reach push)",
+    )
+    ev.add_argument(
+        "--suite",
+        help="LIBERO suite (--sim libero): libero_spatial, libero_object, libero_goal, "
+        "libero_10, libero_90, or a LIBERO-PRO variant <suite>_lan|_object|_swap|_task",
+    )
+    ev.add_argument(
+        "--task-ids", nargs="+", type=int, help="LIBERO task ids in the suite (default: all)"
     )
     ev.add_argument(
         "--policy",
         required=True,
-        help="expert (the simulator's scripted policy), random, zero, or a saved policy: a "
+        help="expert (Meta-World's scripted policy), random, zero, or a saved policy: a "
         "notebook-01 run folder, its policy/ folder or a policy.pt",
     )
     ev.add_argument("--episodes", type=int, required=True, help="episodes per task")
     ev.add_argument("--seed", type=int, default=0, help="layouts and sampling (default 0)")
-    ev.add_argument("--max-steps", type=int, help="step limit per episode (default: the sim's)")
+    ev.add_argument(
+        "--max-steps",
+        type=int,
+        help="step limit per episode (default: the simulator's; LIBERO: the suite's, "
+        "spatial 220, object 280, goal 300, libero_10 520, libero_90 400)",
+    )
     ev.add_argument(
         "--replan", type=int, default=1, help="actions executed per predicted chunk (default 1)"
     )

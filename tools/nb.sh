@@ -2,7 +2,9 @@
 # One entry point for set-up, the suite and the tests (the Makefile calls this).
 #   bash tools/nb.sh setup   create .venv and install nblib with the simulator and dev extras
 #   bash tools/nb.sh suite   set up, generate the embedded data if missing, run every notebook
-#   bash tools/nb.sh test    set up, generate the data if missing, run pytest + nbval
+#   bash tools/nb.sh test    set up (with the LIBERO extra), generate the data if missing,
+#                            run pytest + nbval
+#   bash tools/nb.sh libero  install the LIBERO / LIBERO-PRO extra into the venv
 # Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default
 # torch==2.13.0, the CPU build; on a GPU machine pass e.g. TORCH_SPEC=torch or
 # SKIP_TORCH=1 to keep an installed CUDA build), OUT (suite output folder, default runs).
@@ -36,14 +38,30 @@ setup() {
   touch "$stamp"
 }
 
+# LIBERO / LIBERO-PRO (the `libero` extra, ~356 MB of assets). It depends on opencv-python,
+# which overwrites the cv2 of the opencv-python-headless nblib uses; the headless build is
+# reinstalled over it (no GUI libraries needed on a server).
+libero() {
+  local stamp="$VENV/.nblib-libero-installed"
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then return; fi
+  echo "== installing the libero extra into $VENV"
+  local headless
+  headless=$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")
+  "$VENV/bin/python" -m pip install -q -e ".[sim,dev,libero]"
+  "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "opencv-python-headless==$headless"
+  touch "$stamp"
+}
+
 data() { "$VENV/bin/nblib" data ensure; }
 
 case "${1:-}" in
   setup) setup ;;
+  libero) setup; libero ;;
   suite) setup; data; "$VENV/bin/nblib" run-all --out "$OUT" ;;
   test)
-    setup; data
-    "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "${@:2}"
+    setup; libero; data
+    # the LIBERO tests fail (not skip) when the extra is missing
+    NBLIB_REQUIRE_LIBERO=1 "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "${@:2}"
     ;;
-  *) echo "usage: bash tools/nb.sh {setup|suite|test} [pytest args]" >&2; exit 2 ;;
+  *) echo "usage: bash tools/nb.sh {setup|libero|suite|test} [pytest args]" >&2; exit 2 ;;
 esac

@@ -1,2 +1,3 @@
-"""Evaluation: result files of LIBERO-style evaluations (``results``) and the published
-baselines (``baselines``); closed-loop rollouts will live here too."""
+"""Evaluation: result files of LIBERO-style evaluations (``results``), the published
+baselines (``baselines``), and closed-loop evaluation in Meta-World (``metaworld``) and
+LIBERO / LIBERO-PRO (``libero``) through one harness (``rollout``, ``policies``)."""

@@ -62,7 +62,9 @@ class MetaWorldTask:
         self._video = None
         self._obs = None
 
-    def reset(self, seed: int) -> dict:
+    def reset(self, seed: int, episode: int | None = None) -> dict:
+        """A new layout drawn with ``seed`` (``episode`` is for simulators with fixed
+        initial states, such as LIBERO; here the seed alone decides)."""
         self.env.seed(int(seed))
         self._obs, _ = self.env.reset()
         return self.observation()

@@ -115,6 +115,10 @@ class VLAClosedLoop:
         self.seed = seed
         self._calls = 0
 
+    @property
+    def action_dim(self) -> int:
+        return int(self.model.policy.config.action_dim)
+
     @classmethod
     def from_saved(cls, path: str | Path, device: str = "cpu", seed: int = 0) -> VLAClosedLoop:
         """A policy saved by notebook 01 (its run folder, its ``policy/`` folder or the

@@ -1,7 +1,10 @@
 """Closed-loop evaluation: run a policy in a simulator and write one row per episode.
 
+Simulators: Meta-World (``sim="metaworld"``, :mod:`nblib.eval.metaworld`) and LIBERO /
+LIBERO-PRO (``sim="libero"``, :mod:`nblib.eval.libero`, the optional extra).
 :func:`evaluate` runs ``episodes`` episodes of every task with fixed seeds (episode ``i``
-of a task has the same layout for every policy and option), asks the policy for an action
+of a task has the same layout for every policy and option: a seeded Meta-World layout, or
+LIBERO's official initial state ``i``), asks the policy for an action
 chunk and executes ``replan`` of its actions before asking again, stops at the simulator's
 success or at the step limit, and writes every episode in the results schema
 (:mod:`nblib.eval.results.schema`) the moment it ends, so ``nblib results summarize`` and
@@ -16,7 +19,10 @@ Perturbations (the ``perturbation`` column): ``instruction`` = ``paraphrase`` gi
 episode one of the task's paraphrases (``language``), ``other`` another task's instruction
 (``instruction_other``), ``empty`` an empty one (``instruction_empty``; seed 000 expects a
 policy that uses language to fail); ``position_noise`` widens the reset space
-(``position``); several join with ``+``.
+(``position``); several join with ``+``. A LIBERO-PRO suite records its own category
+(``language``, ``object``, ``position``, ``task``); LIBERO's paraphrases are the
+``<suite>_lan`` suites and its wider layouts the ``_swap`` suites, so ``paraphrase`` and
+``position_noise`` are Meta-World options.
 """
 
 from __future__ import annotations
@@ -27,24 +33,24 @@ import os
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from nblib.errors import NotebookError, ParameterError, is_int, is_number, require
-from nblib.eval.results.schema import COLUMNS
+from nblib.eval.results.schema import COLUMNS, base_suite
 from nblib.paths import atomic_write
 
-SIMULATORS = ("metaworld",)
+SIMULATORS = ("metaworld", "libero")
 INSTRUCTION_MODES = ("original", "paraphrase", "other", "empty")
 OUTPUT_COLUMNS = (*COLUMNS, "task_id", "complete")
-SUITE = {"metaworld": "metaworld"}
+DEFAULT_TASKS = ("reach", "push")  # Meta-World
 
 
 @dataclass
 class EvalConfig:
-    tasks: list[str] = field(default_factory=lambda: ["reach", "push"])
+    tasks: list[str] | None = None  # Meta-World tasks (default: reach, push)
     policy: str = "expert"  # expert, random, zero, or a saved policy's path
     episodes: int = 10  # per task
     sim: str = "metaworld"
@@ -57,20 +63,16 @@ class EvalConfig:
     video: str | None = None  # folder for one MP4 per episode
     run: str | None = None  # run label (None: from the policy and the options)
     device: str = "cpu"
+    suite: str | None = None  # LIBERO: the suite (libero_spatial, ..., libero_goal_lan, ...)
+    task_ids: list[int] | None = None  # LIBERO: task ids in the suite (default: all)
 
     def __post_init__(self):
         own = "EvalConfig"
         require(self.sim in SIMULATORS, own, "sim", self.sim, f"one of {list(SIMULATORS)}")
-        ok = isinstance(self.tasks, (list, tuple)) and self.tasks
-        ok = ok and all(isinstance(t, str) for t in self.tasks)
-        require(bool(ok), own, "tasks", self.tasks, "a non-empty list of task names")
-        self.tasks = list(self.tasks)
-        from nblib.data.metaworld_gen import INSTRUCTIONS
-
-        unknown = [t for t in self.tasks if t not in INSTRUCTIONS]
-        require(
-            not unknown, own, "tasks", self.tasks, f"Meta-World tasks among {sorted(INSTRUCTIONS)}"
-        )
+        if self.sim == "metaworld":
+            self._check_metaworld(own)
+        else:
+            self._check_libero(own)
         require(isinstance(self.policy, str), own, "policy", self.policy, "a name or a path")
         for name in ("episodes", "replan", "workers"):
             value = getattr(self, name)
@@ -98,6 +100,49 @@ class EvalConfig:
             "metres >= 0",
         )
 
+    def _check_metaworld(self, own: str) -> None:
+        from nblib.data.metaworld_gen import INSTRUCTIONS
+
+        for name in ("suite", "task_ids"):
+            value = getattr(self, name)
+            require(value is None, own, name, value, "None with sim='metaworld' (use tasks)")
+        self.tasks = list(DEFAULT_TASKS) if self.tasks is None else self.tasks
+        ok = isinstance(self.tasks, (list, tuple)) and self.tasks
+        ok = ok and all(isinstance(t, str) for t in self.tasks)
+        require(bool(ok), own, "tasks", self.tasks, "a non-empty list of task names")
+        self.tasks = list(self.tasks)
+        unknown = [t for t in self.tasks if t not in INSTRUCTIONS]
+        require(
+            not unknown, own, "tasks", self.tasks, f"Meta-World tasks among {sorted(INSTRUCTIONS)}"
+        )
+
+    def _check_libero(self, own: str) -> None:
+        from nblib.eval.libero import check_suite
+
+        require(self.tasks is None, own, "tasks", self.tasks, "None with sim='libero' (task_ids)")
+        require(isinstance(self.suite, str), own, "suite", self.suite, "a LIBERO suite name")
+        check_suite(self.suite)
+        if self.task_ids is not None:
+            ok = isinstance(self.task_ids, (list, tuple)) and self.task_ids
+            ok = ok and all(is_int(t) and t >= 0 for t in self.task_ids)
+            require(bool(ok), own, "task_ids", self.task_ids, "a non-empty list of ints >= 0")
+            self.task_ids = [int(t) for t in self.task_ids]
+        base = base_suite(self.suite)
+        require(
+            self.instruction != "paraphrase",
+            own,
+            "instruction",
+            self.instruction,
+            f"original, other or empty with LIBERO (its paraphrases are the suite {base}_lan)",
+        )
+        require(
+            not self.position_noise,
+            own,
+            "position_noise",
+            self.position_noise,
+            f"0 with LIBERO (its moved layouts are the suite {base}_swap)",
+        )
+
     @property
     def label(self) -> str:
         if self.run:
@@ -119,43 +164,112 @@ class EvalConfig:
         return "_".join(parts)
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a run, in what a worker needs to build its simulator and write rows."""
+
+    sim: str
+    key: str | int  # Meta-World task name, or LIBERO task id
+    suite: str  # the rows' suite
+    task: str  # the rows' task: Meta-World name, or LIBERO instruction
+    task_id: int | None
+    max_steps: int  # the simulator's step limit for the task
+    instructions: tuple[str, ...]  # the original first, then paraphrases
+    other_instruction: str  # another task's instruction (instruction="other")
+    perturbation: str = "none"  # the suite's own (LIBERO-PRO), else none
+
+    @property
+    def slug(self) -> str:  # file names
+        return self.task if self.task_id is None else f"{self.suite}_task{self.task_id:02d}"
+
+
+def task_specs(config: EvalConfig) -> list[TaskSpec]:
+    """The tasks of ``config`` in run order (imports LIBERO for ``sim="libero"``)."""
+    if config.sim == "metaworld":
+        from nblib.data.metaworld_gen import INSTRUCTIONS
+        from nblib.eval.metaworld import MAX_STEPS
+
+        names = sorted(INSTRUCTIONS)
+        return [
+            TaskSpec(
+                sim="metaworld",
+                key=task,
+                suite="metaworld",
+                task=task,
+                task_id=None,
+                max_steps=MAX_STEPS,
+                instructions=tuple(INSTRUCTIONS[task]),
+                other_instruction=INSTRUCTIONS[names[(names.index(task) + 1) % len(names)]][0],
+            )
+            for task in config.tasks
+        ]
+    from nblib.eval.libero import LiberoSuite
+
+    suite = LiberoSuite(config.suite)
+    ids = config.task_ids if config.task_ids is not None else list(range(suite.n_tasks))
+    specs = []
+    for task_id in ids:
+        states = len(suite.init_states(task_id))
+        if config.episodes > states:
+            raise ParameterError(
+                f"episodes={config.episodes}: {suite.name} task {task_id} ships {states} "
+                f"official initial states; LIBERO's protocol runs one episode per state "
+                f"(episodes <= {states})"
+            )
+        specs.append(
+            TaskSpec(
+                sim="libero",
+                key=task_id,
+                suite=suite.name,
+                task=suite.task_name(task_id),
+                task_id=task_id,
+                max_steps=suite.max_steps,
+                instructions=(suite.instruction(task_id),),
+                other_instruction=suite.instruction((task_id + 1) % suite.n_tasks),
+                perturbation=suite.perturbation,
+            )
+        )
+    return specs
+
+
 def episode_seed(seed: int, task: str, episode: int) -> int:
     """The layout seed of episode ``episode`` of ``task`` (crc32: stable across processes).
     Distinct from the demonstrations' seeds, so evaluation layouts are new ones."""
     return zlib.crc32(f"eval/{seed}/{task}/{episode}".encode()) & 0x7FFFFFFF
 
 
-def instruction_for(task: str, episode: int, mode: str) -> tuple[str, str]:
+def instruction_for(spec: TaskSpec, episode: int, mode: str) -> tuple[str, str]:
     """(instruction, perturbation) of an episode under instruction ``mode``."""
-    from nblib.data.metaworld_gen import INSTRUCTIONS
-
-    texts = INSTRUCTIONS[task]
+    texts = spec.instructions
     if mode == "original":
         return texts[0], "none"
     if mode == "paraphrase":
+        if len(texts) < 2:
+            raise ParameterError(f"instruction='paraphrase': task {spec.task!r} has none")
         return texts[1 + episode % (len(texts) - 1)], "language"
     if mode == "other":
-        names = sorted(INSTRUCTIONS)
-        other = names[(names.index(task) + 1) % len(names)]
-        return INSTRUCTIONS[other][0], "instruction_other"
+        return spec.other_instruction, "instruction_other"
     return "", "instruction_empty"
+
+
+def _join(*perturbations: str) -> str:
+    named = [p for p in perturbations if p != "none"]
+    return "+".join(named) if named else "none"
 
 
 # ----------------------------------------------------------------------------- one episode
 
 
-def run_episode(sim, policy, task: str, episode: int, config: EvalConfig, writer=None) -> dict:
+def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, writer=None) -> dict:
     """One episode: reset with its seed, act until success or the step limit. Returns the
     row (results schema). ``writer(frame)`` receives video frames when given."""
-    from nblib.eval.metaworld import MAX_STEPS
-
-    seed = episode_seed(config.seed, task, episode)
-    instruction, perturbation = instruction_for(task, episode, config.instruction)
-    if config.position_noise:
-        perturbation = "position" if perturbation == "none" else f"{perturbation}+position"
-    limit = config.max_steps or MAX_STEPS
-    policy.reset(task)
-    obs = sim.reset(seed)
+    key = spec.key if spec.task_id is None else f"{spec.suite}/{spec.task_id}"
+    seed = episode_seed(config.seed, key, episode)
+    instruction, perturbation = instruction_for(spec, episode, config.instruction)
+    position = "position" if config.position_noise else "none"
+    limit = config.max_steps or spec.max_steps
+    policy.reset(spec.task)
+    obs = sim.reset(seed, episode)
     steps, success = 0, False
     while steps < limit and not success:
         chunk = np.asarray(policy.act(obs, instruction), dtype=np.float32)
@@ -170,14 +284,14 @@ def run_episode(sim, policy, task: str, episode: int, config: EvalConfig, writer
                 break
     return {
         "run": config.label,
-        "suite": SUITE[config.sim],
-        "task": task,
+        "suite": spec.suite,
+        "task": spec.task,
         "episode": episode,
         "success": success,
         "steps": steps,
-        "perturbation": perturbation,
+        "perturbation": _join(spec.perturbation, perturbation, position),
         "seed": seed,
-        "task_id": None,
+        "task_id": spec.task_id,
         "complete": False,
     }
 
@@ -198,41 +312,84 @@ def _worker_init(config_dict: dict) -> None:
     _WORKER["sims"] = {}
 
 
+def _action_dim(sim: str) -> int:
+    if sim == "libero":
+        from nblib.eval.libero import ACTION_DIM
+    else:
+        from nblib.eval.metaworld import ACTION_DIM
+    return ACTION_DIM
+
+
 def _build_policy(config: EvalConfig):
-    from nblib.eval.metaworld import ACTION_DIM
     from nblib.eval.policies import make_policy
 
-    return make_policy(config.policy, action_dim=ACTION_DIM, seed=config.seed, device=config.device)
+    if config.sim == "libero" and config.policy == "expert":
+        raise ParameterError(
+            "policy='expert': LIBERO has no scripted expert (Meta-World has); use random, "
+            "zero, a saved policy or your own object"
+        )
+    action_dim = _action_dim(config.sim)
+    policy = make_policy(
+        config.policy, action_dim=action_dim, seed=config.seed, device=config.device
+    )
+    _check_action_dim(policy, config.sim)
+    return policy
 
 
-def _sim_for(cache: dict, task: str, policy, config: EvalConfig):
-    from nblib.eval.metaworld import MetaWorldTask
+def _check_action_dim(policy, sim: str) -> None:
+    """A saved policy trained for another simulator fails here, not mid-episode."""
+    trained, takes = getattr(policy, "action_dim", None), _action_dim(sim)
+    if trained is not None and trained != takes:
+        raise ParameterError(
+            f"the policy predicts {trained}-D actions; {sim} takes {takes}-D actions "
+            "(was it trained on another simulator's demonstrations?)"
+        )
 
-    if task not in cache:
-        cache[task] = MetaWorldTask(
-            task,
-            cameras=tuple(getattr(policy, "cameras", ())),
-            size=getattr(policy, "image_size", 128) or 128,
+
+def _sim_for(cache: dict, spec: TaskSpec, policy, config: EvalConfig):
+    if spec.key in cache:
+        return cache[spec.key]
+    cameras = tuple(getattr(policy, "cameras", ()))
+    size = getattr(policy, "image_size", 128) or 128
+    if spec.sim == "libero":
+        from nblib.eval.libero import LiberoTask
+
+        sim = LiberoTask(
+            spec.suite,
+            spec.task_id,
+            cameras=cameras,
+            size=size,
+            video=bool(config.video),
+            max_steps=config.max_steps or spec.max_steps,
+        )
+    else:
+        from nblib.eval.metaworld import MetaWorldTask
+
+        sim = MetaWorldTask(
+            spec.key,
+            cameras=cameras,
+            size=size,
             color_bits=getattr(policy, "color_bits", 8),
             position_noise=config.position_noise,
         )
-    return cache[task]
+    cache[spec.key] = sim
+    return sim
 
 
-def _episode_job(task: str, episode: int) -> dict:
+def _episode_job(spec: TaskSpec, episode: int) -> dict:
     config, policy = _WORKER["config"], _WORKER["policy"]
-    sim = _sim_for(_WORKER["sims"], task, policy, config)
-    return _episode_with_video(sim, policy, task, episode, config)
+    sim = _sim_for(_WORKER["sims"], spec, policy, config)
+    return _episode_with_video(sim, policy, spec, episode, config)
 
 
-def _episode_with_video(sim, policy, task, episode, config) -> dict:
+def _episode_with_video(sim, policy, spec: TaskSpec, episode: int, config) -> dict:
     if not config.video:
-        return run_episode(sim, policy, task, episode, config)
+        return run_episode(sim, policy, spec, episode, config)
     import cv2
 
     folder = Path(config.video)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{config.label}_{task}_ep{episode:03d}.mp4"
+    path = folder / f"{config.label}_{spec.slug}_ep{episode:03d}.mp4"
     video = None
 
     def write(frame):
@@ -244,7 +401,7 @@ def _episode_with_video(sim, policy, task, episode, config) -> dict:
         video.write(frame[:, :, ::-1])  # OpenCV writes BGR
 
     try:
-        return run_episode(sim, policy, task, episode, config, writer=write)
+        return run_episode(sim, policy, spec, episode, config, writer=write)
     finally:
         if video is not None:
             video.release()
@@ -327,11 +484,14 @@ def evaluate(
         )
     if policy is not None and not config.run:  # name the run after the object, not config.policy
         config = replace(config, run=type(policy).__name__.lower())
-    jobs = [(task, i) for task in config.tasks for i in range(config.episodes)]
-    position = {job: i for i, job in enumerate(jobs)}
+    specs = task_specs(config)
+    if policy is not None:
+        _check_action_dim(policy, config.sim)
+    jobs = [(spec, i) for spec in specs for i in range(config.episodes)]
+    position = {(spec.task, spec.task_id, i): n for n, (spec, i) in enumerate(jobs)}
 
     def in_order(row: dict) -> int:  # the configured task order, then the episode
-        return position[(row["task"], row["episode"])]
+        return position[(row["task"], row["task_id"], row["episode"])]
 
     results = ResultsFile(out, overwrite=overwrite)
     failures: list[str] = []
@@ -349,13 +509,13 @@ def evaluate(
             policy = policy if policy is not None else _build_policy(config)
             sims: dict = {}
             try:
-                for task, episode in jobs:
+                for spec, episode in jobs:
                     try:
-                        sim = _sim_for(sims, task, policy, config)
-                        record(_episode_with_video(sim, policy, task, episode, config))
+                        sim = _sim_for(sims, spec, policy, config)
+                        record(_episode_with_video(sim, policy, spec, episode, config))
                     except Exception as error:  # the run goes on; it is marked incomplete
                         failures.append(
-                            f"{task} episode {episode}: {type(error).__name__}: {error}"
+                            f"{spec.slug} episode {episode}: {type(error).__name__}: {error}"
                         )
             finally:
                 for sim in sims.values():
@@ -373,12 +533,12 @@ def evaluate(
             ) as pool:
                 futures = {pool.submit(_episode_job, t, e): (t, e) for t, e in jobs}
                 for future in as_completed(futures):
-                    task, episode = futures[future]
+                    spec, episode = futures[future]
                     try:
                         record(future.result())
                     except Exception as error:
                         failures.append(
-                            f"{task} episode {episode}: {type(error).__name__}: {error}"
+                            f"{spec.slug} episode {episode}: {type(error).__name__}: {error}"
                         )
     finally:
         bar.close()
