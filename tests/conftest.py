@@ -33,6 +33,28 @@ def tiny_manifest(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def real_manifest(tmp_path_factory):
+    """The path of a manifest 'real' describing Meta-World expert demos rendered by the
+    generator (reach and push, 3 each, 32 px; ~5 s): demos that replay exactly, as
+    geometry tokens need."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from nblib.data.manifest import describe_generated
+    from nblib.data.metaworld_gen import GenerateConfig, generate
+
+    root = tmp_path_factory.mktemp("real")
+    config = GenerateConfig(tasks=("reach", "push"), demos=3, size=32, max_steps=100)
+    generate(config, root / "real.hdf5", progress=False)
+    manifest = write_manifest(
+        describe_generated(root / "real.hdf5", "real", config), root / "real.yaml"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBLIB_CACHE", str(root / "cache"))
+        yield str(manifest)
+
+
+@pytest.fixture(scope="module")
 def tiny_saved_policy(tiny_manifest, tmp_path_factory):
     """The run folder of a 3-step overfit policy on the tiny dataset (reach and push demos,
     32-pixel frames of Meta-World's camera names), saved as notebook 01 saves it."""

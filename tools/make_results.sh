@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the closed-loop example results notebook 05 compares by default
-# (data_manifests/results/metaworld/): notebook 01 trains its default flow policy and a
-# regression one, then `nblib eval` runs them, the scripted expert and a random policy on
-# the five embedded Meta-World tasks. ~10 min on a 2-core CPU. Usage: make results
+# (data_manifests/results/metaworld/): notebook 01 trains its default flow policy, a
+# regression one and one per geometry compressor of seed 002 (pool, per_layer, qformer),
+# then `nblib eval` runs them, the scripted expert and a random policy on the five
+# embedded Meta-World tasks. ~20 min on a 2-core CPU. Usage: make results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NB=.venv/bin/nblib
@@ -28,4 +29,9 @@ for replan in 1 4 16; do
 done
 eval_run mw-regression-replan4 --policy "$POLICIES/regression" --replan 4
 eval_run mw-flow-replan4-empty --policy "$POLICIES/flow" --replan 4 --instruction empty
+# seed 002's ablation, tiny: the same flow policy with geometry tokens through each compressor
+for geometry in pool per_layer qformer; do
+  $NB run notebooks/01_overfit_diagnosis.ipynb -p geometry "$geometry" --out "$POLICIES/geom-$geometry"
+  eval_run "mw-geom-$geometry-replan4" --policy "$POLICIES/geom-$geometry" --replan 4
+done
 echo "results: $OUT"

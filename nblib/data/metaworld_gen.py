@@ -176,6 +176,19 @@ class Cameras:
             frame = frame[::-1, ::-1]
         return np.ascontiguousarray(frame)
 
+    def render_depth(self, data, name: str) -> np.ndarray:
+        """(H, W) float32 metric depth along the optical axis, oriented as :meth:`render`
+        (geometry tokens, :mod:`nblib.data.geometry`)."""
+        self.renderer.enable_depth_rendering()
+        try:
+            self.renderer.update_scene(data, camera=name)
+            depth = self.renderer.render()
+        finally:
+            self.renderer.disable_depth_rendering()
+        if name in UPSIDE_DOWN_CAMERAS:
+            depth = depth[::-1, ::-1]
+        return np.ascontiguousarray(depth, dtype=np.float32)
+
     def close(self) -> None:
         self.renderer.close()
 

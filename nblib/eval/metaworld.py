@@ -36,7 +36,8 @@ VIDEO_CAMERA = "corner"
 class MetaWorldTask:
     """One Meta-World task: ``reset(seed)`` → observation, ``step(action)`` →
     (observation, success). Observations: ``state`` (39-D), ``eef_pos``,
-    ``gripper_opening`` and ``images`` for ``cameras``."""
+    ``gripper_opening`` and ``images`` for ``cameras``; with ``depth``, also ``depth``
+    (metric, per camera) and the cameras' OpenCV ``intrinsics`` and ``extrinsics``."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class MetaWorldTask:
         size: int = 128,
         color_bits: int = 8,
         position_noise: float = 0.0,
+        depth: bool = False,
     ):
         if task not in INSTRUCTIONS:
             raise ParameterError(
@@ -57,6 +59,9 @@ class MetaWorldTask:
         if position_noise:
             _widen_reset_space(self.env, float(position_noise))
         self.cameras = tuple(cameras)
+        self.depth = bool(depth)
+        if self.depth and not self.cameras:
+            raise ParameterError("depth=True renders the policy's cameras: name some cameras")
         self.color_bits = int(color_bits)
         self._cams = Cameras(self.env.model, self.cameras, size) if self.cameras else None
         self._video = None
@@ -84,6 +89,11 @@ class MetaWorldTask:
         obs = {"state": state, "eef_pos": state[0:3], "gripper_opening": state[3:4]}
         if self._cams is not None:
             obs["images"] = {name: self._frame(name) for name in self.cameras}
+        if self.depth:  # what geometry tokens are made of (nblib.data.geometry)
+            data = self.env.data
+            obs["depth"] = {c: self._cams.render_depth(data, c) for c in self.cameras}
+            obs["intrinsics"] = {c: self._cams.intrinsics(c) for c in self.cameras}
+            obs["extrinsics"] = {c: self._cams.extrinsics(data, c) for c in self.cameras}
         return obs
 
     def _frame(self, name: str) -> np.ndarray:

@@ -6,7 +6,9 @@ A policy is anything with ``act(observation, instruction) -> actions`` where
 policy's ``cameras``) and ``actions`` is an (n, action_dim) chunk in the simulator's action
 range; the harness executes the first ``replan`` actions and asks again. ``reset(task)`` is
 called before each episode. A user's own model plugs in by implementing these two methods
-(:class:`Policy` is the protocol) and naming the cameras it needs.
+(:class:`Policy` is the protocol) and naming the cameras it needs. A policy with
+``depth = True`` also gets ``depth``, ``intrinsics`` and ``extrinsics`` per camera
+(Meta-World), for geometry tokens.
 
 Implementations: :class:`ExpertPolicy` (Meta-World's scripted expert, which must succeed
 through the harness: the proof that its success signal is right), :class:`RandomPolicy`,
@@ -114,6 +116,8 @@ class VLAClosedLoop:
         self.image_size, self.color_bits = int(image_size), int(color_bits)
         self.seed = seed
         self._calls = 0
+        # a geometry compressor reads point-map tokens made from the cameras' depth
+        self.depth = getattr(model.policy.config, "geometry", "none") != "none"
 
     @property
     def action_dim(self) -> int:
@@ -155,6 +159,16 @@ class VLAClosedLoop:
             feats = {k: v.to(device) for k, v in feats.items()}
             feats["vlm"] = feats["vlm"].float()
             feats["proprio"] = torch.as_tensor(proprio[None], dtype=torch.float32, device=device)
+            if self.depth:
+                from nblib.data.geometry import frame_tokens
+
+                geom = frame_tokens(
+                    observation["depth"],
+                    observation["intrinsics"],
+                    observation["extrinsics"],
+                    self.cameras,
+                )
+                feats["geom"] = torch.as_tensor(geom[None], device=device)
             generator = torch.Generator(device=device).manual_seed(self.seed + self._calls)
             chunk = self.model.policy.predict(feats, generator=generator).cpu().numpy()[0]
         self._calls += 1

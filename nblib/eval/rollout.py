@@ -354,6 +354,11 @@ def _sim_for(cache: dict, spec: TaskSpec, policy, config: EvalConfig):
     if spec.sim == "libero":
         from nblib.eval.libero import LiberoTask
 
+        if getattr(policy, "depth", False):
+            raise ParameterError(
+                "the policy reads depth-based geometry tokens, which nblib renders in "
+                "Meta-World only"
+            )
         sim = LiberoTask(
             spec.suite,
             spec.task_id,
@@ -371,6 +376,7 @@ def _sim_for(cache: dict, spec: TaskSpec, policy, config: EvalConfig):
             size=size,
             color_bits=getattr(policy, "color_bits", 8),
             position_noise=config.position_noise,
+            depth=getattr(policy, "depth", False),
         )
     cache[spec.key] = sim
     return sim

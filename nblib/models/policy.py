@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from nblib.errors import ParameterError
+from nblib.models.geometry import COMPRESSORS, make_compressor
 from nblib.models.heads import HEADS, make_head
 from nblib.models.infobot import (
     InfoBotActionHead,
@@ -63,6 +64,9 @@ class PolicyConfig:
     bottleneck_tokens: int = 8  # infobot: K bottleneck tokens (seed 000: 8)
     bottleneck_dim: int = 64  # infobot: their width D_b (seed 000: 256)
     mi_beta: float = 0.0  # infobot: weight of the I(Z; V) penalty (seed 000 ran with 0)
+    geometry: str = "none"  # geometry compressor (seed 002): none, pool, per_layer or qformer
+    geom_dim: int = 0  # width of the geometry tokens it reads (nblib.data.geometry: 48)
+    geom_tokens: int = 4  # K compressed geometry tokens per expert layer (seed 002: 16)
 
     def __post_init__(self) -> None:
         for name in ("vlm_dim", "action_dim", "horizon", "d_model", "expert_layers", "queries"):
@@ -85,6 +89,15 @@ class PolicyConfig:
             )
         if not self.mi_beta >= 0:
             raise ParameterError(f"PolicyConfig.mi_beta must be >= 0, got {self.mi_beta}")
+        if self.geometry not in ("none", *COMPRESSORS):
+            raise ParameterError(
+                f"PolicyConfig.geometry must be none or one of {COMPRESSORS}, got {self.geometry!r}"
+            )
+        if self.geometry != "none" and (self.head == "infobot" or self.geom_dim < 1):
+            raise ParameterError(
+                f"PolicyConfig.geometry={self.geometry!r} needs the action expert (not the "
+                f"infobot head, got head={self.head!r}) and geom_dim >= 1 (got {self.geom_dim})"
+            )
 
 
 class Projector(nn.Module):
@@ -132,12 +145,25 @@ class ActionExpert(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, context: torch.Tensor, context_mask: torch.Tensor | None = None
+        self,
+        context: torch.Tensor,
+        context_mask: torch.Tensor | None = None,
+        layer_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """context (B, T, d), context_mask (B, T) True where valid -> condition (B, d)."""
-        q = self.queries[None].expand(context.shape[0], -1, -1)
+        """context (B, T, d), context_mask (B, T) True where valid -> condition (B, d).
+
+        ``layer_tokens`` (L, B, K, d): extra tokens per decoder layer (seed 002's geometry
+        tokens), appended to what layer i cross-attends to, as its DiT layers read
+        cat(vl_embs[i], geom_tokens). The layers are run one by one (what
+        nn.TransformerDecoder does, which takes one memory for all layers)."""
+        out = self.queries[None].expand(context.shape[0], -1, -1)
         padding = None if context_mask is None else ~context_mask
-        out = self.decoder(q, context, memory_key_padding_mask=padding)
+        if layer_tokens is not None and padding is not None:  # the extra tokens are all valid
+            valid = torch.zeros(layer_tokens.shape[1:3], dtype=torch.bool, device=padding.device)
+            padding = torch.cat([padding, valid], dim=1)
+        for i, layer in enumerate(self.decoder.layers):
+            memory = context if layer_tokens is None else torch.cat([context, layer_tokens[i]], 1)
+            out = layer(out, memory, memory_key_padding_mask=padding)
         return self.norm(out).mean(dim=1)
 
 
@@ -161,6 +187,16 @@ class VLAPolicy(nn.Module):
             config.queries,
             config.dropout,
         )
+        self.geometry = None
+        if config.geometry != "none":
+            self.geometry = make_compressor(
+                config.geometry,
+                config.geom_dim,
+                config.d_model,
+                k=config.geom_tokens,
+                layers=config.expert_layers,
+                heads=config.expert_heads,
+            )
         kw = (
             {"hidden": config.head_hidden, "loss": config.regression_loss}
             if config.head == "regression"
@@ -174,7 +210,7 @@ class VLAPolicy(nn.Module):
 
     def _build_infobot(self, config: PolicyConfig) -> None:
         d, db = config.d_model, config.bottleneck_dim
-        self.expert = None
+        self.expert = self.geometry = None
         self.bottleneck = LanguageConditionedBottleneck(
             d, d, db, config.bottleneck_tokens, config.expert_heads
         )
@@ -217,14 +253,29 @@ class VLAPolicy(nn.Module):
         return z, head_context, pooled
 
     def condition(
-        self, vlm: torch.Tensor, proprio: torch.Tensor | None, vlm_mask: torch.Tensor | None = None
+        self,
+        vlm: torch.Tensor,
+        proprio: torch.Tensor | None,
+        vlm_mask: torch.Tensor | None = None,
+        geom: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """vlm (B, D) or (B, T, D), vlm_mask (B, T), proprio (B, P) -> condition (B, d); for
-        InfoBot the bottleneck tokens' mean (B, D_b)."""
+        """vlm (B, D) or (B, T, D), vlm_mask (B, T), proprio (B, P), geom (B, G, geom_dim)
+        with a geometry compressor -> condition (B, d); for InfoBot the bottleneck tokens'
+        mean (B, D_b)."""
         if self.expert is None:
             return self._bottleneck(vlm, proprio, vlm_mask)[0].mean(dim=1)
         context, mask, _ = self._context(vlm, proprio, vlm_mask)
-        return self.expert(context, mask)
+        return self.expert(context, mask, self._geometry_tokens(geom))
+
+    def _geometry_tokens(self, geom: torch.Tensor | None) -> torch.Tensor | None:
+        if self.geometry is None:
+            return None
+        if geom is None:
+            raise ParameterError(
+                f"this policy has a {self.config.geometry!r} geometry compressor: pass geom "
+                f"(B, G, {self.config.geom_dim}) (nblib.data.geometry)"
+            )
+        return self.geometry(geom.float())
 
     @torch.no_grad()
     def stages(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -248,7 +299,7 @@ class VLAPolicy(nn.Module):
         handles = [m.register_forward_hook(keep(n)) for n, m in modules.items() if m is not None]
         try:
             vlm, mask = batch["vlm"], batch.get("vlm_mask")
-            cond = self.condition(vlm, batch.get("proprio"), mask)
+            cond = self.condition(vlm, batch.get("proprio"), mask, batch.get("geom"))
         finally:
             for h in handles:
                 h.remove()
@@ -276,7 +327,7 @@ class VLAPolicy(nn.Module):
         weights held fixed: a min-max game in one backward pass."""
         vlm, proprio, mask = batch["vlm"], batch.get("proprio"), batch.get("vlm_mask")
         if self.expert is not None:
-            cond = self.condition(vlm, proprio, mask)
+            cond = self.condition(vlm, proprio, mask, batch.get("geom"))
             return {"loss": self.head.loss(cond, batch["actions"], batch.get("action_mask"))}
         _, head_context, pooled = self._bottleneck(vlm, proprio, mask)
         action = self.head.loss(head_context, batch["actions"], batch.get("action_mask"))
@@ -309,7 +360,8 @@ class VLAPolicy(nn.Module):
         vlm, proprio, mask = batch["vlm"], batch.get("proprio"), batch.get("vlm_mask")
         if self.expert is None:
             return self.head.predict(self._bottleneck(vlm, proprio, mask)[1])
-        return self.head.predict(self.condition(vlm, proprio, mask), generator=generator)
+        cond = self.condition(vlm, proprio, mask, batch.get("geom"))
+        return self.head.predict(cond, generator=generator)
 
 
 def parameter_table(modules: dict[str, nn.Module]) -> list[dict]:

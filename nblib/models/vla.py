@@ -37,9 +37,18 @@ class Samples:
     demo: list[str]
     t: np.ndarray
     features: dict[str, torch.Tensor] = field(default_factory=dict)
+    geometry: np.ndarray | None = None  # (N, G, D) geometry tokens (nblib.data.geometry)
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+    def attach_geometry(self, tokens: dict[str, np.ndarray]) -> None:
+        """Each sample's geometry tokens: those of its demo's frame t (``tokens``: demo →
+        (T, G, D), as :func:`nblib.data.geometry.geometry_tokens` returns)."""
+        missing = sorted({d for d in self.demo if d not in tokens})
+        if missing:
+            raise DataError(f"geometry tokens are missing for demos {missing[:5]}")
+        self.geometry = np.stack([tokens[d][t] for d, t in zip(self.demo, self.t, strict=True)])
 
 
 def load_samples(store: DemoStore, horizon: int, stats: NormStats) -> Samples:
@@ -116,6 +125,8 @@ class PolicyWithBackbone(nn.Module):
         feats = {k: v.to(device) for k, v in feats.items()}
         feats["vlm"] = feats["vlm"].float()
         feats["proprio"] = torch.as_tensor(samples.proprio[idx], device=device)
+        if samples.geometry is not None:
+            feats["geom"] = torch.as_tensor(samples.geometry[idx], device=device)
         return feats
 
 

@@ -30,6 +30,7 @@ from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.metrics.openloop import open_loop_errors
+from nblib.models.geometry import COMPRESSORS
 from nblib.models.policy import POLICY_HEADS
 from nblib.models.vla import (
     PolicyWithBackbone,
@@ -85,6 +86,7 @@ class OverfitConfig(StudyConfig):
     seed: int = 0  # seed of the initialisation, the batches and the flow noise
     control: str = "none"  # negative control: none, zero_inputs or shuffle_actions
     mi_beta: float = 0.0  # infobot: weight of its I(Z; V) penalty
+    geometry: str = "none"  # geometry compressor (seed 002): none, pool, per_layer or qformer
     pass_threshold: float | None = None  # mean chunk MAE/std for PASS (None: the head's)
     partial_threshold: float | None = None  # for PARTIAL (None: the head's, or the PASS bar)
 
@@ -109,6 +111,16 @@ class OverfitConfig(StudyConfig):
         require(self.schedule in SCHEDULES, own, "schedule", self.schedule, f"one of {SCHEDULES}")
         mb = self.mi_beta
         require(is_number(mb) and mb >= 0, own, "mi_beta", mb, "a number >= 0")
+        geometries = ("none", *COMPRESSORS)
+        g = self.geometry
+        require(g in geometries, own, "geometry", g, f"one of {list(geometries)}")
+        require(
+            g == "none" or self.head != "infobot",
+            own,
+            "geometry",
+            g,
+            "none with head='infobot' (the compressors feed the action expert)",
+        )
         for name in ("pass_threshold", "partial_threshold"):
             value = getattr(self, name)
             require(
@@ -162,6 +174,8 @@ def with_control(samples: Samples, control: str) -> Samples:
         samples.images = [[np.zeros_like(f) for f in imgs] for imgs in samples.images]
         samples.instructions = [""] * len(samples)
         samples.proprio = np.zeros_like(samples.proprio)
+        if samples.geometry is not None:
+            samples.geometry = np.zeros_like(samples.geometry)
     return samples
 
 
@@ -222,8 +236,17 @@ def prepare(config: OverfitConfig, progress: bool = True) -> Experiment:
     )
     train_store = full.subset(split.train)
     stats = load_norm_stats(train_store)  # computed once per training split, kept beside the file
-    train = with_control(load_samples(train_store, config.horizon, stats), config.control)
-    val = with_control(load_samples(full.subset(split.val), config.horizon, stats), config.control)
+    train = load_samples(train_store, config.horizon, stats)
+    val = load_samples(full.subset(split.val), config.horizon, stats)
+    overrides = {"mi_beta": config.mi_beta}
+    if config.geometry != "none":  # the frozen geometry encoder's tokens, cached (seed 002)
+        from nblib.data.geometry import geometry_tokens
+
+        tokens = geometry_tokens(full, split.train + split.val, progress=progress)
+        for samples in (train, val):
+            samples.attach_geometry(tokens)
+        overrides |= {"geometry": config.geometry, "geom_dim": int(train.geometry.shape[-1])}
+    train, val = with_control(train, config.control), with_control(val, config.control)
 
     device = config.device
     if device == "auto":
@@ -243,7 +266,7 @@ def prepare(config: OverfitConfig, progress: bool = True) -> Experiment:
         precompute_features(bb, train, config.features, feature_cache, progress=progress)
         precompute_features(bb, val, config.features, feature_cache, progress=progress)
     seed_everything(config.seed)
-    policy = build_policy(bb, train_store, config.horizon, config.head, mi_beta=config.mi_beta)
+    policy = build_policy(bb, train_store, config.horizon, config.head, **overrides)
     model = PolicyWithBackbone(policy, bb if config.lora else None, config.features)
     return Experiment(config, full, split, stats, train, val, bb, model, feature_cache)
 
@@ -291,6 +314,7 @@ def save_policy(exp: Experiment, run_dir: str | Path) -> Path:
         "val_demos": exp.split.val,
         "steps": len(exp.history) if exp.history is not None else 0,
         "head": cfg.head,
+        "geometry": cfg.geometry,
         "control": cfg.control,
         "seed": cfg.seed,
         # what closed-loop evaluation must render for it (nblib.eval.policies)
@@ -371,7 +395,8 @@ def describe(exp: Experiment) -> str:
         f"val demos {exp.split.val} -> {len(exp.val)} samples",
         f"backbone {cfg.backbone!r}: hidden size {exp.backbone.hidden_size}, "
         f"LoRA {'on' if cfg.lora else 'off'}; features {cfg.features!r}; head {cfg.head!r}; "
-        f"control {cfg.control!r}",
+        f"control {cfg.control!r}"
+        + (f"; geometry {cfg.geometry!r}" if cfg.geometry != "none" else ""),
         pd.DataFrame(parameter_rows(exp)).to_string(index=False),
     ]
     return "\n".join(lines)
@@ -387,6 +412,7 @@ def parameter_rows(exp: Experiment) -> list[dict]:
             "projector": policy.projector,
             "proprio encoder": policy.proprio,
             "action expert": policy.expert,
+            f"geometry compressor ({policy.config.geometry})": policy.geometry,
             f"head ({policy.config.head})": policy.head,
         }
     )
