@@ -18,9 +18,14 @@ def test_frame_browser_follows_task_demo_camera_and_step(tmp_path):
         box.children[2].children,
     )
 
+    # the first display, before any control is touched: a demo, its steps and its frame
+    assert task.value == "push" and demo.options == ("demo_1",) and demo.value == "demo_1"
+    assert step.max == 8 and image.value and "push the puck" in info.value
+
     assert task.options == ("push", "reach")
     task.value = "reach"
-    assert demo.options == ("demo_0", "demo_2")
+    assert demo.options == ("demo_0", "demo_2") and demo.value == "demo_0"
+    assert step.max == 11
     demo.value = "demo_2"
     assert step.max == 14  # 15 steps
 

@@ -351,7 +351,12 @@ def frame_browser(store: DemoStore):
     info = w.HTML()
 
     def refresh_demos(*_):
-        demo.options = [d for d in store.demos if store.task_label(d) == task.value]
+        options = [d for d in store.demos if store.task_label(d) == task.value]
+        demo.options = options
+        # ipywidgets keeps value None when options replace an empty list: pick the first
+        # demo, or the browser opens on an empty dropdown, a 0-of-0 slider and no frame
+        if options and demo.value not in options:
+            demo.value = options[0]
 
     def refresh_step_range(*_):
         if demo.value:
