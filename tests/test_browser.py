@@ -22,12 +22,6 @@ from browser_lab import Lab, Notebook, launch_chromium
 from nblib.paths import repo_root
 
 NOTEBOOKS = repo_root() / "notebooks"
-# Console messages that are not errors of ours: JupyterLab asks for a favicon and
-# optional plugin settings that a read-only extension manager does not serve.
-BENIGN_CONSOLE = re.compile(
-    r"favicon|Failed to load resource: the server responded with a status of 404"
-)
-
 # small sizes per notebook (the defaults run in minutes; the controls are the same)
 PARAMS = {
     "00_dataset_card": {},
@@ -108,8 +102,7 @@ def opened(browser, lab, name: str, tmp_path: Path):
         notebook.run_all(timeout=240)
         yield notebook
         assert notebook.tracebacks() == [], f"{name}: errors in the outputs"
-        errors = [e for e in notebook.console_errors if not BENIGN_CONSOLE.search(e)]
-        assert errors == [], f"{name}: browser console errors"
+        assert notebook.console_errors == [], f"{name}: browser console errors"
     except BaseException as error:
         shot = tmp_path / f"{name}.png"
         with contextlib.suppress(Exception):
