@@ -5,6 +5,8 @@
     nblib data ensure [MANIFEST]
     nblib run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [--out DIR]
     nblib run-all [--out DIR]
+    nblib batch GRID.yaml [--executor local|slurm] [--workers N] [--gpus 0,1,2] [--out DIR]
+    nblib compare RUN_A RUN_B [--rtol R]
     nblib clean NOTEBOOK... [--refresh]
     nblib bench NAME
     nblib lr analyze FILE... [--loss-key K] [--format json|table]
@@ -239,6 +241,54 @@ def _cmd_results_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from nblib.run.batch import LocalExecutor, SlurmExecutor, run_batch, slurm_options
+
+    out = Path(args.out) if args.out else Path("runs") / Path(args.grid).stem
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
+    if args.executor == "local":
+        executor = LocalExecutor(workers=args.workers or (len(gpus) or 1), gpus=gpus)
+    else:
+        options = slurm_options(args.grid)
+        flags = {
+            "partition": args.partition,
+            "time_min": args.time,
+            "mem_gb": args.mem,
+            "gpus": args.slurm_gpus,
+            "logs": args.logs,
+        }
+        options |= {k: v for k, v in flags.items() if v is not None}
+        logs = options.pop("logs", None) or out / "slurm-logs"
+        executor = SlurmExecutor(logs, **options)
+    result = run_batch(args.grid, out, executor=executor)
+    done = sum(r["status"] == "done" for r in result.results)
+    skipped = sum(r["status"] == "skipped" for r in result.results)
+    print(f"{done} run(s) done, {skipped} skipped (already done) -> {out / 'batch.csv'}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from nblib.run.compare import compare
+
+    result = compare(args.run_a, args.run_b, rtol=args.rtol)
+    print(f"verdicts ({args.run_a} -> {args.run_b}):")
+    _print_table(pd.DataFrame(result.verdicts), "table")
+    changed = [m for m in result.metrics if m["beyond"]]
+    print(f"\nmetrics beyond rtol={args.rtol:g}: {len(changed)} of {len(result.metrics)}")
+    if changed:
+        _print_table(pd.DataFrame(changed).drop(columns="beyond"), "table")
+    for side, names in (("only in A", result.only_a), ("only in B", result.only_b)):
+        if names:
+            print(f"{side}: {', '.join(names)}")
+    if result.verdict_changed:
+        moved = [v["run"] for v in result.verdicts if v["changed"]]
+        print(f"\nverdict changed: {', '.join(moved)}")
+        return 1
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from nblib.eval.results.summary import summarize
     from nblib.eval.rollout import EvalConfig, evaluate
@@ -414,6 +464,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=0, help="the runs' warmup steps, if known (default: none)"
     )
     ana.set_defaults(func=_cmd_lr_analyze)
+
+    bat = sub.add_parser(
+        "batch",
+        help="run every combination of a grid file (local workers, GPUs or SLURM); resumable",
+        description="Each combination of the grid file's runs is one papermill run in its own "
+        "folder under --out; finished ones are skipped on a rerun; batch.csv, batch.parquet "
+        "and index.md collect them.",
+    )
+    bat.add_argument("grid", help="grid file (YAML): runs: [{notebook, params, grid, zip, seeds}]")
+    bat.add_argument("--executor", choices=("local", "slurm"), default="local")
+    bat.add_argument(
+        "--workers", type=int, help="local worker processes (default 1, or one per GPU)"
+    )
+    bat.add_argument("--gpus", help="GPU ids for local runs, e.g. 0,1,2: one kernel per GPU")
+    bat.add_argument("--out", help="batch folder (default runs/<grid file stem>)")
+    bat.add_argument("--partition", help="SLURM partition (default: the grid's slurm.partition)")
+    bat.add_argument("--time", type=int, help="SLURM time limit per run, minutes")
+    bat.add_argument("--mem", type=float, help="SLURM memory per run, GB")
+    bat.add_argument("--slurm-gpus", type=int, help="SLURM GPUs per run")
+    bat.add_argument("--logs", help="SLURM log folder (default <out>/slurm-logs)")
+    bat.set_defaults(func=_cmd_batch)
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="two runs or two batches side by side; exit 1 when a verdict changed",
+        description="RUN_A and RUN_B: run folders (with metrics.json) or batch folders "
+        "(runs in subfolders, paired by name).",
+    )
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument(
+        "--rtol", type=float, default=0.05, help="relative tolerance of metrics (default 0.05)"
+    )
+    cmp_.set_defaults(func=_cmd_compare)
 
     from nblib.data.metaworld_gen import INSTRUCTIONS
     from nblib.eval.rollout import INSTRUCTION_MODES, SIMULATORS

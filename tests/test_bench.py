@@ -6,6 +6,7 @@ the real figures come from `nblib bench NAME` (see the README's Performance sect
 
 import importlib.util
 import json
+import time
 
 import pytest
 
@@ -66,3 +67,34 @@ def test_rollout_bench_reports_closed_loop_against_bare_simulator():
             assert line["ratio"] == pytest.approx(line["steps_per_s"] / bare, rel=0.05)
     assert lines[-1].get("suite", "libero_spatial") == "libero_spatial"
     json.dumps(lines)
+
+
+def test_suite_bench_times_run_all_against_the_ten_minute_target(monkeypatch, tmp_path):
+    """The suite figure's bookkeeping (the real run is `nblib bench suite`, minutes long):
+    run-all replaced by one that writes two runs' metrics.json."""
+    import nblib.run.runner as runner
+
+    def fake_run_all(notebooks, out, progress=True):
+        time.sleep(0.3)
+        for name, verdict in (("00_dataset_card", "PASS"), ("05_libero_comparison", "DIFFERENT")):
+            (out / name).mkdir(parents=True)
+            record = {"verdict": verdict, "seconds": 1.5}
+            (out / name / "metrics.json").write_text(json.dumps(record))
+
+    monkeypatch.setattr(runner, "run_all", fake_run_all)
+    (line,) = BENCHMARKS["suite"](out=str(tmp_path))
+    assert line["figure"] == "default_suite_seconds" and line["target_s"] == 600
+    assert line["ratio"] == pytest.approx(600 / line["seconds"], rel=0.05)
+    assert line["notebooks"]["05_libero_comparison"] == {"seconds": 1.5, "verdict": "DIFFERENT"}
+    assert line["failed"] is None
+
+
+def test_all_runs_every_benchmark_once_in_order(monkeypatch):
+    import nblib.bench as bench
+
+    calls = []
+    fakes = {name: (lambda name=name, **kw: calls.append(name) or iter([{"bench": name}]))
+             for name in ("rollout", "loader", "suite")}  # fmt: skip
+    monkeypatch.setattr(bench, "BENCHMARKS", {**fakes, "all": bench.bench_all})
+    lines = list(bench.bench_all())
+    assert calls == ["rollout", "loader", "suite"] and [x["bench"] for x in lines] == calls

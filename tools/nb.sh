@@ -2,8 +2,9 @@
 # One entry point for set-up, the suite and the tests (the Makefile calls this).
 #   bash tools/nb.sh setup   create .venv and install nblib with the simulator and dev extras
 #   bash tools/nb.sh suite   set up, generate the embedded data if missing, run every notebook
-#   bash tools/nb.sh test    set up (with the LIBERO extra, and Chromium for the browser
-#                            tests), generate the data if missing, run pytest + nbval
+#   bash tools/nb.sh test    set up (with the LIBERO extra; Chromium and SLURM for the
+#                            browser and batch tests), generate the data if missing,
+#                            run pytest + nbval
 #   bash tools/nb.sh libero  install the LIBERO / LIBERO-PRO extra into the venv
 # Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default
 # torch==2.13.0, the CPU build; on a GPU machine pass e.g. TORCH_SPEC=torch or
@@ -52,19 +53,26 @@ libero() {
   touch "$stamp"
 }
 
-# Debian's Chromium for the browser tests (Playwright drives the system browser; its own
-# browser download does not work offline). Installed with apt when missing and possible;
-# otherwise the browser tests fail and say why.
-browser() {
-  if command -v chromium >/dev/null || [ -x "${NBLIB_CHROMIUM:-/usr/bin/chromium}" ]; then return; fi
+# System packages some tests need: Debian's Chromium for the browser tests (Playwright
+# drives the system browser; its own browser download does not work offline) and a
+# single-node SLURM (slurmctld, slurmd, munge) for the batch tests. Installed with apt
+# when missing and possible; otherwise those tests fail and say why.
+apt_install() {  # command-to-check package...
+  local check=$1; shift
+  if command -v "$check" >/dev/null; then return; fi
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "== installing chromium (apt) for the browser tests"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-      || echo "warning: could not install chromium; the browser tests will fail"
+    echo "== installing $* (apt) for the tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } \
+      || echo "warning: could not install $*; the tests that need them will fail"
   else
-    echo "warning: no chromium and no root apt-get; the browser tests will fail"
+    echo "warning: $check is missing and apt-get cannot run here; the tests that need it will fail"
   fi
+}
+
+system_packages() {
+  [ -x "${NBLIB_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium chromium
+  apt_install slurmctld slurmctld slurmd slurm-client munge
 }
 
 data() { "$VENV/bin/nblib" data ensure; }
@@ -74,7 +82,7 @@ case "${1:-}" in
   libero) setup; libero ;;
   suite) setup; data; "$VENV/bin/nblib" run-all --out "$OUT" ;;
   test)
-    setup; libero; browser; data
+    setup; libero; system_packages; data
     # the LIBERO tests fail (not skip) when the extra is missing
     NBLIB_REQUIRE_LIBERO=1 "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "${@:2}"
     ;;

@@ -1,0 +1,149 @@
+"""nblib batch: grid files, checks before anything runs, local workers, resuming, failures,
+collecting, the lock. Kernels are real (papermill), the notebook is tiny (~3 s a run)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from probe_notebook import write_grid, write_probe
+
+from nblib.cli import main
+from nblib.errors import NotebookError, ParameterError
+from nblib.run import batch
+from nblib.run.batch import LocalExecutor, load_grid, run_batch, run_name
+
+
+def _notebook(folder: Path) -> Path:
+    return write_probe(folder)
+
+
+def _grid(folder: Path, runs: list[dict], **extra) -> Path:
+    return write_grid(folder, runs, **extra)
+
+
+def test_grid_expands_product_zip_and_seeds_with_named_folders(tmp_path):
+    _notebook(tmp_path)
+    grid = _grid(
+        tmp_path,
+        [{"notebook": "probe.ipynb", "params": {"fail": False}, "grid": {"x": [1, 2]},
+          "zip": {"tag": ["b", "c"]}, "seeds": [0, 1]}],
+    )  # fmt: skip
+    runs = load_grid(grid)
+    assert len(runs) == 2 * 2 * 2
+    assert runs[0].params == {"fail": False, "x": 1, "tag": "b", "seed": 0}
+    assert runs[0].name == "probe__x=1_tag=b_seed=0"
+    assert [r.name for r in runs][-1] == "probe__x=2_tag=c_seed=1"
+    assert len({r.name for r in runs}) == 8  # one folder each
+    clash = _grid(tmp_path, [{"notebook": "probe.ipynb"}, {"notebook": "probe.ipynb"}])
+    with pytest.raises(ParameterError, match="share the folder"):
+        load_grid(clash)
+
+
+def test_grid_errors_name_the_entry_and_nothing_runs(tmp_path):
+    _notebook(tmp_path)
+    cases = [
+        ({"notebook": "probe.ipynb", "grid": {"lr": [1, 2]}}, "runs\\[0\\].*unknown parameter"),
+        ({"notebook": "probe.ipynb", "grid": {"x": ["one"]}}, "parameter 'x' expects int"),
+        ({"notebook": "missing.ipynb"}, "runs\\[0\\].*not found"),
+        ({"notebook": "probe.ipynb", "zip": {"x": [1, 2], "tag": ["a"]}}, "different lengths"),
+        ({"notebook": "probe.ipynb", "grid": {"x": 3}}, "non-empty list"),
+        ({"notebook": "probe.ipynb", "params": {"seed": 1}, "seeds": [0]}, "set twice"),
+        ({"notebook": "probe.ipynb", "sweep": {}}, "unknown key"),
+    ]
+    for entry, message in cases:
+        with pytest.raises(ParameterError, match=message):
+            load_grid(_grid(tmp_path, [entry]))
+    (tmp_path / "bad.yaml").write_text("runs: {")
+    with pytest.raises(ParameterError, match="not valid YAML"):
+        load_grid(tmp_path / "bad.yaml")
+    with pytest.raises(ParameterError, match="top-level 'runs:'"):
+        load_grid(_grid(tmp_path, []))
+    with pytest.raises(ParameterError, match="slurm.time_min"):
+        load_grid(_grid(tmp_path, [{"notebook": "probe.ipynb"}], slurm={"time_min": "1h"}))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_names_are_readable_and_bounded():
+    nb = Path("notebooks/01_overfit_diagnosis.ipynb")
+    assert run_name(nb, {}) == "01_overfit_diagnosis"
+    assert run_name(nb, {"lr": 3e-4, "head": "flow"}) == "01_overfit_diagnosis__lr=0.0003_head=flow"
+    long = run_name(nb, {f"p{i}": "x" * 20 for i in range(10)})
+    assert len(long) <= 120 and long.startswith("01_overfit_diagnosis__p0=")
+
+
+def test_batch_runs_resumes_and_reports_a_failure_without_losing_the_others(tmp_path):
+    _notebook(tmp_path)
+    grid = _grid(
+        tmp_path, [{"notebook": "probe.ipynb", "grid": {"x": [1, 2], "fail": [False, True]}}]
+    )
+    out = tmp_path / "out"
+    with pytest.raises(NotebookError, match="2 of 4 run\\(s\\) failed") as failure:
+        run_batch(grid, out, executor=LocalExecutor(workers=2), progress=False)
+    assert "executed notebooks are kept" in str(failure.value)
+    table = pd.read_csv(out / "batch.csv")
+    assert table["status"].tolist() == ["done", "failed", "done", "failed"]
+    assert table["verdict"].tolist() == ["PASS", "ERROR", "PASS", "ERROR"]
+    assert table.loc[2, "metric.twice"] == 4 and table.loc[0, "param.x"] == 1
+    assert "asked to fail" in table.loc[1, "error"]
+    assert (out / "probe__x=1_fail=True" / "probe.ipynb").is_file()  # the failed copy kept
+    assert pd.read_parquet(out / "batch.parquet")["run"].tolist() == table["run"].tolist()
+    assert "probe__x=2_fail=False" in (out / "index.md").read_text()
+
+    # rerun: the finished runs are skipped, the failed ones redone (and fail again)
+    stamp = (out / "probe__x=1_fail=False" / "metrics.json").stat().st_mtime_ns
+    with pytest.raises(NotebookError, match="2 of 4"):
+        run_batch(grid, out, progress=False)
+    assert (out / "probe__x=1_fail=False" / "metrics.json").stat().st_mtime_ns == stamp
+    table = pd.read_csv(out / "batch.csv")
+    assert table["status"].tolist() == ["skipped", "failed", "skipped", "failed"]
+
+    # an interrupted run (metrics.json but no batch.json) is redone, not trusted
+    (out / "probe__x=2_fail=False" / "batch.json").unlink()
+    with pytest.raises(NotebookError, match="2 of 4"):
+        run_batch(grid, out, progress=False)
+    table = pd.read_csv(out / "batch.csv")
+    assert table["status"].tolist() == ["skipped", "failed", "done", "failed"]
+    # changed parameters are another run: a grid without the failing ones all skipped
+    grid = _grid(tmp_path, [{"notebook": "probe.ipynb", "grid": {"x": [1, 2], "fail": [False]}}])
+    result = run_batch(grid, out, progress=False)
+    assert [r["status"] for r in result.results] == ["skipped", "skipped"]
+
+
+def test_gpus_give_each_kernel_its_own_device(tmp_path):
+    _notebook(tmp_path)
+    grid = _grid(tmp_path, [{"notebook": "probe.ipynb", "seeds": [0, 1, 2]}])
+    result = run_batch(
+        grid, tmp_path / "out", executor=LocalExecutor(2, gpus=["3", "5"]), progress=False
+    )
+    devices = result.table["metric.gpu"].astype(str).tolist()
+    assert sorted(set(devices)) == ["3", "5"] and len(devices) == 3
+    with pytest.raises(ParameterError, match="never shared"):
+        LocalExecutor(3, gpus=["0", "1"])
+
+
+def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
+    from filelock import FileLock
+
+    _notebook(tmp_path)
+    grid = _grid(tmp_path, [{"notebook": "probe.ipynb"}])
+    out = tmp_path / "out"
+    out.mkdir()
+    with FileLock(str(out / batch.LOCK_FILE)):
+        with pytest.raises(NotebookError, match="another batch is writing"):
+            run_batch(grid, out, progress=False)
+
+
+def test_cli_batch(tmp_path, capsys):
+    _notebook(tmp_path)
+    grid = _grid(tmp_path, [{"notebook": "probe.ipynb", "grid": {"tag": ["p", "q"]}}])
+    assert main(["batch", str(grid), "--out", str(tmp_path / "out")]) == 0
+    assert "2 run(s) done, 0 skipped" in capsys.readouterr().out
+    assert main(["batch", str(grid), "--out", str(tmp_path / "out")]) == 0
+    assert "0 run(s) done, 2 skipped" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "probe__tag=p" / "batch.json").read_text())
+    assert record["params"]["tag"] == "p" and record["code"]
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") is None  # the parent's env is untouched
