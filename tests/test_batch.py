@@ -147,3 +147,70 @@ def test_cli_batch(tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "probe__tag=p" / "batch.json").read_text())
     assert record["params"]["tag"] == "p" and record["code"]
     assert os.environ.get("CUDA_VISIBLE_DEVICES") is None  # the parent's env is untouched
+
+
+def test_a_kernel_that_does_not_start_is_retried(tmp_path, monkeypatch):
+    import nblib.run.runner as runner
+
+    attempts = []
+
+    def flaky(notebook, params, out_dir, progress):
+        attempts.append(params)
+        if len(attempts) < 3:
+            raise NotebookError(
+                "probe.ipynb failed: RuntimeError: Kernel died before replying to kernel_info"
+            )
+        return real(notebook, params, out_dir=out_dir, progress=progress)
+
+    real = runner.run_notebook
+    monkeypatch.setattr(runner, "run_notebook", flaky)
+    _notebook(tmp_path)
+    result = run_batch(
+        _grid(tmp_path, [{"notebook": "probe.ipynb"}]), tmp_path / "out", progress=False
+    )
+    assert len(attempts) == 3 and result.results[0]["status"] == "done"
+    # a cell error is not retried
+    attempts.clear()
+    monkeypatch.setattr(
+        runner,
+        "run_notebook",
+        lambda *a, **k: (
+            attempts.append(1)
+            or (_ for _ in ()).throw(
+                NotebookError("probe.ipynb failed: RuntimeError: asked to fail")
+            )
+        ),
+    )
+    with pytest.raises(NotebookError):
+        run_batch(_grid(tmp_path, [{"notebook": "probe.ipynb", "params": {"x": 9}}]), tmp_path / "o2",
+                  progress=False)  # fmt: skip
+    assert attempts == [1]
+
+
+def test_a_killed_batch_restarts_without_redoing_finished_runs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _notebook(tmp_path)
+    grid = _grid(
+        tmp_path, [{"notebook": "probe.ipynb", "params": {"pause": 2.0}, "zip": {"x": [1, 2, 3]}}]
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "nblib", "batch", str(grid), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    first, second = out / "probe__x=1", out / "probe__x=2"
+    deadline = time.monotonic() + 60
+    while not second.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (first / "batch.json").exists(), "the first run did not finish"
+    time.sleep(0.5)  # the second run is under way
+    os.killpg(process.pid, signal.SIGKILL)  # the batch and its kernel, as a node failure would
+    process.wait(10)
+    assert not (second / "metrics.json").exists()  # an interrupted run does not look finished
+    stamp = (first / "metrics.json").stat().st_mtime_ns
+    result = run_batch(grid, out, progress=False)
+    assert [r["status"] for r in result.results] == ["skipped", "done", "done"]
+    assert (first / "metrics.json").stat().st_mtime_ns == stamp
