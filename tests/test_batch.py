@@ -214,3 +214,24 @@ def test_a_killed_batch_restarts_without_redoing_finished_runs(tmp_path):
     result = run_batch(grid, out, progress=False)
     assert [r["status"] for r in result.results] == ["skipped", "done", "done"]
     assert (first / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_code_version_follows_commits_and_uncommitted_edits(tmp_path):
+    import subprocess
+
+    from nblib.run.batch import code_version
+
+    notebook = _notebook(tmp_path)
+    outside = code_version(notebook)
+    assert outside.startswith("notebook:")  # no repository: the notebook's hash
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "probe.ipynb"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    clean = code_version(notebook)
+    assert len(clean) == 40 and "+" not in clean
+    notebook.write_text(notebook.read_text().replace("x = 1", "x = 2"))
+    first_edit = code_version(notebook)
+    assert first_edit.startswith(clean + "+dirty-")
+    notebook.write_text(notebook.read_text().replace("x = 2", "x = 3"))
+    assert code_version(notebook) not in (first_edit, clean)  # another edit, another version

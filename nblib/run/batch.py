@@ -206,30 +206,29 @@ def slurm_options(path: str | os.PathLike[str], data: dict | None = None) -> dic
 
 
 def code_version(notebook: Path) -> str:
-    """The git commit of the notebook's checkout (``+dirty`` with uncommitted changes to
-    tracked files), else the notebook file's hash."""
+    """The git commit of the notebook's checkout (with ``+dirty-<hash of the uncommitted
+    changes>`` when tracked files changed, so other edits are another version), else the
+    notebook file's hash."""
     from nblib.run.report import git_commit
 
     commit = git_commit(notebook.parent)
     if commit:
-        return commit + ("+dirty" if _dirty(notebook.parent) else "")
+        changes = _uncommitted(notebook.parent)
+        return commit + (f"+dirty-{hashlib.sha1(changes).hexdigest()[:10]}" if changes else "")
     return "notebook:" + hashlib.sha256(notebook.read_bytes()).hexdigest()[:16]
 
 
-def _dirty(folder: Path) -> bool:
+def _uncommitted(folder: Path) -> bytes:
+    """``git diff HEAD`` of the checkout (tracked files), empty when clean or unknown."""
     import subprocess
 
     try:
         result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
+            ["git", "diff", "HEAD"], cwd=folder, capture_output=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0 and bool(result.stdout.strip())
+        return b""
+    return result.stdout if result.returncode == 0 else b""
 
 
 def _record(run: Run, version: str) -> dict:
