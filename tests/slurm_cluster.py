@@ -118,6 +118,15 @@ class Cluster:
         raise RuntimeError(f"the SLURM node did not become idle in {timeout:.0f} s\n{self.logs()}")
 
     def stop(self) -> None:
+        # end every job first: a job step still finishing when slurmd goes away is orphaned
+        # (slurmstepd and srun processes that outlive the cluster)
+        self._run("scancel", "--full", "--user", "root", check=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            queue = self._run("squeue", "-h", check=False)
+            if queue.returncode or not queue.stdout.strip():
+                break
+            time.sleep(0.5)
         self._run("scontrol", "shutdown", check=False)
         for name in ("slurmd.pid", "slurmctld.pid"):
             pid = self.root / name
