@@ -148,6 +148,57 @@ def bench_loader(
         "nblib": round(med["vla"], 1),
         **common,
     }
+    yield from _bench_lerobot(store, items, horizon, rounds, rng, common)
+
+
+def _lerobot_copy(store):
+    """The default dataset exported as a LeRobot folder, kept in the cache folder and
+    reused while the HDF5 file is unchanged (the export takes ~1 min)."""
+    from nblib.data.lerobot import LeRobotStore
+    from nblib.data.lerobot_export import export_lerobot
+    from nblib.paths import cache_dir
+
+    folder = cache_dir() / "lerobot" / f"{store.path.stem}-{store.stamp().replace(':', '-')}"
+    if not folder.exists():
+        print(f"bench loader: exporting {store.path.name} to {folder}", file=sys.stderr)
+        export_lerobot(store, folder, progress=False)
+    return LeRobotStore(folder)
+
+
+def _bench_lerobot(store, items, horizon, rounds, rng, common) -> Iterator[dict]:
+    """Reading the same demos from the LeRobot export (Parquet + AV1 video, decoded on
+    demand) against reading them from the HDF5 file: what video decoding costs."""
+    from nblib.data.dataset import ChunkDataset
+
+    folder = _lerobot_copy(store)
+    cameras = store.cameras
+    workloads = {
+        "lerobot_samples_per_s": horizon,  # the loader workload above: 16 frames a camera
+        "lerobot_vla_samples_per_s": 1,  # one frame a camera, as a VLA step reads
+    }
+    for figure, frames in workloads.items():
+        hdf5 = ChunkDataset(store, horizon=horizon, obs_horizon=frames)
+        video = ChunkDataset(folder, horizon=horizon, obs_horizon=frames)
+        sample = int(rng.integers(len(hdf5)))
+        np.testing.assert_array_equal(hdf5[sample]["actions"], video[sample]["actions"])
+        rates: dict[str, list[float]] = {"hdf5": [], "lerobot": []}
+        for _ in range(rounds):
+            indices = rng.integers(len(hdf5), size=items)
+            store.close()
+            folder.close()
+            rates["hdf5"].append(_throughput(hdf5.__getitem__, indices))
+            rates["lerobot"].append(_throughput(video.__getitem__, indices))
+        med = {k: float(np.median(v)) for k, v in rates.items()}
+        yield {
+            "bench": "loader",
+            "figure": figure,
+            "workload": f"{len(cameras)} cameras x {frames} frame(s) + proprio + actions[{horizon}] + mask, random samples; files reopened each round",
+            "lerobot": round(med["lerobot"], 1),
+            "hdf5": round(med["hdf5"], 1),
+            "ratio": round(med["lerobot"] / med["hdf5"], 3),
+            "lerobot_folder": folder.path.name,
+            **common,
+        }
 
 
 def bench_cache(

@@ -76,6 +76,49 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nblib.data.lerobot import LeRobotStore
+    from nblib.data.lerobot_export import (
+        VideoOptions,
+        codec_error,
+        export_lerobot,
+        open_source,
+    )
+
+    store = open_source(args.source, mapping=args.mapping)
+    report = export_lerobot(
+        store,
+        args.out,
+        fps=args.fps,
+        video=VideoOptions(vcodec=args.vcodec, crf=args.crf),
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(
+        f"{report.out}: LeRobot v3.0, {report.episodes} episodes, {report.frames} frames, "
+        f"{report.tasks} tasks, {report.fps:g} fps, {len(report.cameras)} cameras "
+        f"({report.vcodec}), {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
+    )
+    if not args.no_verify:
+        exported = LeRobotStore(report.out)
+        for camera in report.cameras:
+            err = codec_error(store, exported, camera)
+            print(
+                f"  {camera}: frames differ from the source by {err['mean_abs']:.2f} grey levels "
+                f"on average (max {err['max_abs']}), PSNR {err['psnr_db']:.1f} dB"
+            )
+    if args.manifest:
+        from nblib.data.lerobot import describe_folder
+        from nblib.data.manifest import write_manifest
+        from nblib.paths import manifests_dir
+
+        path = manifests_dir() / f"{args.manifest}.yaml"
+        data = describe_folder(report.out.resolve(), args.manifest)
+        write_manifest(data, path)
+        print(f"wrote manifest {path}")
+    return 0
+
+
 def _cmd_ensure(args: argparse.Namespace) -> int:
     from nblib.data.manifest import ensure_dataset
 
@@ -372,15 +415,36 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
 
-    chk = dsub.add_parser("check", help="validate a dataset file and print a summary")
-    chk.add_argument("path", help="HDF5 file")
+    chk = dsub.add_parser("check", help="validate a dataset file or folder and print a summary")
+    chk.add_argument("path", help="HDF5 file or LeRobot v3.0 folder")
     chk.add_argument(
-        "--mapping", default="metaworld", help="key mapping name or JSON path (default %(default)s)"
+        "--mapping",
+        help="key mapping name or JSON path (default: metaworld for HDF5, lerobot for folders)",
     )
     chk.add_argument(
         "--horizon", type=int, help="fail if any episode is shorter than this chunk horizon"
     )
     chk.set_defaults(func=_cmd_check)
+
+    exp = dsub.add_parser(
+        "export", help="write an HDF5 dataset as a LeRobot v3.0 folder (Parquet + MP4)"
+    )
+    exp.add_argument("source", help="manifest name or path, or an HDF5 file")
+    exp.add_argument("--format", choices=("lerobot",), required=True, help="output format")
+    exp.add_argument("--out", required=True, help="output folder (must not exist)")
+    exp.add_argument("--mapping", help="key mapping of an HDF5 file (default metaworld)")
+    exp.add_argument("--fps", type=float, help="control rate (default: from the file)")
+    exp.add_argument(
+        "--vcodec", default="libsvtav1", help="libsvtav1, h264 or hevc (default %(default)s)"
+    )
+    exp.add_argument("--crf", type=int, default=30, help="video quality (default %(default)s)")
+    exp.add_argument("--manifest", help="also write data_manifests/NAME.yaml for the folder")
+    exp.add_argument(
+        "--no-verify", action="store_true", help="skip decoding the videos to report codec error"
+    )
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    exp.add_argument("--quiet", action="store_true", help="no progress bar")
+    exp.set_defaults(func=_cmd_export)
 
     ens = dsub.add_parser(
         "ensure", help="generate a manifest's dataset if missing, then verify its checksum"

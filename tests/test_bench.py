@@ -25,10 +25,15 @@ def test_loader_bench_reports_both_loaders_and_ratios():
         "cold_samples_per_s",
         "samples_per_s",
         "vla_samples_per_s",
+        "lerobot_samples_per_s",
+        "lerobot_vla_samples_per_s",
     ]
     for line in lines[:2]:
         assert line["nblib"] > 0 and line["robomimic"] > 0
         assert line["ratio"] == pytest.approx(line["nblib"] / line["robomimic"], rel=0.01)
+    for line in lines[3:]:  # the same workload read from the LeRobot export
+        assert line["lerobot"] > 0 and line["hdf5"] > 0
+        assert line["ratio"] == pytest.approx(line["lerobot"] / line["hdf5"], rel=0.01)
     json.dumps(lines)
 
 

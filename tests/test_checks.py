@@ -103,7 +103,10 @@ def test_demos_are_ordered_naturally_and_first_problem_wins(tmp_path: Path) -> N
     assert "demo_10" not in message
 
 
-@pytest.mark.parametrize("name", available_mappings())
+HDF5_MAPPINGS = [m for m in available_mappings() if load_mapping(m).format == "hdf5"]
+
+
+@pytest.mark.parametrize("name", HDF5_MAPPINGS)  # the LeRobot mapping: tests/test_lerobot.py
 def test_every_mapping_layout_passes(tmp_path: Path, name: str) -> None:
     mapping = load_mapping(name)
     path = write_tiny_dataset(

@@ -167,9 +167,11 @@ def _check_demo(
 
 
 def check_dataset(
-    path: str | Path, mapping: str | Path | KeyMapping = "metaworld", horizon: int | None = None
+    path: str | Path, mapping: str | Path | KeyMapping | None = None, horizon: int | None = None
 ) -> DatasetSummary:
-    """Validate the HDF5 file ``path`` against ``mapping``; raise DataError at the first problem.
+    """Validate the HDF5 file ``path`` against ``mapping`` (default ``metaworld``); raise
+    DataError at the first problem. A folder is checked as a LeRobot v3.0 dataset by
+    :func:`nblib.data.lerobot_check.check_lerobot` (default mapping ``lerobot``).
 
     Checks, per demo: every key the mapping names exists; actions are (T, action_dim);
     each proprio key is (T, width) with the mapping's width; images are (T, H, W, 3)
@@ -177,11 +179,19 @@ def check_dataset(
     proprio are finite; ``horizon`` (the action-chunk length, if given) fits in T; the
     instruction and task text can be read.
     """
-    if not isinstance(mapping, KeyMapping):
-        mapping = load_mapping(mapping)
     if horizon is not None and (not isinstance(horizon, int | np.integer) or horizon < 1):
         raise ParameterError(f"horizon: need a positive number of steps, got {horizon!r}")
     path = Path(path)
+    if path.is_dir():
+        from nblib.data.lerobot_check import check_lerobot
+
+        return check_lerobot(path, mapping=mapping or "lerobot", horizon=horizon)
+    if not isinstance(mapping, KeyMapping):
+        mapping = load_mapping(mapping or "metaworld")
+    if mapping.format != "hdf5":
+        raise ParameterError(
+            f"mapping '{mapping.name}' is for {mapping.format} folders, but {path} is a file"
+        )
     with open_h5(path) as f:  # DataError for a missing, truncated or non-HDF5 file
         return _check_open_file(path, f, mapping, horizon)
 
@@ -243,6 +253,23 @@ def _check_open_file(path: Path, f, mapping: KeyMapping, horizon: int | None) ->
         lengths.append(len(actions))
         actions_all.append(actions)
 
+    return summarize(
+        path, mapping, names, lengths, actions_all, tasks, instructions, cameras, successes
+    )
+
+
+def summarize(
+    path: Path,
+    mapping: KeyMapping,
+    names: list[str],
+    lengths: list[int],
+    actions_all: list[np.ndarray],
+    tasks: dict[str, int],
+    instructions: dict[str, int],
+    cameras: dict[str, tuple[int, int, int]],
+    successes: list[bool],
+) -> DatasetSummary:
+    """The summary of a checked dataset, whatever its format: counts and action statistics."""
     every = np.concatenate(actions_all).astype(np.float64)
     q01, q99 = np.quantile(every, [0.01, 0.99], axis=0)
     stats = {

@@ -23,8 +23,80 @@ from nblib.errors import DataError, ParameterError
 from nblib.paths import write_json_atomic
 
 
-class DemoStore:
-    """The demos of one file under one key mapping: index, low-dim arrays, text, frames.
+class StoreBase:
+    """What every store has once its arrays are read: ``path``, ``mapping``, ``cameras``,
+    ``demos``, ``lengths`` and per demo ``actions``, ``proprio``, ``instruction``, ``task``.
+    Subclasses read one storage format and give ``frames(demo, camera, start, stop)``."""
+
+    path: Path
+    mapping: KeyMapping
+    demos: list[str]
+
+    def _set_cameras(self, cameras: list[str] | None) -> None:
+        self.cameras = list(cameras) if cameras is not None else self.mapping.cameras
+        unknown = [c for c in self.cameras if c not in self.mapping.images]
+        if unknown:
+            raise ParameterError(
+                f"cameras: {unknown} not in mapping '{self.mapping.name}' "
+                f"(cameras: {self.mapping.cameras})"
+            )
+
+    def task_label(self, demo: str) -> str:
+        """The demo's task, or "(no task)" when the layout has none."""
+        return self.task[demo] or "(no task)"
+
+    def tasks(self) -> list[str]:
+        return sorted({self.task_label(d) for d in self.demos})
+
+    def frames(self, demo: str, camera: str, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close open files (they reopen on the next read)."""
+
+    def stamp(self) -> str:
+        """Size and modification time of the data: a cache keyed by it is never stale."""
+        stat = self.path.stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+    def subset(self, demos: list[str]):
+        """The same data, mapping and cameras restricted to ``demos`` (e.g. a split's
+        training demos); the arrays are shared, nothing is read again."""
+        missing = [d for d in demos if d not in self.lengths]
+        if missing:
+            raise DataError(f"{self.path}: demos {missing[:5]} are not in this store")
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__getstate__())  # no open file handle is shared
+        out.demos = list(demos)
+        for name in ("proprio", "actions", "instruction", "task", "lengths"):
+            setattr(out, name, {d: getattr(self, name)[d] for d in demos})
+        return out
+
+    def norm_stats(self) -> NormStats:
+        return NormStats(
+            actions=Stats.of(np.concatenate([self.actions[d] for d in self.demos])),
+            proprio=Stats.of(np.concatenate([self.proprio[d] for d in self.demos])),
+            demos=list(self.demos),
+        )
+
+
+def open_store(
+    path: str | Path,
+    mapping: str | KeyMapping | None = None,
+    demos: list[str] | None = None,
+    cameras: list[str] | None = None,
+) -> StoreBase:
+    """The store for ``path``: a LeRobot v3.0 folder (mapping default ``lerobot``) or an
+    HDF5 file (mapping default ``metaworld``)."""
+    from nblib.data.lerobot import LeRobotStore, is_lerobot_folder
+
+    if is_lerobot_folder(path):
+        return LeRobotStore(path, mapping=mapping or "lerobot", demos=demos, cameras=cameras)
+    return DemoStore(path, mapping=mapping or "metaworld", demos=demos, cameras=cameras)
+
+
+class DemoStore(StoreBase):
+    """The demos of one HDF5 file under one key mapping: index, low-dim arrays, text, frames.
 
     Image datasets stay open (at most ``MAX_OPEN`` of them, least recently used closed
     first): re-resolving an HDF5 path costs ~50 us, and an open dataset keeps HDF5's
@@ -42,13 +114,12 @@ class DemoStore:
     ):
         self.path = Path(path)
         self.mapping = mapping if isinstance(mapping, KeyMapping) else load_mapping(mapping)
-        self.cameras = list(cameras) if cameras is not None else self.mapping.cameras
-        unknown = [c for c in self.cameras if c not in self.mapping.images]
-        if unknown:
+        if self.mapping.format != "hdf5":
             raise ParameterError(
-                f"cameras: {unknown} not in mapping '{self.mapping.name}' "
-                f"(cameras: {self.mapping.cameras})"
+                f"mapping '{self.mapping.name}' is for {self.mapping.format} folders, but "
+                f"{self.path} is an HDF5 file: give an HDF5 mapping such as 'metaworld'"
             )
+        self._set_cameras(cameras)
         self._file = None
         self._frames: OrderedDict[tuple[str, str], object] = OrderedDict()
         with open_h5(self.path) as f:
@@ -79,13 +150,6 @@ class DemoStore:
                 self.instruction[name] = self.mapping.text_source("instruction", demo, group, f)
                 self.task[name] = self.mapping.text_source("task", demo, group, f)
         self.lengths = {d: len(a) for d, a in self.actions.items()}
-
-    def task_label(self, demo: str) -> str:
-        """The demo's task, or "(no task)" when the layout has none."""
-        return self.task[demo] or "(no task)"
-
-    def tasks(self) -> list[str]:
-        return sorted({self.task_label(d) for d in self.demos})
 
     def _read(self, demo, key: str) -> np.ndarray:
         if key not in demo:
@@ -129,26 +193,6 @@ class DemoStore:
         state["_file"], state["_frames"] = None, OrderedDict()
         return state
 
-    def subset(self, demos: list[str]) -> DemoStore:
-        """The same file, mapping and cameras restricted to ``demos`` (e.g. a split's
-        training demos); the arrays are shared, nothing is read again."""
-        missing = [d for d in demos if d not in self.lengths]
-        if missing:
-            raise DataError(f"{self.path}: demos {missing[:5]} are not in this store")
-        out = object.__new__(DemoStore)
-        out.__dict__.update(self.__getstate__())  # no open HDF5 handle is shared
-        out.demos = list(demos)
-        for name in ("proprio", "actions", "instruction", "task", "lengths"):
-            setattr(out, name, {d: getattr(self, name)[d] for d in demos})
-        return out
-
-    def norm_stats(self) -> NormStats:
-        return NormStats(
-            actions=Stats.of(np.concatenate([self.actions[d] for d in self.demos])),
-            proprio=Stats.of(np.concatenate([self.proprio[d] for d in self.demos])),
-            demos=list(self.demos),
-        )
-
 
 def _window(start: int, length: int, total: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of [start, start+length) clamped to the episode, and a validity mask."""
@@ -173,18 +217,18 @@ class ChunkDataset:
 
     def __init__(
         self,
-        store: DemoStore | str | Path,
+        store: StoreBase | str | Path,
         horizon: int = 16,
         obs_horizon: int = 1,
         normalization: str | None = None,
         stats: NormStats | None = None,
-        mapping: str | KeyMapping = "metaworld",
+        mapping: str | KeyMapping | None = None,
         demos: list[str] | None = None,
         cameras: list[str] | None = None,
         check_horizon: bool = True,
     ):
-        if not isinstance(store, DemoStore):
-            store = DemoStore(store, mapping=mapping, demos=demos, cameras=cameras)
+        if not isinstance(store, StoreBase):
+            store = open_store(store, mapping=mapping, demos=demos, cameras=cameras)
         if horizon < 1 or obs_horizon < 1:
             raise ParameterError(f"horizon/obs_horizon must be >= 1, got {horizon}/{obs_horizon}")
         self.store, self.horizon, self.obs_horizon = store, horizon, obs_horizon
@@ -250,10 +294,10 @@ class FramePairDataset:
     """
 
     def __init__(
-        self, store: DemoStore | str | Path, camera: str | None = None, stride: int = 1, **store_kw
+        self, store: StoreBase | str | Path, camera: str | None = None, stride: int = 1, **store_kw
     ):
-        if not isinstance(store, DemoStore):
-            store = DemoStore(store, **store_kw)
+        if not isinstance(store, StoreBase):
+            store = open_store(store, **store_kw)
         if stride < 1:
             raise ParameterError(f"stride: k must be >= 1, got {stride}")
         self.store, self.k = store, stride
@@ -288,7 +332,7 @@ class FramePairDataset:
         }
 
 
-def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormStats:
+def load_norm_stats(store: StoreBase, cache: str | Path | None = None) -> NormStats:
     """Statistics over ``store.demos``, cached in a JSON file next to the data.
 
     The cache is keyed by the file's size and modification time, the mapping and the demo
@@ -303,8 +347,7 @@ def load_norm_stats(store: DemoStore, cache: str | Path | None = None) -> NormSt
     except (OSError, ValueError) as exc:
         warnings.warn(f"{cache}: unreadable normalisation cache, recomputing ({exc})", stacklevel=2)
         entries = {}
-    stat = store.path.stat()
-    key = f"{stat.st_size}:{stat.st_mtime_ns}:{store.mapping.name}:" + ",".join(store.demos)
+    key = f"{store.stamp()}:{store.mapping.name}:" + ",".join(store.demos)
     if key in entries:
         return NormStats(
             Stats(**entries[key]["actions"]), Stats(**entries[key]["proprio"]), store.demos

@@ -76,6 +76,11 @@ def _demo_record(store, demo: str) -> dict:
     """What a replay needs from the file: task, seed, recorded states and actions."""
     from nblib.data.hdf5 import open_h5
 
+    if store.mapping.format != "hdf5":
+        raise DataError(
+            f"{store.path}: geometry tokens replay demos from the HDF5 file nblib generated "
+            f"(task, seed, obs/state); a {store.mapping.format} dataset cannot be replayed"
+        )
     with open_h5(store.path) as f:
         group = f[store.mapping.demo_group][demo]
         missing = [k for k in ("task", "seed") if k not in group.attrs]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from nblib.data.dataset import DemoStore
+from nblib.data.dataset import StoreBase, open_store
 from nblib.data.hdf5 import demo_names, open_h5
 from nblib.data.mapping import KeyMapping
 from nblib.errors import DataError, ManifestError
@@ -134,6 +134,19 @@ def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
     Raises DataError when neither checksum matches; warns when only the content does.
     """
     path = path or manifest.data_path
+    if path.is_dir():  # a LeRobot folder: its Parquet content is what can be checked
+        from nblib.data.lerobot import content_sha256 as folder_sha256
+
+        want = manifest.raw.get("content_sha256")
+        if not want:
+            raise ManifestError(f"{manifest.path}: no 'content_sha256' recorded for {path}")
+        if folder_sha256(path) != want:
+            raise DataError(
+                f"{path}: does not match manifest '{manifest.name}' ({manifest.path}): the "
+                "content checksum of its Parquet data differs. Point the manifest at the "
+                "right folder, or describe this one again (`nblib data export ... --manifest`)."
+            )
+        return "content"
     expected = manifest.raw.get("sha256")
     if not expected:
         raise ManifestError(f"{manifest.path}: no 'sha256' recorded for {path}")
@@ -189,14 +202,14 @@ def open_dataset(
     cameras: list[str] | None = None,
     demos: list[str] | None = None,
     progress: bool = True,
-) -> DemoStore:
+) -> StoreBase:
     """The demos of a manifest's dataset, ready to read: the file is generated first when
     it is missing and the manifest says how, and checked against the manifest's checksums
     (:func:`ensure_dataset`). ``mapping`` overrides the manifest's key mapping; ``cameras``
     and ``demos`` narrow the store to those (default: all)."""
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     path = ensure_dataset(m, progress=progress)
-    return DemoStore(path, mapping=mapping or m.key_mapping, demos=demos, cameras=cameras)
+    return open_store(path, mapping=mapping or m.key_mapping, demos=demos, cameras=cameras)
 
 
 def config_from_manifest(manifest: Manifest):

@@ -12,6 +12,12 @@ A mapping is a small JSON file in ``data_manifests/key_mappings/``::
 ``instruction`` and ``task`` say where a demo's text comes from: an attribute of the demo
 group (``demo_attr``), of the group holding the demos (``group_attr``), of the file
 (``file_attr``), optionally a field of a JSON string (``json_field``), or a ``constant``.
+
+A mapping with ``"format": "lerobot"`` names LeRobot v3.0 features instead of HDF5 paths
+(``"images": {"*": "observation.images.*"}`` takes every camera feature, widths written
+``"auto"`` come from the folder's ``meta/info.json``, and ``{"lerobot": "task"}`` is the
+episode's task text from ``meta/tasks.parquet``); :mod:`nblib.data.lerobot` resolves it
+against a folder.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import Any
 from nblib.errors import ManifestError
 from nblib.paths import manifests_dir
 
-_SOURCE_KINDS = ("demo_attr", "group_attr", "file_attr", "constant")
+_SOURCE_KINDS = ("demo_attr", "group_attr", "file_attr", "constant", "lerobot")
+FORMATS = ("hdf5", "lerobot")
+AUTO = 0  # a width or action_dim written "auto": filled in from the dataset (LeRobot only)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class KeyMapping:
     action_names: list[str] | None = None  # e.g. ["dx", "dy", "dz", "gripper"] for figures
     description: str = ""
     path: Path | None = None
+    format: str = "hdf5"  # or "lerobot": keys are LeRobot feature names
 
     def action_labels(self) -> list[str]:
         return list(self.action_names or [f"a[{i}]" for i in range(self.action_dim)])
@@ -91,22 +100,42 @@ def _require(data: dict, key: str, kind: type, where: str) -> Any:
     return data[key]
 
 
-def _check_source(spec: Any, key: str, where: str) -> dict:
+def _check_source(spec: Any, key: str, where: str, fmt: str) -> dict:
     if not isinstance(spec, dict) or not any(k in spec for k in _SOURCE_KINDS):
         raise ManifestError(f"{where}: '{key}' should be an object with one of {_SOURCE_KINDS}")
+    lerobot = "lerobot" in spec
+    if fmt == "lerobot" and not (lerobot or "constant" in spec):
+        raise ManifestError(
+            f'{where}: \'{key}\' of a LeRobot mapping is {{"lerobot": "task"}} or a constant'
+        )
+    if lerobot and (fmt != "lerobot" or spec["lerobot"] != "task"):
+        raise ManifestError(f'{where}: \'{key}\': {{"lerobot": "task"}} needs "format": "lerobot"')
     return spec
+
+
+def _width(value: Any, what: str, fmt: str, where: str) -> int:
+    """A positive int, or ``AUTO`` for "auto" in a LeRobot mapping."""
+    if value == "auto" and fmt == "lerobot":
+        return AUTO
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        auto = ' (or "auto")' if fmt == "lerobot" else ""
+        raise ManifestError(f"{where}: {what} needs a positive int{auto}, got {value!r}")
+    return value
 
 
 def mapping_from_dict(data: dict, where: str = "<mapping>") -> KeyMapping:
     """Validate a mapping dict and build a :class:`KeyMapping`; errors name ``where``."""
+    fmt = data.get("format", "hdf5")
+    if fmt not in FORMATS:
+        raise ManifestError(f"{where}: 'format' should be one of {FORMATS}, got {fmt!r}")
     images = _require(data, "images", dict, where)
-    proprio = _require(data, "proprio", dict, where)
-    for key, dim in proprio.items():
-        if not isinstance(dim, int) or dim <= 0:
-            raise ManifestError(f"{where}: proprio '{key}' needs a positive int width, got {dim!r}")
-    action_dim = _require(data, "action_dim", int, where)
-    if action_dim <= 0:
-        raise ManifestError(f"{where}: action_dim must be positive, got {action_dim}")
+    proprio = {
+        key: _width(dim, f"proprio '{key}' width", fmt, where)
+        for key, dim in _require(data, "proprio", dict, where).items()
+    }
+    if "action_dim" not in data:
+        _require(data, "action_dim", int, where)
+    action_dim = _width(data["action_dim"], "action_dim", fmt, where)
     return KeyMapping(
         name=_require(data, "name", str, where),
         demo_group=data.get("demo_group", "data"),
@@ -115,16 +144,19 @@ def mapping_from_dict(data: dict, where: str = "<mapping>") -> KeyMapping:
         actions=_require(data, "actions", str, where),
         action_dim=action_dim,
         instruction=_check_source(
-            data.get("instruction", {"constant": None}), "instruction", where
+            data.get("instruction", {"constant": None}), "instruction", where, fmt
         ),
-        task=_check_source(data.get("task", {"constant": None}), "task", where),
+        task=_check_source(data.get("task", {"constant": None}), "task", where, fmt),
         action_names=_action_names(data, action_dim, where),
         description=data.get("description", ""),
+        format=fmt,
     )
 
 
 def _action_names(data: dict, action_dim: int, where: str) -> list[str] | None:
     names = data.get("action_names")
+    if names is not None and action_dim == AUTO:
+        raise ManifestError(f"{where}: 'action_names' need a fixed action_dim, not \"auto\"")
     if names is not None and (not isinstance(names, list) or len(names) != action_dim):
         raise ManifestError(
             f"{where}: 'action_names' should list {action_dim} names, got {names!r}"

@@ -191,6 +191,8 @@ def failed_demos(store: DemoStore) -> list[str]:
     """Demos whose ``success`` attribute is False (layouts without it: none)."""
     from nblib.data.hdf5 import open_h5
 
+    if store.mapping.format != "hdf5":  # LeRobot episodes carry no success flag
+        return []
     with open_h5(store.path) as f:
         group = f[store.mapping.demo_group] if store.mapping.demo_group in f else None
         if group is None:

@@ -33,7 +33,7 @@ def load_frame_pairs(
     stride: int | Sequence[int] = 4,
     image_size: int = 64,
     demos: Sequence[str] | None = None,
-    mapping="metaworld",
+    mapping=None,
 ) -> dict:
     """Every frame pair (t, t+k) of the given camera(s) and stride(s), held in memory.
 
@@ -43,9 +43,9 @@ def load_frame_pairs(
     "instruction": (P,) object arrays, "action_dx", "action_dy": (P,) actions 0 and 1
     summed over the k steps (robot frame), "file": the HDF5 path}.
     """
-    from nblib.data.dataset import DemoStore, FramePairDataset
+    from nblib.data.dataset import FramePairDataset, open_store
 
-    store = path if hasattr(path, "frames") else DemoStore(path, mapping=mapping, demos=demos)
+    store = path if hasattr(path, "frames") else open_store(path, mapping=mapping, demos=demos)
     cameras = _as_list(camera, store)
     strides = [stride] if isinstance(stride, (int, np.integer)) else list(stride)
     if not strides:

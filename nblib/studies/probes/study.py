@@ -545,6 +545,8 @@ def _paraphrases(store: DemoStore) -> dict[str, list[str]]:
 
     from nblib.data.hdf5 import open_h5
 
+    if store.mapping.format != "hdf5":  # only the generator's HDF5 files list phrasings
+        return {}
     with open_h5(store.path) as f:
         group = f[store.mapping.demo_group] if store.mapping.demo_group in f else None
         raw = group.attrs.get("instructions") if group is not None else None

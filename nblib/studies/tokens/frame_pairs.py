@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib.data.dataset import DemoStore
+from nblib.data.dataset import StoreBase, open_store
 from nblib.errors import DataError, ParameterError
 from nblib.flow import angular_error_deg, commanded_motion, flows_for_pairs, projected_motion
 
@@ -37,9 +37,10 @@ def has_frames(df: pd.DataFrame) -> np.ndarray:
     return df[["demo", "t", "k"]].notna().all(axis=1).to_numpy()
 
 
-def _stores(df: pd.DataFrame, store: DemoStore | None, rows: np.ndarray) -> list:
+def _stores(df: pd.DataFrame, store: StoreBase | None, rows: np.ndarray) -> list:
     """(store, row mask) per HDF5 file the rows reference; rows without a ``file`` use
-    ``store``. Other files are opened with ``store``'s key mapping (metaworld without one)."""
+    ``store``. Other files are opened with ``store``'s key mapping when they have its format
+    (else the format's default mapping)."""
     files = df["file"].to_numpy(dtype=object) if "file" in df.columns else np.full(len(df), None)
     files = np.where(pd.isna(files), "", files).astype(str)
     own = store.path.resolve() if store is not None else None
@@ -55,8 +56,9 @@ def _stores(df: pd.DataFrame, store: DemoStore | None, rows: np.ndarray) -> list
         elif not Path(name).exists():
             raise DataError(f"token table references frames in {name}, which does not exist")
         else:
-            mapping = store.mapping if store is not None else "metaworld"
-            out.append((DemoStore(name, mapping=mapping), mask))
+            # Another file of the same format is read with the same mapping.
+            same = store is not None and Path(name).is_dir() == (store.mapping.format == "lerobot")
+            out.append((open_store(name, mapping=store.mapping if same else None), mask))
     merged: dict[int, tuple] = {}  # the same store may come from "" and from its own path
     for s, mask in out:
         prev = merged.get(id(s))
@@ -66,7 +68,7 @@ def _stores(df: pd.DataFrame, store: DemoStore | None, rows: np.ndarray) -> list
     return list(merged.values())
 
 
-def _check_frame_refs(df: pd.DataFrame, store: DemoStore, mask: np.ndarray) -> None:
+def _check_frame_refs(df: pd.DataFrame, store: StoreBase, mask: np.ndarray) -> None:
     """Every referenced demo exists in ``store`` and 0 <= t <= t + k < its length."""
     demo = df["demo"].to_numpy(dtype=object)[mask]
     unknown = sorted({str(d) for d in demo} - set(store.demos))
@@ -94,7 +96,7 @@ ACTION_SCALE = {"metaworld": 0.01}
 
 
 def add_reference(
-    df: pd.DataFrame, store: DemoStore | None, commanded: bool = False
+    df: pd.DataFrame, store: StoreBase | None, commanded: bool = False
 ) -> pd.DataFrame:
     """Add ``ref_dx, ref_dy``: the end effector's motion from t to t+k projected into the
     row's camera with the stored intrinsics and per-step extrinsics (pixels, +x right,
@@ -110,7 +112,7 @@ def add_reference(
 
 def add_flow(
     df: pd.DataFrame,
-    store: DemoStore | None,
+    store: StoreBase | None,
     weighting: str = "magnitude",
     progress: bool = True,
     rows: np.ndarray | None = None,
@@ -125,7 +127,7 @@ def add_flow(
 
 
 def add_motion(
-    df: pd.DataFrame, store: DemoStore | None, weighting: str = "magnitude", progress: bool = True
+    df: pd.DataFrame, store: StoreBase | None, weighting: str = "magnitude", progress: bool = True
 ) -> pd.DataFrame:
     """Both :func:`add_flow` and :func:`add_reference`, opening each frame file once."""
     out = df.copy()
@@ -199,7 +201,7 @@ def _set_reference(out: pd.DataFrame, sources: list, commanded: bool) -> None:
         out["cmd_dx"], out["cmd_dy"] = cmd[:, 0], cmd[:, 1]
 
 
-def eef_positions(store: DemoStore) -> dict | None:
+def eef_positions(store: StoreBase) -> dict | None:
     """demo -> (T, 3) end-effector positions from the proprio key named ``*eef_pos`` or
     ``*ee_pos`` (metaworld, robomimic, libero, cosmos layouts); None without one."""
     start = 0
@@ -210,12 +212,14 @@ def eef_positions(store: DemoStore) -> dict | None:
     return None
 
 
-def camera_parameters(store: DemoStore) -> dict:
+def camera_parameters(store: StoreBase) -> dict:
     """(camera, demo) -> (intrinsics (3, 3), extrinsics (T, 4, 4) or (4, 4)) for every demo
     and camera with a ``camera/<name>/`` group (the generator's layout), read in one pass."""
     from nblib.data.hdf5 import open_h5
 
     out = {}
+    if store.mapping.format != "hdf5":  # LeRobot folders store no camera calibration
+        return out
     with open_h5(store.path) as f:
         group = f[store.mapping.demo_group]
         for demo in store.demos:
@@ -232,7 +236,7 @@ def camera_parameters(store: DemoStore) -> dict:
 
 
 def stride_effect(
-    store: DemoStore,
+    store: StoreBase,
     cameras: list[str],
     strides: list[int],
     pairs: int,
@@ -303,7 +307,7 @@ def records(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def pair_frames(df: pd.DataFrame, rows, store: DemoStore | None) -> tuple[np.ndarray, np.ndarray]:
+def pair_frames(df: pd.DataFrame, rows, store: StoreBase | None) -> tuple[np.ndarray, np.ndarray]:
     """Frames t and t+k, uint8 (len(rows), H, W, 3) each, of the given row positions, in
     that order (from ``store`` or the HDF5 file a row's ``file`` names)."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -335,7 +339,7 @@ def _sample_rows(df: pd.DataFrame, n: int, seed: int) -> np.ndarray:
 
 
 def sample_frames(
-    store: DemoStore | None, df: pd.DataFrame, n: int, seed: int = 0
+    store: StoreBase | None, df: pd.DataFrame, n: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames t and t+k (n, H, W, 3) uint8 of ``n`` random rows, for decoder ablations."""
     return pair_frames(df, _sample_rows(df, n, seed), store)
@@ -343,7 +347,7 @@ def sample_frames(
 
 def latents_sample(
     model,
-    store: DemoStore | None,
+    store: StoreBase | None,
     df: pd.DataFrame,
     ids: np.ndarray,
     n: int,
