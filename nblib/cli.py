@@ -108,14 +108,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 f"on average (max {err['max_abs']}), PSNR {err['psnr_db']:.1f} dB"
             )
     if args.manifest:
-        from nblib.data.lerobot import describe_folder
-        from nblib.data.manifest import write_manifest
-        from nblib.paths import manifests_dir
+        _write_folder_manifest(report.out, args.manifest)
+    return 0
 
-        path = manifests_dir() / f"{args.manifest}.yaml"
-        data = describe_folder(report.out.resolve(), args.manifest)
-        write_manifest(data, path)
-        print(f"wrote manifest {path}")
+
+def _write_folder_manifest(folder: Path, name: str, description: str = "") -> None:
+    from nblib.data.lerobot import describe_folder
+    from nblib.data.manifest import write_manifest
+    from nblib.paths import manifests_dir
+
+    path = manifests_dir() / f"{name}.yaml"
+    data = describe_folder(Path(folder).resolve(), name, description)
+    write_manifest(data, path)
+    counts = data["counts"]
+    print(f"wrote manifest {path}: {counts['demos']} episodes, {counts['steps']} frames")
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from nblib.data.lerobot import is_lerobot_folder
+    from nblib.errors import ParameterError
+
+    if not is_lerobot_folder(args.path):
+        raise ParameterError(
+            f"{args.path}: not a folder; describe writes manifests for LeRobot folders "
+            "(`nblib data generate --manifest` describes generated HDF5 files)"
+        )
+    _write_folder_manifest(Path(args.path), args.manifest, args.description)
     return 0
 
 
@@ -425,6 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--horizon", type=int, help="fail if any episode is shorter than this chunk horizon"
     )
     chk.set_defaults(func=_cmd_check)
+
+    dsc = dsub.add_parser(
+        "describe", help="write a manifest for a LeRobot v3.0 folder (counts, cameras, checksum)"
+    )
+    dsc.add_argument("path", help="LeRobot v3.0 folder")
+    dsc.add_argument("--manifest", required=True, help="manifest name: data_manifests/NAME.yaml")
+    dsc.add_argument("--description", default="", help="one line saying what the data is")
+    dsc.set_defaults(func=_cmd_describe)
 
     exp = dsub.add_parser(
         "export", help="write an HDF5 dataset as a LeRobot v3.0 folder (Parquet + MP4)"

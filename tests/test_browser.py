@@ -224,12 +224,24 @@ def test_00_frame_browser_first_display_and_every_control(browser, lab, tmp_path
         _wait_source_change(image, source)
         assert _image_digest(image) != stepped
         # task: the demo list is that task's, and a demo of it is shown
+        from playwright.sync_api import expect
+
         other = store.tasks()[1]
+        members = [d for d in store.demos if store.task_label(d) == other]
         _select(area, "task", other)
+        # The kernel answers the selection with new options; under load the status bar can
+        # read idle before the kernel has taken the message, so wait for the options.
+        options = _control(area, "dropdown", "demo").locator("option")
+        expect(options).to_have_text(members, timeout=60_000)
         notebook.wait_idle()
-        demos = _control(area, "dropdown", "demo").locator("option").all_inner_texts()
-        assert demos == [d for d in store.demos if store.task_label(d) == other]
-        assert _dropdown_value(area, "demo") == demos[0]
+        demos = options.all_inner_texts()
+        assert demos == members
+        select = _control(area, "dropdown", "demo").locator("select")
+        notebook.page.wait_for_function(
+            "([s, want]) => s.selectedIndex >= 0 && s.options[s.selectedIndex].text === want",
+            arg=[select.element_handle(), members[0]],
+            timeout=60_000,
+        )
         assert store.instruction[demos[0]] in info.inner_text()
 
 

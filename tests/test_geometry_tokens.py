@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from nblib.data.dataset import DemoStore  # noqa: E402
 from nblib.data.geometry import (  # noqa: E402
-    _demo_record,
+    _demo_records,
     geometry_tokens,
     point_map,
     point_tokens,
@@ -74,7 +74,7 @@ def default_store():
 def test_replayed_demo_gives_the_scene_in_metres(default_store):
     """Replaying a default demo reproduces its recorded states (checked at every step) and
     its point maps put the table top at z = 0 and the gripper in front of the cameras."""
-    record = _demo_record(default_store, "demo_0")
+    record = _demo_records(default_store, ["demo_0"])["demo_0"]
     tokens = replay_tokens(record, default_store.cameras, 128)
     steps = len(record["actions"])
     assert tokens.shape == (steps, 2 * 64, 48) and tokens.dtype == np.float32

@@ -133,6 +133,12 @@ def test_dataset_classes_work_unchanged_on_the_folder(source, folder):
     sub = back.subset(back.demos[:2])
     assert sub.demos == back.demos[:2] and sub.frames(sub.demos[1], "corner", 0, 2).shape[0] == 2
     assert np.allclose(back.norm_stats().actions.mean, source.norm_stats().actions.mean)
+    demo, name = source.demos[0], back.demos[0]
+    for start, stop in ((3, 3), (40, 60)):  # empty and past-the-end windows, as h5py slices
+        assert (
+            back.frames(name, "corner", start, stop).shape
+            == source.frames(demo, "corner", start, stop).shape
+        )
 
 
 def test_data_check_accepts_the_folder(folder, capsys):
@@ -316,6 +322,12 @@ def test_cli_export_reports_the_codec_error(real_manifest, tmp_path, capsys, mon
     assert manifest.raw["format"] == "lerobot" and Path(manifest.raw["file"]) == out.resolve()
     assert main(["data", "export", real_manifest, "--format", "lerobot", "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err
+    # A folder of one's own gets its manifest from `nblib data describe`.
+    assert main(["data", "describe", str(out), "--manifest", "mine"]) == 0
+    assert "6 episodes" in capsys.readouterr().out
+    assert load_manifest("mine").raw["content_sha256"] == manifest.raw["content_sha256"]
+    assert main(["data", "describe", real_manifest, "--manifest", "x"]) == 1
+    assert "not a folder" in capsys.readouterr().err
 
 
 def test_dataset_card_notebook_runs_on_the_folder(folder, tmp_path, monkeypatch):
@@ -399,3 +411,10 @@ def test_overfit_and_token_compass_engines_run_on_the_folder(lerobot_manifest, t
     assert isinstance(tokens.verdict(study).label, str)
     assert to_jsonable(tokens.metrics(study))["pairs"] == len(study.table)
     plt.close("all")
+
+
+def test_geometry_tokens_refuse_a_folder(folder):
+    from nblib.data.geometry import geometry_tokens
+
+    with pytest.raises(DataError, match="a lerobot dataset cannot be replayed"):
+        geometry_tokens(LeRobotStore(folder), progress=False)

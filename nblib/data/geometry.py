@@ -72,8 +72,9 @@ def frame_tokens(depths: dict, intrinsics: dict, extrinsics: dict, cameras) -> n
 # ----------------------------------------------------------------------------- demos
 
 
-def _demo_record(store, demo: str) -> dict:
-    """What a replay needs from the file: task, seed, recorded states and actions."""
+def _demo_records(store, demos: list[str]) -> dict[str, dict]:
+    """What a replay needs from the file, per demo: task, seed, recorded states and actions
+    (read in one pass over the file)."""
     from nblib.data.hdf5 import open_h5
 
     if store.mapping.format != "hdf5":
@@ -81,20 +82,23 @@ def _demo_record(store, demo: str) -> dict:
             f"{store.path}: geometry tokens replay demos from the HDF5 file nblib generated "
             f"(task, seed, obs/state); a {store.mapping.format} dataset cannot be replayed"
         )
+    out = {}
     with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group][demo]
-        missing = [k for k in ("task", "seed") if k not in group.attrs]
-        if missing or "obs/state" not in group:
-            raise DataError(
-                f"{store.path}: demo '{demo}' lacks what a replay needs (attributes task and "
-                "seed, obs/state): geometry tokens exist only for demos nblib generated"
-            )
-        return {
-            "task": str(group.attrs["task"]),
-            "seed": int(group.attrs["seed"]),
-            "state": np.asarray(group["obs/state"][()], dtype=np.float32),
-            "actions": np.asarray(group["actions"][()], dtype=np.float32),
-        }
+        for demo in demos:
+            group = f[store.mapping.demo_group][demo]
+            missing = [k for k in ("task", "seed") if k not in group.attrs]
+            if missing or "obs/state" not in group:
+                raise DataError(
+                    f"{store.path}: demo '{demo}' lacks what a replay needs (attributes task "
+                    "and seed, obs/state): geometry tokens exist only for demos nblib generated"
+                )
+            out[demo] = {
+                "task": str(group.attrs["task"]),
+                "seed": int(group.attrs["seed"]),
+                "state": np.asarray(group["obs/state"][()], dtype=np.float32),
+                "actions": np.asarray(group["actions"][()], dtype=np.float32),
+            }
+    return out
 
 
 def cache_key(record: dict, cameras, size: int) -> str:
@@ -149,8 +153,9 @@ def geometry_tokens(
     folder = Path(cache) if cache is not None else cache_dir() / "geometry"
     size = int(store.frames(demos[0], store.cameras[0], 0, 1).shape[1]) if demos else 0
     out = {}
+    records = _demo_records(store, demos)
     for demo in tqdm(demos, desc="geometry tokens", disable=not progress):
-        record = _demo_record(store, demo)
+        record = records[demo]
         path = folder / f"{cache_key(record, store.cameras, size)}.npy"
         if path.is_file():
             out[demo] = np.load(path)

@@ -479,6 +479,8 @@ class LeRobotStore(StoreBase):
         """Frames [start, stop) of one camera as (n, H, W, 3) uint8, decoded from its video."""
         episode = self._episode[demo]
         key = self.mapping.images[camera]
+        if start >= min(stop, self.lengths[demo]):  # an empty window, as h5py gives it
+            return np.zeros((0, *self.layout.info["features"][key]["shape"]), np.uint8)
         path = self.layout.video_file(episode, key)
         times = self.layout.video_start(episode, key) + self.timestamps[demo][start:stop]
         return self._video.read(path, times, int(episode["episode_index"]), start)

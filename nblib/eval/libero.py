@@ -36,6 +36,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import numpy as np  # noqa: E402
 
 from nblib.errors import ParameterError  # noqa: E402
+from nblib.eval.policies import sim_action  # noqa: E402
 from nblib.eval.results.schema import PRO_SUFFIXES, SUITES, base_suite  # noqa: E402
 
 ACTION_DIM = 7
@@ -123,6 +124,7 @@ class LiberoSuite:
         self.variant = self.name[len(base) + 1 :] if self.name != base else ""
         self.perturbation = PRO_SUFFIXES[self.variant] if self.variant else "none"
         self._bddl_root = Path(get_libero_path("bddl_files"))
+        self._instructions: dict[int, str] = {}
 
     def check_task(self, task_id) -> int:
         ok = isinstance(task_id, (int, np.integer)) and not isinstance(task_id, bool)
@@ -145,9 +147,12 @@ class LiberoSuite:
         suites the perturbed one their BDDL file states."""
         if self.variant not in BDDL_LANGUAGE:
             return self._suite.get_task(self.check_task(task_id)).language
-        from libero.libero.envs.bddl_utils import get_problem_info
+        if task_id not in self._instructions:  # parsing the BDDL file costs ~10 ms
+            from libero.libero.envs.bddl_utils import get_problem_info
 
-        return get_problem_info(str(self.bddl_file(task_id)))["language_instruction"]
+            info = get_problem_info(str(self.bddl_file(task_id)))
+            self._instructions[task_id] = info["language_instruction"]
+        return self._instructions[task_id]
 
     def bddl_file(self, task_id: int) -> Path:
         task = self._suite.get_task(self.check_task(task_id))
@@ -232,13 +237,9 @@ class LiberoTask:
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[dict, bool]:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-        if action.shape != (ACTION_DIM,):
-            raise ParameterError(
-                f"{self.suite.name} task {self.task_id}: the policy returned an action of "
-                f"shape {action.shape}; LIBERO takes {ACTION_DIM} values (dx, dy, dz, droll, "
-                "dpitch, dyaw, gripper)"
-            )
+        where = f"{self.suite.name} task {self.task_id}"
+        names = "dx, dy, dz, droll, dpitch, dyaw, gripper"
+        action = sim_action(action, ACTION_DIM, "LIBERO", where, names)
         # LIBERO's step returns its goal check as "done" (robosuite's horizon, which would
         # also end an episode, lies beyond the step limit)
         self._raw, _, success, _ = self.env.step(action)
@@ -270,7 +271,8 @@ class LiberoTask:
         return np.ascontiguousarray(np.asarray(self._raw[f"{camera}_image"])[::-1])
 
     def video_frame(self, size: int = 256) -> np.ndarray:
-        """The third-person camera's current frame (rendered with the observation)."""
+        """The third-person camera's current frame (rendered with the observation, at the
+        camera size the task was made with; ``size`` is the protocol's, unused here)."""
         if f"{VIDEO_CAMERA}_image" not in self._raw:
             raise ParameterError("video frames need LiberoTask(..., video=True)")
         return self._image(VIDEO_CAMERA)

@@ -26,6 +26,7 @@ from nblib.data.metaworld_gen import (  # noqa: E402
     quantize_colors,
 )
 from nblib.errors import ParameterError, is_number  # noqa: E402
+from nblib.eval.policies import sim_action  # noqa: E402
 
 # Meta-World's own step limit (max_path_length) for every v3 task.
 MAX_STEPS = 500
@@ -75,12 +76,7 @@ class MetaWorldTask:
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[dict, bool]:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-        if action.shape != (ACTION_DIM,):
-            raise ParameterError(
-                f"{self.task}: the policy returned an action of shape {action.shape}; "
-                f"Meta-World takes {ACTION_DIM} values (dx, dy, dz, gripper)"
-            )
+        action = sim_action(action, ACTION_DIM, "Meta-World", self.task, "dx, dy, dz, gripper")
         self._obs, _, _, _, info = self.env.step(action)
         return self.observation(), bool(info["success"])
 

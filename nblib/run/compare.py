@@ -50,15 +50,18 @@ def _scalars(record: dict) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if v is None or isinstance(v, (bool, int, float, str))}
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def _beyond(a: Any, b: Any, rtol: float, atol: float) -> bool:
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
-        if isinstance(b, bool):
-            return a != b
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) != math.isnan(b)
-        return not math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
-    return a != b
+    """Two metric values differ: numbers beyond the tolerance (NaN equals NaN), anything
+    else (text, flags, lists) when unequal."""
+    if not (_number(a) and _number(b)):
+        return a != b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) != math.isnan(b)
+    return not math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
 
 
 @dataclass
