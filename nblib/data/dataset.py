@@ -341,7 +341,14 @@ def load_norm_stats(store: StoreBase, cache: str | Path | None = None) -> NormSt
     (a dataset on read-only storage) is skipped with a warning: the statistics are then
     computed from the data, as they would be without a cache.
     """
-    cache = Path(cache) if cache else store.path.with_suffix(".norm_stats.json")
+    if not cache:  # next to the data: x.hdf5 -> x.norm_stats.json, folder -> folder.norm_stats.json
+        path = store.path
+        cache = (
+            path.with_suffix(".norm_stats.json")
+            if path.is_file()
+            else path.with_name(path.name + ".norm_stats.json")
+        )
+    cache = Path(cache)
     try:
         entries = json.loads(cache.read_text()) if cache.exists() else {}
     except (OSError, ValueError) as exc:
