@@ -80,8 +80,10 @@ def lab(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
+    """A fresh Chromium per test: in one CI run an internal renderer of a long-lived
+    browser spun at 100 % CPU from the first test on and starved a later one."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -90,13 +92,34 @@ def browser():
         chromium.close()
 
 
+# Longest a notebook's test may take (they take 20-40 s); past it the watchdog kills the
+# Chromium renderers, so a call blocked on a hung renderer (mouse moves and evaluate have
+# no timeout) fails the test instead of hanging the whole run.
+WATCHDOG_S = 300
+
+
+def _kill_renderers(fired: list) -> None:
+    import psutil  # an ipykernel dependency
+
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--type=renderer" in " ".join(proc.cmdline()):
+                fired.append(f"pid {proc.pid} at {proc.cpu_percent(0.2):.0f} % CPU")
+                proc.kill()
+
+
 @contextlib.contextmanager
 def opened(browser, lab, name: str, tmp_path: Path):
     """``name`` opened and run in a fresh page; a screenshot on failure; at the end, no
     traceback in any output and no error in the console."""
+    import threading
+
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
     notebook = Notebook(page, lab, f"{name}.ipynb")
+    fired: list[str] = []
+    watchdog = threading.Timer(WATCHDOG_S, _kill_renderers, args=(fired,))
+    watchdog.start()
     try:
         notebook.open()
         notebook.run_all(timeout=240)
@@ -107,11 +130,14 @@ def opened(browser, lab, name: str, tmp_path: Path):
         shot = tmp_path / f"{name}.png"
         with contextlib.suppress(Exception):
             notebook.screenshot(shot)
-        raise AssertionError(f"{error}\n(screenshot: {shot})") from error
+        hung = f"\nwatchdog: over {WATCHDOG_S} s, killed renderers {fired}" if fired else ""
+        raise AssertionError(f"{error}\n(screenshot: {shot}){hung}") from error
     finally:
+        watchdog.cancel()
         with contextlib.suppress(Exception):
             notebook.command("kernelmenu:shutdown")
-        page.close()
+        with contextlib.suppress(Exception):
+            page.close()
 
 
 # ----------------------------------------------------------------------------- widgets
@@ -334,3 +360,22 @@ def test_05_browser_selects_runs_and_suites(browser, lab, tmp_path):
         runs.select_option(label=goal[:1])
         figure = _wait_redraw(notebook, area, figure)
         assert runs.evaluate("s => [...s.selectedOptions].map(o => o.text)") == goal[:1]
+
+
+def test_watchdog_turns_a_hung_renderer_into_a_failure(browser):
+    """A page stuck in JavaScript blocks Playwright's evaluate for ever; the watchdog kills
+    the renderer and the call fails."""
+    import threading
+
+    from playwright.sync_api import Error
+
+    page = browser.new_page()
+    fired: list[str] = []
+    watchdog = threading.Timer(3, _kill_renderers, args=(fired,))
+    watchdog.start()
+    try:
+        with pytest.raises(Error):
+            page.evaluate("() => { while (true) {} }")
+    finally:
+        watchdog.cancel()
+    assert fired and "% CPU" in fired[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,6 +66,8 @@ class VideoOptions:
 
 @dataclass
 class ExportReport:
+    """What an export wrote (``codec_error`` measures its frames against the source's)."""
+
     out: Path
     episodes: int
     frames: int
@@ -75,7 +77,6 @@ class ExportReport:
     vcodec: str
     bytes: int
     seconds: float = 0.0
-    codec_error: dict = field(default_factory=dict)  # camera -> {mean_abs, max_abs, psnr_db}
 
 
 def _chunk_file(number: int) -> tuple[int, int]:
@@ -299,6 +300,8 @@ def export_lerobot(
         raise ParameterError(
             f"out={str(out)!r} exists; pass overwrite=True (--overwrite) to replace it"
         )
+    if not store.demos:
+        raise ParameterError(f"{store.path}: no demos to export")
     fps = source_fps(store, fps)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
