@@ -80,10 +80,12 @@ def lab(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
-    """A fresh Chromium per test: in one CI run an internal renderer of a long-lived
-    browser spun at 100 % CPU from the first test on and starved a later one."""
+    """One Chromium for the module. (A fresh one per test, tried once, was followed by
+    nbval's 5-s output timeouts in the notebook runs at the end of the suite in both CI
+    runs of that commit, so the module-wide browser, which passed before, is kept; the
+    watchdog below bounds a hung renderer.)"""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
