@@ -170,7 +170,7 @@ def _bench_lerobot(store, items, horizon, rounds, rng, common) -> Iterator[dict]
     demand) against reading them from the HDF5 file: what video decoding costs."""
     from nblib.data.dataset import ChunkDataset
 
-    folder = _lerobot_copy(store)
+    exported = _lerobot_copy(store)
     cameras = store.cameras
     workloads = {
         "lerobot_samples_per_s": horizon,  # the loader workload above: 16 frames a camera
@@ -178,14 +178,14 @@ def _bench_lerobot(store, items, horizon, rounds, rng, common) -> Iterator[dict]
     }
     for figure, frames in workloads.items():
         hdf5 = ChunkDataset(store, horizon=horizon, obs_horizon=frames)
-        video = ChunkDataset(folder, horizon=horizon, obs_horizon=frames)
+        video = ChunkDataset(exported, horizon=horizon, obs_horizon=frames)
         sample = int(rng.integers(len(hdf5)))
         np.testing.assert_array_equal(hdf5[sample]["actions"], video[sample]["actions"])
         rates: dict[str, list[float]] = {"hdf5": [], "lerobot": []}
         for _ in range(rounds):
             indices = rng.integers(len(hdf5), size=items)
             store.close()
-            folder.close()
+            exported.close()
             rates["hdf5"].append(_throughput(hdf5.__getitem__, indices))
             rates["lerobot"].append(_throughput(video.__getitem__, indices))
         med = {k: float(np.median(v)) for k, v in rates.items()}
@@ -196,7 +196,7 @@ def _bench_lerobot(store, items, horizon, rounds, rng, common) -> Iterator[dict]
             "lerobot": round(med["lerobot"], 1),
             "hdf5": round(med["hdf5"], 1),
             "ratio": round(med["lerobot"] / med["hdf5"], 3),
-            "lerobot_folder": folder.path.name,
+            "lerobot_folder": exported.path.name,
             **common,
         }
 

@@ -182,7 +182,9 @@ def check_dataset(
     if horizon is not None and (not isinstance(horizon, int | np.integer) or horizon < 1):
         raise ParameterError(f"horizon: need a positive number of steps, got {horizon!r}")
     path = Path(path)
-    if path.is_dir():
+    from nblib.data.lerobot import is_lerobot_folder
+
+    if is_lerobot_folder(path):
         from nblib.data.lerobot_check import check_lerobot
 
         return check_lerobot(path, mapping=mapping or "lerobot", horizon=horizon)

@@ -157,6 +157,32 @@ def column_array(table, name: str, width: int | None, where: Path) -> np.ndarray
     return values if width in (None, 1) and values.ndim == 1 else values.reshape(len(column), -1)
 
 
+def read_frame_rows(path: Path, mapping: KeyMapping) -> dict[str, np.ndarray]:
+    """What nblib reads of one data file, a row per frame: LeRobot's index columns as
+    int64, ``timestamp`` as float64 and the mapping's features as float32 (rows, width).
+    Only those columns are read; a missing one is a DataError naming the file."""
+    import pyarrow.parquet as pq
+
+    widths = {mapping.actions: mapping.action_dim, **mapping.proprio}
+    columns = list(dict.fromkeys([*widths, *FRAME_COLUMNS]))
+    try:
+        present = pq.read_schema(path).names
+    except Exception as err:  # a missing or damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DataError(f"{path}: no column(s) {missing} (columns: {present})")
+    table = read_parquet(path, columns)
+    out = {
+        name: column_array(table, name, None, path).astype(np.int64)
+        for name in ("episode_index", "frame_index", "index", "task_index")
+    }
+    out["timestamp"] = table.column("timestamp").to_numpy().astype(np.float64)
+    for key, width in widths.items():
+        out[key] = column_array(table, key, width, path).reshape(table.num_rows, width)
+    return out
+
+
 @dataclass
 class Layout:
     """What a LeRobot folder's metadata says: info, tasks and one row per episode."""
@@ -438,16 +464,10 @@ class LeRobotStore(StoreBase):
         self.instruction, self.task = {}, {}
         m = self.mapping
         for path, names in by_file.items():
-            columns = list(dict.fromkeys([m.actions, *m.proprio, *FRAME_COLUMNS]))
-            table = read_parquet(path, columns)
-            episode = column_array(table, "episode_index", None, path).astype(np.int64)
-            frame = column_array(table, "frame_index", None, path).astype(np.int64)
-            actions = column_array(table, m.actions, m.action_dim, path)
-            proprio = [
-                column_array(table, k, w, path).reshape(len(frame), w) for k, w in m.proprio.items()
-            ]
-            times = table.column("timestamp").to_numpy().astype(np.float64)
-            tasks = column_array(table, "task_index", None, path).astype(np.int64)
+            rows_of = read_frame_rows(path, m)
+            episode, frame = rows_of["episode_index"], rows_of["frame_index"]
+            actions, times, tasks = rows_of[m.actions], rows_of["timestamp"], rows_of["task_index"]
+            proprio = [rows_of[k] for k in m.proprio]
             for name in names:
                 index = int(self._episode[name]["episode_index"])
                 rows = np.flatnonzero(episode == index)

@@ -16,12 +16,10 @@ import numpy as np
 
 from nblib.data.checks import DatasetSummary, summarize
 from nblib.data.lerobot import (
-    FRAME_COLUMNS,
     TOLERANCE_S,
-    column_array,
     episode_name,
     load_layout,
-    read_parquet,
+    read_frame_rows,
     resolve_mapping,
 )
 from nblib.data.mapping import KeyMapping, load_mapping
@@ -106,19 +104,10 @@ def _check_data_file(
 ) -> dict[int, tuple[np.ndarray, str]]:
     """Check the frame rows of the episodes stored in ``file``; returns per episode its
     actions and its task text."""
-    columns = list(dict.fromkeys([mapping.actions, *mapping.proprio, *FRAME_COLUMNS]))
-    table = read_parquet(file)
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise DataError(f"{file}: no column(s) {missing} (columns: {table.column_names})")
-    episode = column_array(table, "episode_index", None, file).astype(np.int64)
-    frame = column_array(table, "frame_index", None, file).astype(np.int64)
-    index = column_array(table, "index", None, file).astype(np.int64)
-    task = column_array(table, "task_index", None, file).astype(np.int64)
-    times = table.column("timestamp").to_numpy().astype(np.float64)
-    values = {mapping.actions: column_array(table, mapping.actions, mapping.action_dim, file)}
-    for key, width in mapping.proprio.items():
-        values[key] = column_array(table, key, width, file).reshape(len(frame), width)
+    rows_of = read_frame_rows(file, mapping)
+    episode, frame, index = rows_of["episode_index"], rows_of["frame_index"], rows_of["index"]
+    task, times = rows_of["task_index"], rows_of["timestamp"]
+    values = {key: rows_of[key] for key in (mapping.actions, *mapping.proprio)}
     known = {int(e["episode_index"]) for e in members}
     stray = sorted(set(episode.tolist()) - known)
     if stray:

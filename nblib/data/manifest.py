@@ -134,9 +134,10 @@ def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
     Raises DataError when neither checksum matches; warns when only the content does.
     """
     path = path or manifest.data_path
-    if path.is_dir():  # a LeRobot folder: its Parquet content is what can be checked
-        from nblib.data.lerobot import content_sha256 as folder_sha256
+    from nblib.data.lerobot import content_sha256 as folder_sha256
+    from nblib.data.lerobot import is_lerobot_folder
 
+    if is_lerobot_folder(path):  # its Parquet content is what can be checked
         want = manifest.raw.get("content_sha256")
         if not want:
             raise ManifestError(f"{manifest.path}: no 'content_sha256' recorded for {path}")

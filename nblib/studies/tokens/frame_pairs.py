@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.data.dataset import StoreBase, open_store
+from nblib.data.lerobot import is_lerobot_folder
 from nblib.errors import DataError, ParameterError
 from nblib.flow import angular_error_deg, commanded_motion, flows_for_pairs, projected_motion
 
@@ -57,7 +58,9 @@ def _stores(df: pd.DataFrame, store: StoreBase | None, rows: np.ndarray) -> list
             raise DataError(f"token table references frames in {name}, which does not exist")
         else:
             # Another file of the same format is read with the same mapping.
-            same = store is not None and Path(name).is_dir() == (store.mapping.format == "lerobot")
+            same = store is not None and is_lerobot_folder(name) == (
+                store.mapping.format == "lerobot"
+            )
             out.append((open_store(name, mapping=store.mapping if same else None), mask))
     merged: dict[int, tuple] = {}  # the same store may come from "" and from its own path
     for s, mask in out:
