@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = os.environ.get("NBLIB_CHROMIUM", "/usr/bin/chromium")
+# Debian's headless shell (package chromium-headless-shell), the browser Playwright itself
+# uses for headless runs: no browser UI, so none of the full browser's internal WebUI
+# renderers (one of which spun at 100 % CPU in a CI run and hung a test). The full
+# Chromium is the fallback; NBLIB_CHROMIUM picks another binary.
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -126,15 +129,25 @@ class Lab:
         self.log.close()
 
 
+def chromium_path() -> str:
+    """The Chromium binary the tests drive; a clear error when there is none."""
+    wanted = os.environ.get("NBLIB_CHROMIUM")
+    candidates = (wanted,) if wanted else CHROMIUM_CANDIDATES
+    for path in candidates:
+        if Path(path).is_file():
+            return path
+    raise RuntimeError(
+        f"no Chromium at {' or '.join(candidates)}: install Debian's chromium-headless-shell "
+        "(apt-get install chromium-headless-shell; tools/nb.sh test does when it runs as "
+        "root) or set NBLIB_CHROMIUM to a Chromium binary"
+    )
+
+
 def launch_chromium(playwright):
-    """Debian's Chromium, headless; a clear error when it is missing."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        raise RuntimeError(
-            f"no Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium; "
-            "tools/nb.sh test does when it runs as root) or set NBLIB_CHROMIUM"
-        )
-    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    return playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+    """Headless Chromium (see CHROMIUM_CANDIDATES)."""
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+    )
 
 
 class Notebook:

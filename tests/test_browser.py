@@ -95,34 +95,62 @@ def browser():
 
 
 # Longest a notebook's test may take (they take 20-40 s); past it the watchdog kills the
-# Chromium renderers, so a call blocked on a hung renderer (mouse moves and evaluate have
-# no timeout) fails the test instead of hanging the whole run.
+# Chromium renderers, so a call blocked on a hung renderer (new_page, mouse moves and
+# evaluate have no timeout) fails the test instead of hanging the whole run. If that does
+# not free the test within KILL_ALL_S more, every Chromium process goes (the browser too).
 WATCHDOG_S = 300
+KILL_ALL_S = 60
 
 
-def _kill_renderers(fired: list) -> None:
+def _kill_chromium(fired: list, only: str | None) -> None:
+    """Kill this process's Chromium descendants (those whose command line has ``only``)."""
     import psutil  # an ipykernel dependency
 
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "--type=renderer" in " ".join(proc.cmdline()):
-                fired.append(f"pid {proc.pid} at {proc.cpu_percent(0.2):.0f} % CPU")
+            command = " ".join(proc.cmdline())
+            if "chrom" in proc.name().lower() and (only is None or only in command):
+                kind = next((a for a in proc.cmdline() if a.startswith("--type=")), "browser")
+                fired.append(f"{kind} pid {proc.pid} at {proc.cpu_percent(0.2):.0f} % CPU")
                 proc.kill()
+
+
+class Watchdog:
+    """Two timers: renderers killed after ``seconds``, all of Chromium ``KILL_ALL_S`` later.
+    ``fired`` lists what was killed (for the failure message)."""
+
+    def __init__(self, seconds: float = WATCHDOG_S):
+        import threading
+
+        self.seconds, self.fired = seconds, []
+        self._timers = [
+            threading.Timer(seconds, _kill_chromium, args=(self.fired, "--type=renderer")),
+            threading.Timer(seconds + KILL_ALL_S, _kill_chromium, args=(self.fired, None)),
+        ]
+        for timer in self._timers:
+            timer.daemon = True
+            timer.start()
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+    def message(self) -> str:
+        return f"\nwatchdog: over {self.seconds} s, killed {self.fired}" if self.fired else ""
 
 
 @contextlib.contextmanager
 def opened(browser, lab, name: str, tmp_path: Path):
     """``name`` opened and run in a fresh page; a screenshot on failure; at the end, no
-    traceback in any output and no error in the console."""
-    import threading
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(30_000)
-    notebook = Notebook(page, lab, f"{name}.ipynb")
-    fired: list[str] = []
-    watchdog = threading.Timer(WATCHDOG_S, _kill_renderers, args=(fired,))
-    watchdog.start()
+    traceback in any output and no error in the console. The watchdog runs from before
+    the page opens until after it is closed: a hung renderer once blocked the clean-up
+    (an evaluate, after the watchdog had been cancelled) and with it the whole CI run."""
+    watchdog = Watchdog()
+    page = notebook = None
     try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        notebook = Notebook(page, lab, f"{name}.ipynb")
         notebook.open()
         notebook.run_all(timeout=240)
         yield notebook
@@ -132,14 +160,13 @@ def opened(browser, lab, name: str, tmp_path: Path):
         shot = tmp_path / f"{name}.png"
         with contextlib.suppress(Exception):
             notebook.screenshot(shot)
-        hung = f"\nwatchdog: over {WATCHDOG_S} s, killed renderers {fired}" if fired else ""
-        raise AssertionError(f"{error}\n(screenshot: {shot}){hung}") from error
+        raise AssertionError(f"{error}\n(screenshot: {shot}){watchdog.message()}") from error
     finally:
-        watchdog.cancel()
         with contextlib.suppress(Exception):
             notebook.command("kernelmenu:shutdown")
         with contextlib.suppress(Exception):
             page.close()
+        watchdog.cancel()
 
 
 # ----------------------------------------------------------------------------- widgets
@@ -366,18 +393,15 @@ def test_05_browser_selects_runs_and_suites(browser, lab, tmp_path):
 
 def test_watchdog_turns_a_hung_renderer_into_a_failure(browser):
     """A page stuck in JavaScript blocks Playwright's evaluate for ever; the watchdog kills
-    the renderer and the call fails."""
-    import threading
-
+    the renderer and the call fails (the browser itself stays, for the tests after)."""
     from playwright.sync_api import Error
 
     page = browser.new_page()
-    fired: list[str] = []
-    watchdog = threading.Timer(3, _kill_renderers, args=(fired,))
-    watchdog.start()
+    watchdog = Watchdog(seconds=3)
     try:
         with pytest.raises(Error):
             page.evaluate("() => { while (true) {} }")
     finally:
         watchdog.cancel()
-    assert fired and "% CPU" in fired[0]
+    assert watchdog.fired and "--type=renderer" in watchdog.fired[0]
+    assert "% CPU" in watchdog.fired[0] and browser.is_connected()

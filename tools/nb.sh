@@ -53,8 +53,8 @@ libero() {
   touch "$stamp"
 }
 
-# System packages some tests need: Debian's Chromium for the browser tests (Playwright
-# drives the system browser; its own browser download does not work offline) and a
+# System packages some tests need: Debian's Chromium headless shell for the browser tests
+# (Playwright drives the system browser; its own browser download does not work offline) and a
 # single-node SLURM (slurmctld, slurmd, munge) for the batch tests. Installed with apt
 # when missing and possible; otherwise those tests fail and say why.
 apt_install() {  # command-to-check package...
@@ -71,7 +71,7 @@ apt_install() {  # command-to-check package...
 }
 
 system_packages() {
-  [ -x "${NBLIB_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium chromium
+  [ -n "${NBLIB_CHROMIUM:-}" ] || apt_install chromium-headless-shell chromium-headless-shell
   apt_install slurmctld slurmctld slurmd slurm-client munge
 }
 
