@@ -108,9 +108,9 @@ def _kill_chromium(fired: list, only: str | None) -> None:
 
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            command = " ".join(proc.cmdline())
-            if "chrom" in proc.name().lower() and (only is None or only in command):
-                kind = next((a for a in proc.cmdline() if a.startswith("--type=")), "browser")
+            args = proc.cmdline()
+            if "chrom" in proc.name().lower() and (only is None or only in args):
+                kind = next((a for a in args if a.startswith("--type=")), "browser")
                 fired.append(f"{kind} pid {proc.pid} at {proc.cpu_percent(0.2):.0f} % CPU")
                 proc.kill()
 
@@ -403,5 +403,7 @@ def test_watchdog_turns_a_hung_renderer_into_a_failure(browser):
             page.evaluate("() => { while (true) {} }")
     finally:
         watchdog.cancel()
+        with contextlib.suppress(Exception):
+            page.close()  # its renderer is gone; the page goes too
     assert watchdog.fired and "--type=renderer" in watchdog.fired[0]
     assert "% CPU" in watchdog.fired[0] and browser.is_connected()

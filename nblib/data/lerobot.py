@@ -80,17 +80,27 @@ def read_info(root: Path) -> dict:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None):
-    """A Parquet file as a pyarrow Table; a DataError naming the file when it cannot be."""
+    """A Parquet file (only ``columns``, when given) as a pyarrow Table; a DataError naming
+    the file when it is missing, unreadable or lacks one of ``columns``."""
     import pyarrow.parquet as pq
 
     if not path.exists():
         raise DataError(f"{path}: missing")
     try:
-        return pq.read_table(path, columns=columns)
+        file = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, KeyError ...
-        raise DataError(
-            f"{path}: not a readable Parquet file with {columns or 'its'} columns ({err})"
-        ) from err
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
+    with file:
+        present = file.schema_arrow.names
+        absent = [c for c in columns or [] if c not in present]
+        if absent:
+            raise DataError(f"{path}: no column(s) {absent} (columns: {present})")
+        try:
+            return file.read(columns=columns)
+        except Exception as err:
+            raise DataError(
+                f"{path}: not a readable Parquet file with {columns or 'its'} columns ({err})"
+            ) from err
 
 
 def read_tasks(root: Path) -> dict[int, str]:
@@ -161,18 +171,8 @@ def read_frame_rows(path: Path, mapping: KeyMapping) -> dict[str, np.ndarray]:
     """What nblib reads of one data file, a row per frame: LeRobot's index columns as
     int64, ``timestamp`` as float64 and the mapping's features as float32 (rows, width).
     Only those columns are read; a missing one is a DataError naming the file."""
-    import pyarrow.parquet as pq
-
     widths = {mapping.actions: mapping.action_dim, **mapping.proprio}
-    columns = list(dict.fromkeys([*widths, *FRAME_COLUMNS]))
-    try:
-        present = pq.read_schema(path).names
-    except Exception as err:  # a missing or damaged file
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
-    missing = [c for c in columns if c not in present]
-    if missing:
-        raise DataError(f"{path}: no column(s) {missing} (columns: {present})")
-    table = read_parquet(path, columns)
+    table = read_parquet(path, list(dict.fromkeys([*widths, *FRAME_COLUMNS])))
     out = {
         name: column_array(table, name, None, path).astype(np.int64)
         for name in ("episode_index", "frame_index", "index", "task_index")
