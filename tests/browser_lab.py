@@ -24,9 +24,8 @@ import urllib.request
 from pathlib import Path
 
 # Debian's headless shell (package chromium-headless-shell), the browser Playwright itself
-# uses for headless runs: no browser UI, so none of the full browser's internal WebUI
-# renderers (one of which spun at 100 % CPU in a CI run and hung a test). The full
-# Chromium is the fallback; NBLIB_CHROMIUM picks another binary.
+# uses for headless runs: no browser UI, so fewer processes than the full browser, which
+# is the fallback; NBLIB_CHROMIUM picks another binary.
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 CHROMIUM_ARGS = [

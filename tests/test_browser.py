@@ -82,10 +82,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    """One Chromium for the module. (A fresh one per test, tried once, was followed by
-    nbval's 5-s output timeouts in the notebook runs at the end of the suite in both CI
-    runs of that commit, so the module-wide browser, which passed before, is kept; the
-    watchdog below bounds a hung renderer.)"""
+    """One Chromium for the module; the watchdog below bounds a hung renderer."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -9,7 +9,10 @@ file, episode and frame of each kind of damage."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,13 @@ from nblib.cli import main
 from nblib.data.checks import check_dataset
 from nblib.data.dataset import ChunkDataset, FramePairDataset, open_store
 from nblib.data.lerobot import LeRobotStore, content_sha256, describe_folder
-from nblib.data.lerobot_export import VideoOptions, codec_error, export_lerobot, open_source
+from nblib.data.lerobot_export import (
+    VideoOptions,
+    codec_error,
+    export_lerobot,
+    open_source,
+    scheduling_kept,
+)
 from nblib.data.manifest import load_manifest, open_dataset, verify_dataset, write_manifest
 from nblib.errors import DataError, ParameterError
 from nblib.run.report import to_jsonable
@@ -272,6 +281,47 @@ def test_mappings_must_fit_the_format(folder, source):
         shutil.copytree(folder, bad, dirs_exist_ok=True)
         (bad / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v2.1"}))
         LeRobotStore(bad)
+
+
+def test_scheduling_kept_restores_the_thread_policy():
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    with scheduling_kept():
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # allowed without root
+        assert os.sched_getscheduler(0) == os.SCHED_BATCH
+    assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
+
+
+# A bare SVT-AV1 encode through PyAV, in a child process: prints the scheduling policy of
+# the encoding thread after the first frame.
+_BARE_ENCODE = """
+import io, os, numpy as np, av
+with av.open(io.BytesIO(), "w", format="mp4") as box:
+    stream = box.add_stream("libsvtav1", rate=20)
+    stream.width = stream.height = 64
+    stream.pix_fmt = "yuv420p"
+    frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+    stream.encode(frame)
+    print(os.sched_getscheduler(0))
+    stream.encode()
+"""
+
+
+def test_export_leaves_the_thread_scheduling_as_it_was(source, tmp_path):
+    """Run as root, SVT-AV1 switches the thread that starts an encoder to real-time
+    SCHED_FIFO and leaves it so; processes started afterwards inherit it (it froze CI).
+    The export gives the thread its policy back."""
+    if os.geteuid() == 0:  # the switch the export guards against happens (CI runs as root)
+        bare = subprocess.run(
+            [sys.executable, "-c", _BARE_ENCODE],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "SVT_LOG": "1"},
+        )
+        assert int(bare.stdout.split()[-1]) == os.SCHED_FIFO
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    export_lerobot(source, tmp_path / "out", progress=False)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
 
 
 def test_export_refuses_what_it_cannot_write(source, folder, tmp_path):

@@ -15,7 +15,9 @@ interrupted export never leaves a folder that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -188,6 +190,29 @@ def _stats(values: np.ndarray) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def scheduling_kept():
+    """The calling thread's scheduling policy and priority, restored on exit if changed.
+
+    SVT-AV1 (libsvtav1 4.1, PyAV's wheel), in a process running as root, switches the
+    thread that starts an encoder to real-time SCHED_FIFO priority 99 and never switches it
+    back (measured: ``os.sched_getscheduler(0)`` is SCHED_FIFO after the first encoded
+    frame). Every process that thread starts afterwards inherits it, and a busy real-time
+    child then starves the rest of the machine: in CI, after the loader benchmark's export,
+    Chromium and Playwright's driver ran real-time at ~94 % CPU each and froze pytest, its
+    watchdog threads included.
+    """
+    if not hasattr(os, "sched_getscheduler"):  # not Linux: nothing to guard
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            os.sched_setscheduler(0, policy, param)
+
+
 class _VideoWriter:
     """One camera's MP4 files: frames appended episode after episode, a new file once the
     current one passes the size limit (checked between episodes, as LeRobot does)."""
@@ -203,8 +228,6 @@ class _VideoWriter:
         self.pixels = 0
 
     def _open(self) -> None:
-        import os
-
         import av
 
         # SVT-AV1 prints its configuration banner to stderr unless told to log errors only.
@@ -232,11 +255,12 @@ class _VideoWriter:
         if self.container is None or self.bytes >= VIDEO_FILE_MB * 1024 * 1024:
             self._open()
         start = self.frames_in_file
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts = self.frames_in_file
-            self.frames_in_file += 1
-            self._mux(self.stream.encode(frame))
+        with scheduling_kept():  # the encoder starts at the first frame of a file
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = self.frames_in_file
+                self.frames_in_file += 1
+                self._mux(self.stream.encode(frame))
         scaled = frames.reshape(-1, 3).astype(np.float64) / 255.0
         self.sum += scaled.sum(0)
         self.sq += (scaled**2).sum(0)
@@ -259,8 +283,9 @@ class _VideoWriter:
 
     def close(self) -> None:
         if self.container is not None:
-            self._mux(self.stream.encode())  # flush the encoder's delayed frames
-            self.container.close()
+            with scheduling_kept():
+                self._mux(self.stream.encode())  # flush the encoder's delayed frames
+                self.container.close()
             self.container = None
 
     def stats(self, frames: int) -> dict:
