@@ -31,6 +31,7 @@ from nblib.data.lerobot_export import (
     export_lerobot,
     open_source,
     scheduling_kept,
+    set_thread_scheduling,
 )
 from nblib.data.manifest import load_manifest, open_dataset, verify_dataset, write_manifest
 from nblib.errors import DataError, ParameterError
@@ -283,12 +284,29 @@ def test_mappings_must_fit_the_format(folder, source):
         LeRobotStore(bad)
 
 
+def _glibc_policy() -> int:
+    """This thread's policy as glibc records it (``pthread_getschedparam``): threads started
+    later copy that record, and libzmq re-applies it to its I/O threads."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    libc.pthread_getschedparam.argtypes = [ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p]
+    policy, priority = ctypes.c_int(), ctypes.c_int()
+    thread = libc.pthread_self()
+    assert libc.pthread_getschedparam(thread, ctypes.byref(policy), ctypes.byref(priority)) == 0
+    return policy.value
+
+
 def test_scheduling_kept_restores_the_thread_policy():
+    """Changed the way SVT-AV1 changes it (pthread_setschedparam; SCHED_BATCH needs no
+    root), the policy comes back in the kernel's view and in glibc's."""
     before = os.sched_getscheduler(0), os.sched_getparam(0)
     with scheduling_kept():
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # allowed without root
-        assert os.sched_getscheduler(0) == os.SCHED_BATCH
+        set_thread_scheduling(os.SCHED_BATCH)
+        assert os.sched_getscheduler(0) == _glibc_policy() == os.SCHED_BATCH
     assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
+    assert _glibc_policy() == before[0]
 
 
 # A bare SVT-AV1 encode through PyAV, in a child process: prints the scheduling policy of
@@ -322,6 +340,7 @@ def test_export_leaves_the_thread_scheduling_as_it_was(source, tmp_path):
     before = os.sched_getscheduler(0), os.sched_getparam(0)
     export_lerobot(source, tmp_path / "out", progress=False)
     assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
+    assert _glibc_policy() == before[0]
 
 
 def test_export_refuses_what_it_cannot_write(source, folder, tmp_path):
