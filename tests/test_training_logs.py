@@ -9,18 +9,26 @@ Real excerpts, copied line for line from public GitHub repositories:
 - parlatent_metrics.jsonl: 6elphegor/parlatent, metrics.jsonl @ 11b93a2
 - nanogpt_train.log: ChenZihua-cn/nanoGPT, train.log @ b84cd16 (nanoGPT stdout)
 
+Real lines from an issue thread: xtuner_mmengine_train.log (InternLM/xtuner issue #187).
+
 Written for these tests: vla_finetune_stdout.log, lerobot_act_train.log (LeRobot's format),
-hf_style_metrics.jsonl, plain_metrics.csv and the malformed bad_json_line.jsonl,
-short_row.csv, bad_loss_value.log, no_loss_column.csv.
+hf_style_metrics.jsonl, plain_metrics.csv, hf_trainer_stdout.log (transformers' Trainer
+stdout, numbers of AnswerDotAI/ModernBERT issue #233), salt_vla_sweep_stdout.log (seed 003's
+"[train] ... loss=" lines) and the malformed bad_json_line.jsonl, short_row.csv,
+bad_loss_value.log, no_loss_column.csv.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nblib.data.training_logs import FORMATS, detect_format, read_log, read_logs
@@ -259,7 +267,10 @@ def test_plain_csv_skips_rows_without_a_loss_and_keeps_nan_inf() -> None:
     assert df["loss"].iloc[:2].tolist() == [2.5, 1.75]
     assert math.isnan(df["loss"].iloc[2]) and math.isinf(df["loss"].iloc[3])
     assert df["lr"].tolist() == [0.0001, 0.0002, 0.0003, 0.0004]
-    val = read_log(FIXTURES / "plain_metrics.csv", loss_key="val_loss")
+    # Reading val_loss, the training rows hold an lr but no val_loss: they are left out,
+    # with a warning (a NaN loss written as an empty cell would look the same).
+    with pytest.warns(UserWarning, match=r"3 row\(s\) have an empty 'val_loss' cell.*2, 5, 6"):
+        val = read_log(FIXTURES / "plain_metrics.csv", loss_key="val_loss")
     assert val["step"].tolist() == [100, 200] and val["loss"].tolist() == [1.9, 1.6]
 
 
@@ -418,3 +429,166 @@ def test_read_logs_arguments() -> None:
         read_logs([])
     with pytest.raises(DataError, match="short_row.csv: line 4"):
         read_logs([FIXTURES / "nanogpt_train.log", FIXTURES / "short_row.csv"])
+
+
+# --- broken runs stay visible: NaN / inf / zero rows in every format ----------------------
+
+# One run whose loss breaks: NaN, +inf, -inf, then exactly 0 (a masked NaN).
+BROKEN_STEPS = [10, 20, 30, 40, 50, 60]
+BROKEN_LOSS = [0.9, 0.5, math.nan, math.inf, -math.inf, 0.0]
+
+
+def _broken_files(tmp_path: Path) -> dict[str, Path]:
+    """The same run written by each format's usual writer."""
+    pairs = list(zip(BROKEN_STEPS, BROKEN_LOSS, strict=True))
+    jsonl = "".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in pairs)  # NaN, Infinity
+    table = pd.DataFrame({"step": BROKEN_STEPS, "loss": BROKEN_LOSS, "lr": 1e-4})
+    wandb = '"Step","r1 - train/loss","r1 - train/loss__MIN","r1 - train/loss__MAX"\n' + "".join(
+        f'"{s}","{v}","{v}","{v}"\n'.replace("nan", "NaN") for s, v in pairs
+    )
+    return {
+        "jsonl": _write(tmp_path / "broken.jsonl", jsonl),
+        "csv": _write(tmp_path / "broken.csv", table.to_csv(index=False, na_rep="nan")),
+        "wandb": _write(tmp_path / "wandb_export.csv", wandb),
+        "text": _write(
+            tmp_path / "broken.log", "".join(f"step {s} | Loss={v:.4f}\n" for s, v in pairs)
+        ),
+        "pattern": _write(tmp_path / "own.log", "".join(f"{s}: {v:.4f}\n" for s, v in pairs)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "wandb", "text", "pattern"])
+def test_every_format_keeps_nan_inf_and_zero_losses(tmp_path: Path, kind: str) -> None:
+    path = _broken_files(tmp_path)[kind]
+    pattern = r"^(?P<step>\d+): (?P<loss>\S+)$" if kind == "pattern" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out, so nothing to warn about
+        df = read_log(path, pattern=pattern)
+    _check_table(df)
+    assert df["step"].tolist() == BROKEN_STEPS
+    np.testing.assert_array_equal(df["loss"], BROKEN_LOSS)  # NaN == NaN here
+
+
+def test_pandas_csv_with_empty_nan_cells_warns_with_the_lines(tmp_path: Path) -> None:
+    # pandas writes NaN as an empty cell by default: the row looks like "loss not logged".
+    table = pd.DataFrame({"step": [0, 1, 2], "loss": [1.0, math.nan, 0.5], "lr": 1e-4})
+    path = _write(tmp_path / "pandas.csv", table.to_csv(index=False))
+    with pytest.warns(UserWarning, match=r"pandas.csv: 1 row\(s\).*'loss'.*'lr' \(lines 3\)"):
+        df = read_log(path)
+    assert df["step"].tolist() == [0, 2]
+    # Lightning-style sparse rows (an eval metric only) are left out without a warning.
+    sparse = _write(tmp_path / "sparse.csv", "step,loss,val_loss\n0,1.0,\n0,,1.2\n1,0.5,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_log(sparse)["loss"].tolist() == [1.0, 0.5]
+
+
+def test_seed000_style_text_log_keeps_the_zero_tail(tmp_path: Path) -> None:
+    # Seed 000: NaN outputs were masked and the log printed Loss=0.0000 from step 1850 on.
+    lines = [
+        f"[rank0] Epoch 0 | Step {s}/200000 | Loss={0.0412 if s < 1850 else 0.0:.4f} | LR=5.00e-04"
+        for s in range(1800, 1900, 10)
+    ]
+    df = read_log(_write(tmp_path / "job_6213.out", "\n".join(lines) + "\n"))
+    assert df["step"].tolist() == list(range(1800, 1900, 10))
+    assert df.loc[df["step"] >= 1850, "loss"].eq(0.0).all()
+    assert df.loc[df["step"] < 1850, "loss"].eq(0.0412).all() and df["lr"].eq(5e-4).all()
+
+
+# --- text logs read with the user's own regex -----------------------------------------------
+
+SALT_PATTERN = (
+    r"^\[(?P<run>[^\]]+)\] \[train\] ep \d+ it (?P<step>\d+)/\d+ "
+    r"loss=(?P<loss>\S+) lr=(?P<lr>\S+)"
+)
+HF_PATTERN = (
+    r"\| (?P<step>\d+)/\d+ \[[^\]]*\]\{'loss': '?(?P<loss>[^,']+)'?, "
+    r"'grad_norm': '?(?P<grad_norm>[^,']+)'?, 'learning_rate': '?(?P<lr>[^,']+)'?"
+)
+MMENGINE_PATTERN = (
+    r"Epoch\(train\) \[1\]\[(?P<step>\d+)/\d+\]\s+lr: (?P<lr>\S+)"
+    r".*\sloss: (?P<loss>\S+)\s+grad_norm: (?P<grad_norm>\S+)"
+)
+
+
+def test_user_regex_reads_seed003_train_lines_with_a_run_group() -> None:
+    path = FIXTURES / "salt_vla_sweep_stdout.log"
+    # "it 100/15820" is no step word the default reading knows: the regex is needed.
+    _error(path, "no line has a step and a loss", "pass pattern=")
+    df = read_logs([path], pattern=SALT_PATTERN)
+    _check_table(df)
+    assert df.groupby("run", sort=False).size().to_dict() == {"lr3e-4": 4, "lr4.5e-4": 3}
+    first = df[df["run"] == "lr3e-4"]
+    assert first["step"].tolist() == [100, 200, 300, 400]  # the [val] line is not read
+    assert first["loss"].tolist() == [15.5904, 13.9431, 11.4512, 12.2107]
+    assert first["lr"].tolist() == [1.5e-4, 3e-4, 3e-4, 2.99e-4]
+    assert df["grad_norm"].isna().all()
+    # run= renames a file's one run; it cannot merge the two runs the run group found
+    message = _error(
+        path, "holds 2 runs", "run group", kind=ParameterError, run="x", pattern=SALT_PATTERN
+    )
+    assert "'lr4.5e-4'" in message
+    one_run = SALT_PATTERN.replace(r"(?P<run>[^\]]+)", r"lr3e-4")
+    assert read_log(path, pattern=one_run, run="x")["run"].eq("x").all()
+
+
+def test_user_regex_reads_a_huggingface_trainer_stdout(tmp_path: Path) -> None:
+    path = FIXTURES / "hf_trainer_stdout.log"
+    assert detect_format(path) == "text"
+    _error(path, "no line has a step and a loss")  # the dicts carry no step of their own
+    df = read_log(path, pattern=HF_PATTERN)
+    _check_table(df)
+    assert df["step"].tolist() == [500, 1000, 1500, 2000]  # eval and summary dicts skipped
+    assert df["loss"].tolist() == [0.3907, 0.2051, 0.0, 0.0]  # the zeros stay
+    assert df["grad_norm"].iloc[0] == 7.779932022094727 and df["grad_norm"].iloc[1:].isna().all()
+    assert df["lr"].iloc[1] == 9.774074342405685e-06
+    # transformers 5 prints the values as strings ('loss': '0.3907'): the same pattern
+    # reads them
+    text = path.read_text(encoding="utf-8")
+    for key in ("loss", "grad_norm", "learning_rate"):
+        text = re.sub(rf"'{key}': ([^,]+),", rf"'{key}': '\1',", text)
+    assert "'loss': '0.0', 'grad_norm': 'nan'" in text
+    quoted = read_log(_write(tmp_path / "hf5.log", text), pattern=HF_PATTERN)
+    assert quoted.drop(columns="run").equals(df.drop(columns="run"))
+
+
+def test_user_regex_reads_real_mmengine_lines() -> None:
+    path = FIXTURES / "xtuner_mmengine_train.log"
+    _error(path, "no line has a step and a loss")
+    df = read_log(path, pattern=MMENGINE_PATTERN)
+    assert df["step"].tolist() == [200, 210, 220, 230, 240, 250]
+    assert df["loss"].tolist() == [2.7522, 2.615, 2.6687, 2.7682, 2.5128, 2.4566]
+    assert df["lr"].iloc[0] == 1.987e-4
+    assert df["grad_norm"].iloc[:4].tolist() == [3.0608, 2.7647, 2.7647, 2.5099]
+    assert df["grad_norm"].iloc[4:].isna().all()  # "grad_norm: nan" kept as NaN
+    assert set(df["run"]) == {"xtuner_mmengine_train"}
+
+
+def test_user_regex_errors_name_the_pattern_and_the_file(tmp_path: Path) -> None:
+    path = FIXTURES / "hf_trainer_stdout.log"
+    with pytest.raises(ParameterError) as info:
+        read_logs([path], pattern=r"(?P<step>\d+")
+    assert "is not a valid regex: missing ), unterminated subpattern" in str(info.value)
+    assert r"pattern='(?P<step>\\d+'" in str(info.value)
+    with pytest.raises(ParameterError, match=r"no named group \['step'\]"):
+        read_logs([path], pattern=r"loss': (?P<loss>\S+)")
+    with pytest.raises(ParameterError, match=r"no named group \['step', 'loss'\]"):
+        read_logs([path], pattern=r"(\d+)/\d+")
+    # a group name this reader does not know would leave its column silently empty
+    with pytest.raises(ParameterError, match=r"\['learning_rate'\], which are not read"):
+        read_logs([path], pattern=HF_PATTERN.replace("P<lr>", "P<learning_rate>"))
+    # a pattern matching no line of one of the files: that file is named, with the pattern
+    with pytest.raises(DataError) as info:
+        read_logs([path, FIXTURES / "salt_vla_sweep_stdout.log"], pattern=HF_PATTERN)
+    message = str(info.value)
+    assert "salt_vla_sweep_stdout.log: no line has a step and a loss" in message
+    assert "matching pattern" in message and "'grad_norm'" in message
+    # a step group that caught no whole number names the line
+    bad = _write(tmp_path / "bad_step.log", "step 1.5 loss 0.3\n")
+    _error(
+        bad,
+        "line 1",
+        "'1.5'",
+        "not a whole number",
+        pattern=r"step (?P<step>\S+) loss (?P<loss>\S+)",
+    )
