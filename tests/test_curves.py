@@ -1,20 +1,27 @@
-"""Training-curve detectors on hand-built curves with known answers (seed 003)."""
+"""Training-curve detectors on hand-built curves with known answers (seeds 003 and 000)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from nblib.data.training_logs import read_log
 from nblib.errors import ParameterError
 from nblib.metrics.curves import (
+    ZERO_UNITS,
     divergence,
     matched_steps,
     plateau,
+    printed_decimals,
     range_test_suggestions,
     smooth,
     stopped_after_warmup,
+    zero_collapse,
 )
+
+LOGS = Path(__file__).parent / "fixtures" / "training_logs"
 
 # Seed 003's research log. Baseline: LR 1e-4, cosine decay, no LR floor, warmup 100.
 BASELINE_KNOTS = [(0, 15.4), (500, 12.87), (1000, 12.82), (5000, 12.65), (50_000, 12.5)]
@@ -288,6 +295,7 @@ def test_divergence_clean_run():
         "diverged": False,
         "step": None,
         "reason": None,
+        "detail": None,
         "grad_spikes": [],
         "grad_nan": [],
         "min_loss": None,
@@ -300,12 +308,12 @@ def test_divergence_non_finite_loss():
         broken = loss.copy()
         broken[60:] = bad
         out = divergence(steps, broken)
-        assert out["diverged"] and out["reason"] == "non-finite loss" and out["step"] == 600
+        assert out["diverged"] and out["reason"] == "non_finite" and out["step"] == 600
         assert out["min_loss"] == loss[59]
     early = loss.copy()
     early[0] = np.nan  # also during burn-in; nothing finite came before it
     out = divergence(steps, early)
-    assert out["step"] == 0 and out["reason"] == "non-finite loss" and out["min_loss"] is None
+    assert out["step"] == 0 and out["reason"] == "non_finite" and out["min_loss"] is None
 
 
 def test_divergence_exploding_loss():
@@ -315,14 +323,14 @@ def test_divergence_exploding_loss():
     below[70], above[70] = 2.99 * m, 3.01 * m  # factor 3 x the running minimum
     assert divergence(steps, below)["diverged"] is False
     out = divergence(steps, above)
-    assert out["diverged"] and out["reason"] == "loss exploded"
+    assert out["diverged"] and out["reason"] == "blow_up"
     assert out["step"] == 700 and out["min_loss"] == m
     assert divergence(steps, above, factor=4.0)["diverged"] is False
     # the earlier of an explosion and a NaN wins
     above[80] = np.nan
     assert divergence(steps, above)["step"] == 700
     above[65] = np.nan
-    assert divergence(steps, above)["reason"] == "non-finite loss"
+    assert divergence(steps, above)["reason"] == "non_finite"
 
 
 def test_divergence_burn_in():
@@ -570,3 +578,131 @@ def test_divergence_judged_on_the_smoothed_loss_ignores_minibatch_noise():
     nan = loss.copy()
     nan[250] = np.nan
     assert divergence(steps, nan, smoothing=20)["step"] == 250  # non-finite: judged raw
+
+
+# ---------------------------------------------------------------------------- broken runs
+
+
+def _seed000_log(path: Path, collapse: int = 1850) -> Path:
+    """A text log in seed 000's style: an L1 loss printed with 4 decimals that reads
+    "Loss=0.0000" from ``collapse`` on (its NaN outputs were masked to 0)."""
+    lines = []
+    for s in range(0, 3001, 10):
+        loss = 0.04 + 0.9 * np.exp(-s / 300) if s < collapse else 0.0
+        lines.append(f"[rank0] Epoch 0 | Step {s}/200000 | Loss={loss:.4f} | LR=5.00e-04")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_printed_decimals_known_values():
+    values = np.array([0.0523, 2.5, 12.0, 1.234e-05, 0.042, 15.4, 1e300])
+    assert printed_decimals(values).tolist() == [4, 1, 0, 8, 3, 1, 0]
+    # a float32 loss widened to float64 carries ~9 significant digits and more
+    assert printed_decimals(np.array([float(np.float32(0.0523))]))[0] >= 10
+
+
+def test_seed000_masked_nans_are_a_broken_run_at_the_first_zero(tmp_path):
+    df = read_log(_seed000_log(tmp_path / "job_6213.out"))
+    steps, loss = df["step"].to_numpy(), df["loss"].to_numpy()
+    assert loss[steps == 1840][0] == 0.042  # 0.04 + 0.9 exp(-1840/300) printed as 0.0420
+    out = divergence(steps, loss)
+    assert out["diverged"] and out["step"] == 1850 and out["reason"] == "zero"
+    assert out["min_loss"] == 0.042
+    assert out["detail"].startswith("loss is exactly 0 at step 1850 after 0.042 at step 1840")
+    assert "(420 units of the last printed digit)" in out["detail"]
+    # the same with the smoothing the LR study uses: the zero is judged raw
+    assert divergence(steps, loss, smoothing=20)["step"] == 1850
+    # Before this rule the run read as a plateau from step 1950 ("raise the LR").
+    plat = plateau(steps, loss, window=100)
+    assert plat["plateau"] is False and plat["step"] is None
+    assert "exactly 0 at step 1850" in plat["reason"] and "no plateau" in plat["reason"]
+    stop = stopped_after_warmup(steps, loss, 100, window=100)
+    assert stop["stopped"] is False and "exactly 0 at step 1850" in stop["reason"]
+    assert zero_collapse(loss) == (185, 184, 1e-4)
+
+
+def test_seed000_run_is_diverged_in_the_lr_study(tmp_path):
+    from nblib.studies import lr
+
+    log = _seed000_log(tmp_path / "job_6213.out")
+    study = lr.LRStudy(lr.LRConfig(log_files=[str(log)], plateau_window=100))
+    lr.load_logs(study)
+    row = lr.analyse(study).loc["job_6213"]
+    assert row["diverged"] and row["divergence_step"] == 1850
+    assert row["plateau_step"] is None or pd.isna(row["plateau_step"])
+    assert not row["stopped_after_warmup"]
+
+
+def test_huggingface_loss_zero_with_nan_grad_norm_is_broken():
+    # AnswerDotAI/ModernBERT issue #233: 'loss': 0.2051, then 'loss': 0.0 with NaN norms.
+    df = read_log(
+        LOGS / "hf_trainer_stdout.log",
+        pattern=r"\| (?P<step>\d+)/\d+ \[[^\]]*\]\{'loss': (?P<loss>[^,]+), "
+        r"'grad_norm': (?P<grad_norm>[^,]+),",
+    )
+    out = divergence(df["step"], df["loss"], df["grad_norm"], burn_in=0)
+    assert out["diverged"] and out["step"] == 1500 and out["reason"] == "zero"
+    assert "after 0.2051 at step 1000 (2051 units" in out["detail"]
+    assert out["grad_nan"] == [1000, 1500, 2000] and out["grad_spikes"] == []
+
+
+def test_a_loss_that_converges_to_the_printed_zero_is_not_broken():
+    # An overfitting run printed with 4 decimals reaches 0.0000 through 0.0001: converged.
+    steps = np.arange(0, 3001, 10)
+    loss = np.round(0.5 * np.exp(-steps / 200), 4)
+    first_zero = int(np.flatnonzero(loss == 0)[0])
+    assert loss[first_zero - 1] == 0.0001 and first_zero < len(loss) - 50
+    assert zero_collapse(loss) is None
+    assert divergence(steps, loss)["diverged"] is False
+    assert plateau(steps, loss, window=100)["plateau"] is True  # judged: flat at zero
+    # noise at the last printed digit is not a collapse either (2 units < ZERO_UNITS)
+    noisy = loss.copy()
+    noisy[first_zero + 1 :: 2] = 0.0002
+    assert zero_collapse(noisy) is None
+    # the same curve printed with 2 decimals: 0.01 before 0.00, one unit of that digit
+    coarse = np.round(0.5 * np.exp(-steps / 200), 2)
+    assert zero_collapse(coarse) is None
+
+
+def test_zero_rule_known_answers():
+    steps = np.arange(8) * 100
+    # printed with 2 decimals: 0.45 is 45 units of 0.01 -> broken at the zero
+    assert divergence(steps, [0.9, 0.7, 0.6, 0.5, 0.45, 0.0, 0.0, 0.0])["step"] == 500
+    # 0.05 alone has 2 decimals, but its neighbours show the log prints 4: 500 units
+    assert zero_collapse(np.array([0.9, 0.5123, 0.0731, 0.05, 0.0])) == (4, 3, 1e-4)
+    # exactly ZERO_UNITS units is broken; one unit fewer is not
+    assert ZERO_UNITS == 10
+    assert zero_collapse(np.array([0.5, 0.1234, 0.001, 0.0])) == (3, 2, 1e-4)
+    assert zero_collapse(np.array([0.5, 0.1234, 0.0009, 0.0])) is None
+    # a loss logged at full float precision that hits exactly 0 is broken
+    full = np.array([0.9, 0.5, 0.25], dtype=np.float32).astype(np.float64) + 1e-9
+    assert zero_collapse(np.append(full, 0.0))[0] == 3
+    # a zero before any positive loss is not "after a clearly positive loss"
+    assert divergence(steps, [0.0, 0.0, 0.8, 0.7, 0.6, 0.5, 0.5, 0.5])["diverged"] is False
+    # a loss that takes negative values (an NLL) crosses 0 legitimately
+    nll = [1.0, 0.5, 0.0, -0.5, -1.0, -1.2, -1.3, -1.3]
+    assert zero_collapse(np.array(nll)) is None and not divergence(steps, nll)["diverged"]
+
+
+def test_first_broken_point_wins_and_names_its_reason():
+    steps = np.arange(10) * 10
+    loss = np.array([1.0, 0.8123, 0.6, 0.5, 0.0, np.nan, 0.4, 0.4, 0.4, 0.4])
+    out = divergence(steps, loss)
+    assert (out["step"], out["reason"]) == (40, "zero")
+    # printed with one decimal, 0.5 is only 5 units of the last digit: too coarse to call
+    assert divergence(steps, np.where(np.arange(10) == 1, 0.8, loss))["reason"] == "non_finite"
+    loss[3] = np.nan  # now the NaN comes first
+    out = divergence(steps, loss)
+    assert (out["step"], out["reason"]) == (30, "non_finite")
+    assert out["detail"] == "loss is nan at step 30" and out["min_loss"] == 0.6
+    blown = np.array([1.0, 0.8, 0.6, 0.5, 0.4, 5.0, 0.0, 0.4, 0.4, 0.4])
+    out = divergence(steps, blown, burn_in=0)
+    assert (out["step"], out["reason"]) == (50, "blow_up")
+    assert out["detail"] == "loss 5 at step 50 is above 3 x the lowest earlier loss 0.4"
+
+
+def test_range_test_stops_at_a_zero_loss():
+    loss = _range_curve(LRS)
+    loss[120] = 0.0  # a masked NaN in the ramp
+    out = range_test_suggestions(LRS, loss)
+    assert out["stopped_at"] == 120 and out["minimum"] < LRS[120]

@@ -1,10 +1,14 @@
-"""Did one run stop learning or diverge? The plateau, stopped-after-warmup and divergence
-detectors (seed 003).
+"""Did one run stop learning, break, or diverge? The plateau, stopped-after-warmup and
+divergence detectors (seeds 003 and 000).
 
 Every function takes one run as ``steps`` (N,) strictly increasing integer optimizer steps
-(windows are measured in steps, never in logged points) and ``loss`` (N,) floats. A NaN /
-inf loss means the run diverged: :func:`divergence` reports it and :func:`plateau` (hence
-:func:`stopped_after_warmup`) declines to judge such a run.
+(windows are measured in steps, never in logged points) and ``loss`` (N,) floats.
+
+A run is *broken* from the first step whose loss is NaN / inf, or exactly 0 after a clearly
+positive loss (:func:`zero_collapse`); :func:`divergence` reports that step and why, and
+:func:`plateau` (hence :func:`stopped_after_warmup`) declines to judge such a run: seed 000's
+run, whose NaN outputs were masked and whose log printed ``Loss=0.0000`` from step 1850 on,
+is broken there, not on a plateau.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from nblib.metrics.curves.smoothing import centres, smooth
 
 # Gradient-norm spikes are judged against the median of at most this many previous norms.
 GRAD_HISTORY = 50
+
+# A zero loss is a broken step when the positive loss logged before it was at least this
+# many units of the last digit the log prints its losses with (see zero_collapse) ...
+ZERO_UNITS = 10
+# ... judged on the digits of at most this many positive losses before the zero.
+RESOLUTION_POINTS = 100
+# More decimals than any log prints: a float64 carries about 17 significant digits.
+_MAX_DECIMALS = 17
 
 # Step comparisons of window centres (multiples of 1 / smoothing) allow for rounding.
 _TOL = 1e-6
@@ -61,6 +73,78 @@ def exploded(values: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]
     return out, prev
 
 
+# ---------------------------------------------------------------------------- broken runs
+
+
+def printed_decimals(values: np.ndarray) -> np.ndarray:
+    """Per value (M,) finite and > 0: the fewest decimals that write it as it was read,
+    to ~9 significant digits: 0.0523 -> 4, 2.5 -> 1, 12.0 -> 0, 1.234e-05 -> 8. A value
+    with more digits than that (a float32 widened to float64) gets 10 or more."""
+    decimals = np.full(values.shape, _MAX_DECIMALS)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for d in range(_MAX_DECIMALS, -1, -1):  # the last d that writes it exactly wins
+            scaled = values * 10.0**d
+            exact = np.abs(scaled - np.rint(scaled)) <= 1e-9 * scaled
+            decimals[exact] = d
+    return decimals
+
+
+def zero_collapse(loss: np.ndarray) -> tuple[int, int, float] | None:
+    """The first loss of exactly 0 that follows a clearly positive loss, or None.
+
+    loss (N,) floats. A log that prints ``Loss=0.0000`` says the loss is below 5e-5, not
+    that it is 0. A run that converges towards 0 reaches that resolution gradually: the
+    last positive loss before the first zero is a few units of the last printed digit
+    (0.0002, 0.0001, 0.0000). A run whose loss jumps to 0 from a clearly positive value
+    (0.0412, then 0.0000) did not converge: its loss was replaced (NaN outputs masked to 0,
+    an empty mask, a loss term switched off). The rule: a zero at i is a broken step when
+    the last positive loss before it, at j, is at least ``ZERO_UNITS`` (10) units of the
+    last digit the log printed; that digit is the finest one among the last
+    ``RESOLUTION_POINTS`` (100) positive losses up to j (:func:`printed_decimals`: 0.0412
+    has 4 decimals, so a unit is 1e-4 and 0.0412 is 412 units). A loss logged at full
+    float precision has units of ~1e-10 or less, so any exact 0 after a positive loss is
+    broken. A run with any negative finite loss (a negative log-likelihood) crosses 0
+    legitimately: the rule does not apply to it.
+
+    Returns (i, j, unit) or None.
+    """
+    finite = np.isfinite(loss)
+    if (loss[finite] < 0).any():
+        return None
+    zeros = np.flatnonzero(loss == 0)
+    positive = np.flatnonzero(finite & (loss > 0))
+    if not zeros.size or not positive.size:
+        return None
+    rank = np.searchsorted(positive, zeros) - 1  # the last positive loss before each zero
+    zeros, rank = zeros[rank >= 0], rank[rank >= 0]
+    finest = pd.Series(printed_decimals(loss[positive]))
+    finest = finest.rolling(RESOLUTION_POINTS, min_periods=1).max().to_numpy()
+    units = 10.0 ** -finest[rank]
+    hit = first_true(loss[positive[rank]] >= ZERO_UNITS * units)
+    if hit is None:
+        return None
+    return int(zeros[hit]), int(positive[rank[hit]]), float(units[hit])
+
+
+def broken_step(steps: np.ndarray, loss: np.ndarray) -> tuple[int, str, str] | None:
+    """(index, reason, detail) of the first broken point of a run, or None: reason
+    ``"non_finite"`` (NaN / inf) or ``"zero"`` (:func:`zero_collapse`)."""
+    bad = first_true(~np.isfinite(loss))
+    zero = zero_collapse(loss)
+    if zero is not None and (bad is None or zero[0] < bad):
+        i, j, unit = zero
+        return (
+            i,
+            "zero",
+            f"loss is exactly 0 at step {steps[i]} after {loss[j]:g} at step {steps[j]} "
+            f"({loss[j] / unit:.0f} units of the last printed digit): NaNs masked to 0 or a "
+            "loss switched off, not convergence",
+        )
+    if bad is not None:
+        return bad, "non_finite", f"loss is {loss[bad]} at step {steps[bad]}"
+    return None
+
+
 # ---------------------------------------------------------------------------- plateau
 
 
@@ -95,10 +179,10 @@ def plateau(steps, loss, window: int = 200, threshold: float = 0.01, smoothing: 
     Returns ``{"plateau": bool, "step": p or None, "improvement_after": relative
     improvement of s from p to the last smoothed point (None without a plateau),
     "window", "threshold", "reason": None, or why the run was not judged}``. Not judged
-    (plateau False, step None): a run holding NaN / inf (a diverged run; see
-    :func:`divergence`), or a run too short, i.e. with fewer than ``smoothing`` points or
-    less than ``window`` steps after its first full smoothing window (for a loss logged
-    every step: fewer than window + smoothing points).
+    (plateau False, step None): a broken run (a NaN / inf loss, or a loss that drops to
+    exactly 0: see :func:`divergence`), or a run too short, i.e. with fewer than
+    ``smoothing`` points or less than ``window`` steps after its first full smoothing
+    window (for a loss logged every step: fewer than window + smoothing points).
     """
     steps, loss = check_curve(steps, loss)
     window = check_count("window", window, 1)
@@ -112,12 +196,10 @@ def plateau(steps, loss, window: int = 200, threshold: float = 0.01, smoothing: 
         "threshold": threshold,
         "reason": None,
     }
-    bad = first_true(~np.isfinite(loss))
-    if bad is not None:
-        out["reason"] = (
-            f"loss is {loss[bad]} at step {steps[bad]}: a diverged run has no plateau "
-            "(see divergence)"
-        )
+    broken = broken_step(steps, loss)
+    if broken is not None:
+        what = "a diverged run" if broken[1] == "non_finite" else "a broken run"
+        out["reason"] = f"{broken[2]}: {what} has no plateau (see divergence)"
         return out
     short = (
         f"too short: needs {smoothing} points for the smoothing and then {window} more steps "
@@ -232,22 +314,25 @@ def divergence(
     burn_in: int = 10,
     smoothing: int = 1,
 ) -> dict:
-    """Did the run diverge, and where? Also lists gradient-norm spikes.
+    """Did the run diverge or break, and where? Also lists gradient-norm spikes.
 
     steps (N,) increasing ints, loss (N,) floats, NaN / inf allowed (that is what this
-    looks for); grad_norm (N,) floats >= 0 or None. The run diverged at the first step where
+    looks for); grad_norm (N,) floats >= 0 or None. The run diverged at the first step
+    where one of these holds (``reason``):
 
-    - the loss is NaN or +-inf (``"non-finite loss"``; any point, burn-in included), or
-    - from point ``burn_in`` on, the loss exploded against m, the minimum of all earlier
-      finite losses (``"loss exploded"``): for m > 0, loss > ``factor`` x m; for m <= 0 (a
-      loss that can be negative, e.g. a negative log-likelihood, has no zero to take a
-      ratio against) loss - m > ``factor`` x max(L0 - m, |m|) with L0 the first loss: the
-      rise above the minimum is ``factor`` times larger than both the progress made since
-      the start and the loss's own size.
+    - ``"non_finite"``: the loss is NaN or +-inf (any point, burn-in included);
+    - ``"zero"``: the loss is exactly 0 after a clearly positive loss
+      (:func:`zero_collapse`: seed 000's masked NaNs, logged as ``Loss=0.0000``; any point);
+    - ``"blow_up"``: from point ``burn_in`` on, the loss exploded against m, the minimum
+      of all earlier finite losses: for m > 0, loss > ``factor`` x m; for m <= 0 (a loss
+      that can be negative, e.g. a negative log-likelihood, has no zero to take a ratio
+      against) loss - m > ``factor`` x max(L0 - m, |m|) with L0 the first loss: the rise
+      above the minimum is ``factor`` times larger than both the progress made since the
+      start and the loss's own size.
 
-    ``smoothing`` > 1 judges the explosion on the trailing mean of that many points (and
-    its running minimum): a minibatch loss that is small and noisy swings 3x around its
-    floor without diverging. Non-finite losses are always judged raw.
+    ``smoothing`` > 1 judges the blow-up on the trailing mean of that many points (and its
+    running minimum): a minibatch loss that is small and noisy swings 3x around its floor
+    without diverging. NaN / inf and zero losses are always judged raw.
 
     Gradient spikes are reported, not counted as divergence (clipping may absorb them): the
     steps where grad_norm > ``spike`` x the median of the previous up to 50 finite grad
@@ -255,9 +340,10 @@ def divergence(
     (a NaN gradient, or a step whose norm was not logged) are listed in ``grad_nan``.
 
     Returns ``{"diverged": bool, "step": first divergence step or None, "reason":
-    "non-finite loss" | "loss exploded" | None, "grad_spikes": [steps], "grad_nan":
-    [steps], "min_loss": running minimum of the finite losses before the divergence step
-    (None if the run did not diverge or no finite loss came before it)}``.
+    "non_finite" | "zero" | "blow_up" | None, "detail": a sentence with the numbers, or
+    None, "grad_spikes": [steps], "grad_nan": [steps], "min_loss": running minimum of the
+    finite losses before the divergence step (None if the run did not diverge or no finite
+    loss came before it)}``.
     """
     steps, loss = check_curve(steps, loss)
     factor = check_number("factor", factor, 1.0, strict=True)
@@ -270,22 +356,38 @@ def divergence(
     judged = smooth(loss, smoothing) if smoothing > 1 else loss
     blown, prev_min = exploded(judged, factor)
     blown[:burn_in] = False
-    hits = [
-        (first_true(~np.isfinite(loss)), "non-finite loss"),
-        (first_true(blown), "loss exploded"),
-    ]
-    hits = [(i, why) for i, why in hits if i is not None]
+    hits = []
+    broken = broken_step(steps, loss)
+    if broken is not None:
+        hits.append(broken)
+    up = first_true(blown)
+    if up is not None:
+        hits.append((up, "blow_up", _blow_up_detail(steps, judged, prev_min, up, factor)))
     out = {
         "diverged": False,
         "step": None,
         "reason": None,
+        "detail": None,
         "grad_spikes": spikes,
         "grad_nan": nan_grads,
         "min_loss": None,
     }
     if hits:
-        index, why = min(hits)
-        out |= {"diverged": True, "step": int(steps[index]), "reason": why}
+        index, why, detail = min(hits)
+        out |= {"diverged": True, "step": int(steps[index]), "reason": why, "detail": detail}
         if np.isfinite(prev_min[index]):
             out["min_loss"] = float(prev_min[index])
     return out
+
+
+def _blow_up_detail(steps, judged, prev_min, i: int, factor: float) -> str:
+    value, low = judged[i], prev_min[i]
+    if low > 0:
+        return (
+            f"loss {value:.4g} at step {steps[i]} is above {factor:g} x the lowest earlier "
+            f"loss {low:.4g}"
+        )
+    return (
+        f"loss {value:.4g} at step {steps[i]} rose {value - low:.4g} above the lowest earlier "
+        f"loss {low:.4g}: more than {factor:g} x the progress made or the loss's own size"
+    )

@@ -12,7 +12,7 @@ from nblib.metrics.curves.checks import (
     check_values,
     first_true,
 )
-from nblib.metrics.curves.detectors import exploded
+from nblib.metrics.curves.detectors import exploded, zero_collapse
 from nblib.metrics.curves.smoothing import smooth, trailing_mean
 
 # Stop where the smoothed loss exceeds this many times its running minimum (the early-stop
@@ -37,8 +37,9 @@ def range_test_suggestions(lrs, losses, smoothing: int = 10, fraction: float = 0
 
     - ``stopped_at``: first index where the smoothed loss is non-finite or exceeds 4x its
       running minimum (non-positive minima: the rule of
-      :func:`~nblib.metrics.curves.divergence`), or None. The suggestions use only the
-      points before it.
+      :func:`~nblib.metrics.curves.divergence`), or where the raw loss drops to exactly 0
+      after a clearly positive loss (:func:`~nblib.metrics.curves.zero_collapse`), or None.
+      The suggestions use only the points before it.
     - ``steepest``: LR of the most negative gradient of the smoothed loss w.r.t. log(lr)
       (central differences), ignoring the first 10 % and the last 5 % (at least one point
       each) of the points before the stop. None if the loss never falls there or fewer
@@ -56,7 +57,10 @@ def range_test_suggestions(lrs, losses, smoothing: int = 10, fraction: float = 0
     fraction = check_number("fraction", fraction, 0.0, strict=True)
     s = smooth(losses, smoothing)
     blown, _ = exploded(s, RANGE_STOP_FACTOR)
-    stopped_at = first_true(blown | ~np.isfinite(s))
+    stops = [first_true(blown | ~np.isfinite(s))]
+    zero = zero_collapse(losses)
+    stops.append(None if zero is None else zero[0])
+    stopped_at = min((i for i in stops if i is not None), default=None)
     end = len(lrs) if stopped_at is None else stopped_at
     log_centre = trailing_mean(np.log(lrs), smoothing)  # log of each window's geometric mean
     out = {"steepest": None, "minimum": None, "min_fraction": None, "stopped_at": stopped_at}
