@@ -670,9 +670,9 @@ def test_zero_rule_known_answers():
     assert divergence(steps, [0.9, 0.7, 0.6, 0.5, 0.45, 0.0, 0.0, 0.0])["step"] == 500
     # 0.05 alone has 2 decimals, but its neighbours show the log prints 4: 500 units
     assert zero_collapse(np.array([0.9, 0.5123, 0.0731, 0.05, 0.0])) == (4, 3, 1e-4)
-    # exactly ZERO_UNITS units is broken; one unit fewer is not
+    # ZERO_UNITS = 10 units of the last printed digit: 11 units is broken, 9 are not
     assert ZERO_UNITS == 10
-    assert zero_collapse(np.array([0.5, 0.1234, 0.001, 0.0])) == (3, 2, 1e-4)
+    assert zero_collapse(np.array([0.5, 0.1234, 0.0011, 0.0])) == (3, 2, 1e-4)
     assert zero_collapse(np.array([0.5, 0.1234, 0.0009, 0.0])) is None
     # a loss logged at full float precision that hits exactly 0 is broken
     full = np.array([0.9, 0.5, 0.25], dtype=np.float32).astype(np.float64) + 1e-9
