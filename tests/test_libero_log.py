@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from nblib.errors import DataError
-from nblib.eval.results import libero_log
+from nblib.eval.results import libero_log, libero_plus
 from nblib.eval.results.schema import PERTURBATIONS, episodes_frame
 from nblib.eval.results.terminal import strip_bar_tail
 
@@ -275,7 +275,7 @@ def test_written_libero_plus_suffixes_and_suffixless_task():
     ],
 )
 def test_perturbation_of_task_suffixes(task, category):
-    assert libero_log.perturbation_of(task) == category
+    assert libero_plus.perturbation_of(task) == category
     assert category is None or category in PERTURBATIONS
 
 

@@ -54,12 +54,8 @@ Rules:
   True   run_libero_eval.py:226``) lose their prefix and right-hand ``file.py:line`` column,
   their wrapped continuation lines joined back with one space. A word longer than rich's
   column is cut by rich itself and comes back with a space in it; task texts have none.
-- LIBERO-Plus (sylvestf/LIBERO-plus) names a perturbed task by the original instruction plus
-  a suffix, which the log's ``Task:`` line keeps. Suffixes map to its dimensions as its
-  ``task_classification.json`` does: ``table N`` / ``tb N`` → background, ``light N`` →
-  light, ``add N`` / ``levelN sampleN`` → layout, ``... noise N`` → noise,
-  ``view 0 0 100 0 0 initstate K`` (K ≠ 0) → robot, ``view <other> initstate 0`` → camera,
-  ``language N ...`` → language. The task keeps its full text. In a log holding any such
+- LIBERO-Plus tasks keep their suffixed text and get the perturbation the suffix names
+  (:func:`~nblib.eval.results.libero_plus.perturbation_of`). In a log holding any such
   suffix, a task without one (LIBERO-Plus's language variants replace the instruction and
   carry no suffix), or with an unlisted combination, is ``unknown``; in other logs tasks are
   ``none`` (or the perturbation a LIBERO-PRO suite name implies).
@@ -75,6 +71,7 @@ import re
 from dataclasses import dataclass, field
 
 from nblib.errors import DataError
+from nblib.eval.results.libero_plus import perturbation_of
 from nblib.eval.results.schema import (
     Episode,
     default_run_name,
@@ -128,16 +125,6 @@ _STEPS = re.compile(
 # Forks print rates rounded to two decimals or in full; the counts are checked exactly.
 _RATE_TOLERANCE = 6e-3
 
-# --- LIBERO-Plus suffixes ----------------------------------------------------------------
-
-_DEFAULT_VIEW = ("0", "0", "100", "0", "0")
-_PLUS_NOISE = re.compile(r"\bnoise \d+$")
-_PLUS_LANGUAGE = re.compile(r"\blanguage \d+(?: view(?: \d+){5} initstate \d+)?$")
-_PLUS_VIEW = re.compile(r"\bview (\d+) (\d+) (\d+) (\d+) (\d+) initstate (\d+)$")
-_PLUS_BACKGROUND = re.compile(r"\b(?:table|tb) \d+$")
-_PLUS_LIGHT = re.compile(r"\blight \d+$")
-_PLUS_LAYOUT = re.compile(r"\b(?:add \d+|level\d+ sample\d+)$")
-
 _MARKERS = (
     re.compile(r"Starting episode \d+"),
     re.compile(r"(?:^|[\s:|>\]])Success: (?:True|False)\b", re.MULTILINE),
@@ -166,33 +153,6 @@ def looks_like(text: str) -> bool:
         except ValueError:
             pass  # "[robosuite WARNING] ..." or "[info] ...": a log line, not JSON
     return sum(1 for marker in _MARKERS if marker.search(head)) >= 2
-
-
-def perturbation_of(task: str) -> str | None:
-    """The LIBERO-Plus dimension a task text's suffix names (``"light"`` for ``... light
-    10``), ``"unknown"`` for a view/initstate combination it does not classify, ``None``
-    when the text carries no LIBERO-Plus suffix."""
-    text = normalize_task(task).lower()
-    if _PLUS_NOISE.search(text):
-        return "noise"
-    if _PLUS_LANGUAGE.search(text):
-        return "language"
-    view = _PLUS_VIEW.search(text)
-    if view:
-        default_view = view.groups()[:5] == _DEFAULT_VIEW
-        initial_state_moved = view.group(6) != "0"
-        if default_view and initial_state_moved:
-            return "robot"
-        if not default_view and not initial_state_moved:
-            return "camera"
-        return "unknown"  # both moved, or neither: not one of LIBERO-Plus's categories
-    if _PLUS_BACKGROUND.search(text):
-        return "background"
-    if _PLUS_LIGHT.search(text):
-        return "light"
-    if _PLUS_LAYOUT.search(text):
-        return "layout"
-    return None
 
 
 # --- parsing -------------------------------------------------------------------------------
