@@ -9,13 +9,15 @@ file's repository, path, commit and the lines kept). Real files:
   @ 61fa438, lines 1-737 (rich logging, tqdm, warnings)
 - eval_plus_spatial_fp16.log and plus_batch.log: kevineen/LIBERO-plus,
   parc/docs/baselines/quantvla/logs/ @ 513119a (LIBERO-Plus; two runs in one file)
+- eval_libero_goal_fp16.log and eval_libero_spatial_fp16_smoke.log: kevineen/LIBERO-plus,
+  parc/docs/baselines/quantvla/logs/ @ 513119a (finished runs without a final block)
 - l1-b3-er0-vla-log.txt: qingyue2014/openvla-oft, docs/physcogsafe/assets/evidence/
-  @ 514eb11 (a fork's log without a suite line)
+  @ 514eb11 (a fork's log without a suite line, with its own telemetry summaries)
 
 Written for these tests: rich_object_final.log, prefixed_crlf_killed.log,
-libero_plus_suffixes.log and the malformed bad_success_value.log, count_mismatch.log,
-no_episodes.log. Counts asserted below were read off the files (grep / the log's own
-running totals).
+libero_plus_suffixes.log, terminal_copy_bar_residue.log and the malformed
+bad_success_value.log, count_mismatch.log, no_episodes.log. Counts asserted below were read
+off the files (grep / the log's own running totals).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from nblib.errors import DataError
-from nblib.eval.results import libero_log
+from nblib.eval.results import libero_log, libero_plus
 from nblib.eval.results.schema import PERTURBATIONS, episodes_frame
+from nblib.eval.results.terminal import strip_bar_tail
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval_results" / "text_logs"
 COMPLETE = "EVAL-libero_spatial-openvla-2025_12_02-12_32_06.txt"
@@ -35,8 +38,11 @@ KILLED = "EVAL-libero_spatial-openvla-2025_12_02-12_13_48.txt"
 RICH = "Inference-Goal--97.2.excerpt.log"
 PLUS = "eval_plus_spatial_fp16.log"
 NO_SUITE = "l1-b3-er0-vla-log.txt"
+NO_FINAL = "eval_libero_goal_fp16.log"
+SMOKE = "eval_libero_spatial_fp16_smoke.log"
+RESIDUE = "terminal_copy_bar_residue.log"
 GOOD = [COMPLETE, KILLED, RICH, PLUS, "rich_object_final.log", "prefixed_crlf_killed.log"]
-GOOD += ["libero_plus_suffixes.log"]
+GOOD += ["libero_plus_suffixes.log", NO_FINAL, SMOKE, RESIDUE]
 COOKIE_BOX = "pick up the black bowl next to the cookie box and place it on the plate"
 
 
@@ -96,7 +102,9 @@ def test_rich_logging_records_are_rejoined_and_junk_ignored():
     assert _per_task(episodes) == {"open the middle drawer of the cabinet": (50, 46)}
     assert [e.episode for e in episodes] == list(range(50))
     assert {e.suite for e in episodes} == {"libero_goal"}
-    assert not any(e.complete for e in episodes)  # excerpt stops after task 1 of 10
+    # the excerpt stops after task 1, its summary printed; the task loop's bar ("0/10")
+    # planned 10 tasks
+    assert {e.complete for e in episodes} == {False}
 
 
 def test_rich_log_read_with_universal_newlines_gives_the_same_episodes():
@@ -127,7 +135,9 @@ def test_libero_plus_suffixes_give_the_perturbation_categories():
     assert by_task[base + " light 1"].perturbation == "light"
     assert by_task[base + " add 11"].perturbation == "layout"
     assert not any(e.success for e in episodes if e.perturbation == "camera")
-    assert not any(e.complete for e in episodes)  # this script prints no final block
+    # no final block (the script prints none; EGL tracebacks follow), but every task has its
+    # summary and the task loop's bar reached 14/14
+    assert "Final results" not in _read(PLUS) and {e.complete for e in episodes} == {True}
 
 
 def test_fork_log_without_suite_needs_the_suite_argument():
@@ -137,6 +147,72 @@ def test_fork_log_without_suite_needs_the_suite_argument():
     episodes = _parse(NO_SUITE, suite="libero_spatial")
     assert len(episodes) == 1 and episodes[0].success and episodes[0].complete
     assert episodes[0].task == COOKIE_BOX
+
+
+def test_finished_run_without_final_block_is_complete():
+    text = _read(NO_FINAL)
+    assert "Final results" not in text and "Total episodes" not in text
+    assert text.rstrip().endswith("result = 0\n)")  # EGL shutdown tracebacks after the run
+    episodes = _parse(NO_FINAL)
+    assert len(episodes) == 10 and len({e.task for e in episodes}) == 10
+    assert sum(e.success for e in episodes) == 6  # "# successes: 6 (60.0%)" at the end
+    assert {e.complete for e in episodes} == {True}
+
+
+def test_smoke_run_of_one_planned_task_is_complete():
+    # one libero_spatial task of ten, run on purpose: the task loop's bar plans "0/1"
+    [episode] = _parse(SMOKE)
+    assert episode.success and episode.complete is True and episode.suite == "libero_spatial"
+
+
+def test_fork_summary_closes_a_task_and_a_bare_end_is_unknown():
+    lines = _read(NO_SUITE).split("\n")
+    assert lines[22].startswith("Current task SVR") and lines[26].startswith("Final PhysCogSafe")
+
+    def cut(n):
+        return libero_log.parse("\n".join(lines[:n]) + "\n", NO_SUITE, suite="libero_spatial")
+
+    # up to the fork's own task summary ("Current task SVR ..."), before its final block
+    assert [e.complete for e in cut(26)] == [True]
+    # up to the episode's last line: the file cannot tell whether more episodes followed
+    assert [e.complete for e in cut(22)] == [None]
+
+
+def test_task_line_of_an_episode_that_never_began_marks_the_run_interrupted():
+    text = HEAD + _episode(TASK_A, 1, True, 1, 1) + "Current task success rate: 1.0\n"
+    [done] = libero_log.parse(text, "t.log")
+    assert done.complete is True  # its summary printed, nothing after it
+    [cut] = libero_log.parse(text + f"Task: {TASK_B}\n", "t.log")
+    assert cut.complete is False
+
+
+def test_terminal_copy_with_bar_residue_after_task_lines():
+    # each "Task:" line ends in a different rest of a tqdm bar; the script's per-episode
+    # Task lines still name one task per three episodes
+    episodes = _parse(RESIDUE)
+    assert _per_task(episodes) == {
+        "put the bowl on the plate": (3, 2),
+        "turn on the stove": (3, 2),
+    }
+    assert [e.episode for e in episodes] == [0, 1, 2, 0, 1, 2]
+    assert {e.complete for e in episodes} == {True}
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("put the bowl on the plate?, ?it/s]", "put the bowl on the plate"),
+        ("put the bowl on the plate01:10, 35.21s/it]", "put the bowl on the plate"),
+        ("turn on the stove      | 0/3 [00:00<?, ?it/s]", "turn on the stove"),
+        ("put it 33%|███▎      | 1/3 [00:35<01:10, 35.21s/it]", "put it"),
+        ("put the bowl on the stove", "put the bowl on the stove"),
+        # digits after a space are the task's (LIBERO-Plus suffixes end in numbers)
+        ("open the drawer light 10, 35.21s/it]", "open the drawer light 10"),
+        ("open the drawer light 10", "open the drawer light 10"),
+    ],
+)
+def test_strip_bar_tail(text, clean):
+    assert strip_bar_tail(text) == clean
 
 
 def test_two_runs_in_one_file_are_an_error():
@@ -199,7 +275,7 @@ def test_written_libero_plus_suffixes_and_suffixless_task():
     ],
 )
 def test_perturbation_of_task_suffixes(task, category):
-    assert libero_log.perturbation_of(task) == category
+    assert libero_plus.perturbation_of(task) == category
     assert category is None or category in PERTURBATIONS
 
 
@@ -355,7 +431,7 @@ def test_episodes_build_the_schema_frame(name):
     episodes = _parse(name)
     frame = episodes_frame(episodes)
     assert len(frame) == len(episodes)
-    assert frame["success"].dtype == bool and frame["complete"].dtype == bool
+    assert frame["success"].dtype == bool and str(frame["complete"].dtype) == "boolean"
     assert str(frame["episode"].dtype) == "Int64"
     assert frame.duplicated(["run", "suite", "task", "episode"]).sum() == 0
     assert set(frame["perturbation"]) <= set(PERTURBATIONS)

@@ -10,12 +10,14 @@ from nblib.eval.results import detect_format, read_file, read_results
 from nblib.eval.results.schema import (
     ALL_COLUMNS,
     base_suite,
+    kleene_all,
     normalize_suite,
     resolve_suite,
     suite_perturbation,
 )
 from nblib.eval.results.summary import (
     SUMMARY_COLUMNS,
+    completeness_note,
     paired_counts,
     perturbation_summary,
     suite_summary,
@@ -184,3 +186,50 @@ def test_task_matrix_paired_counts_and_perturbations():
         paired_counts(summarize(frame), "a", "c")
     per = perturbation_summary(frame).set_index(["run", "perturbation"])
     assert per.loc[("b", "light"), "successes"] == 1
+
+
+# --- completeness: True / False / unknown ------------------------------------------------
+
+
+def test_unknown_completeness_is_never_counted_as_complete_or_interrupted():
+    rows = _episodes("r", "libero_goal", "t0", [1, 1], task_id=0)
+    rows += _episodes("r", "libero_goal", "t1", [1, 0], task_id=1, complete=None)
+    rows += _episodes("s", "libero_goal", "t0", [1], task_id=0, complete=None)
+    rows += _episodes("s", "libero_goal", "t1", [0], task_id=1, complete=False)
+    frame = _frame(rows)
+    assert str(frame["complete"].dtype) == "boolean" and frame["complete"].isna().sum() == 3
+    tasks = summarize(frame)
+    assert str(tasks["complete"].dtype) == "boolean"
+    assert tasks["complete"].tolist() == [True, pd.NA, pd.NA, False]
+    suites = suite_summary(frame, n_boot=200)["complete"].tolist()
+    # r: one unknown task, so the suite is not known to be complete; s: an interrupted
+    # task outweighs an unknown one
+    assert suites == [pd.NA, False]
+    note = completeness_note(tasks)
+    assert note.splitlines() == [
+        "note: 1 task(s) come from interrupted runs or tasks (complete = False); "
+        "their counts are what finished before the log ended",
+        "note: 2 task(s) come from files that do not show whether their run ended "
+        "(complete = <NA>); their counts may be partial",
+    ]
+    assert completeness_note(summarize(_frame(_episodes("r", "libero_goal", "t0", [1])))) is None
+
+
+def test_kleene_all_three_valued():
+    assert kleene_all([True, True]) is True and kleene_all([]) is True
+    assert kleene_all([True, None]) is None and kleene_all([True, pd.NA]) is None
+    assert kleene_all([None, False, True]) is False
+    assert kleene_all(pd.Series([True, pd.NA], dtype="boolean")) is None
+
+
+def test_complete_column_of_tables_round_trips_unknown(tmp_path):
+    # a table without the column cannot tell; an empty cell is pandas' <NA> written out
+    frame = read_file(EPISODES / "project_schema_crlf.csv")
+    assert frame["complete"].isna().all()
+    frame.loc[0, "complete"] = False
+    frame.loc[1, "complete"] = True
+    path = tmp_path / "round.csv"
+    frame.to_csv(path, index=False)
+    back = read_file(path)
+    assert back["complete"].tolist()[:2] == [False, True] and back["complete"][2:].isna().all()
+    assert str(back["complete"].dtype) == "boolean"

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 
-from nblib.errors import DataError
+from nblib.errors import DataError, is_int
 from nblib.eval.results.schema import (
     Episode,
     default_run_name,
@@ -92,12 +92,12 @@ def parse(obj, source: str, suite: str | None = None, run: str | None = None) ->
     name = resolve_suite(_suite_of(obj), suite, source)
     config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
     params = config.get("params") if isinstance(config.get("params"), dict) else {}
-    seed = obj.get("seed") if _is_int(obj.get("seed")) else params.get("seed")
-    seed = seed if _is_int(seed) else None
+    seed = obj.get("seed") if is_int(obj.get("seed")) else params.get("seed")
+    seed = seed if is_int(seed) else None
     merge_info = obj.get("merge_info") if isinstance(obj.get("merge_info"), dict) else {}
     partial = bool(obj.get("partial")) or bool(merge_info.get("shards_missing"))
     expected = config.get("episodes_per_task")
-    expected = expected if _is_int(expected) else None
+    expected = expected if is_int(expected) else None
 
     def fail(path: str, message: str) -> DataError:
         return DataError(f"{source}: {path}: {message}")
@@ -191,14 +191,14 @@ def _episodes(items, where, fail) -> list[tuple[int, bool, int | None]]:
             )
         seen[index] = at
         steps = item.get("steps")
-        if steps is not None and (not _is_int(steps) or steps < 0):
+        if steps is not None and (not is_int(steps) or steps < 0):
             raise fail(f"{at}.steps", f"must be a whole number >= 0, not {steps!r}")
         rows.append((index, success, steps))
     return sorted(rows)
 
 
 def _episode_index(value) -> int | None:
-    if _is_int(value):
+    if is_int(value):
         return value if value >= 0 else None
     if isinstance(value, str):
         match = _OLD_EPISODE_ID.search(value)
@@ -230,7 +230,3 @@ def _check_rate(record, rate_keys, count_key, k, n, where, fail) -> None:
                 "the file contradicts itself",
             )
         return
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

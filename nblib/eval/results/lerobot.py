@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 
-from nblib.errors import DataError
+from nblib.errors import DataError, is_int
 from nblib.eval.results.schema import (
     SUITES,
     Episode,
@@ -200,10 +200,10 @@ def _per_episode(items, path, fail, suite_of):
         if not isinstance(success, bool):
             raise fail(f"{where}.success", f"must be true or false, not {success!r}")
         ix = item.get("episode_ix", i)
-        if not _is_int(ix) or ix < 0:
+        if not is_int(ix) or ix < 0:
             raise fail(f"{where}.episode_ix", f"must be a whole number >= 0, not {ix!r}")
         seed = item.get("seed")
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             raise fail(f"{where}.seed", f"must be a whole number or null, not {seed!r}")
         name = suite_of(item.get("task_group"))
         tid = _task_id(item, f"{where}.task_id", fail)
@@ -258,7 +258,7 @@ def _per_task(items, path, fail, suite_of):
 
 def _task_id(item, where, fail) -> int | None:
     tid = item.get("task_id")
-    if tid is not None and (not _is_int(tid) or tid < 0):
+    if tid is not None and (not is_int(tid) or tid < 0):
         raise fail(where, f"must be a whole number >= 0, not {tid!r}")
     return tid
 
@@ -270,10 +270,6 @@ def _task_name(item, task_id, suite) -> str:
             return normalize_task(text)
     # A single-task file names no task; its suite (the env's task) stands in for it.
     return f"task {task_id}" if task_id is not None else suite
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _counts(episodes) -> dict[str, tuple[int, int]]:
@@ -296,7 +292,7 @@ def _aggregate_count(aggregate, where, fail) -> tuple[int, int]:
             "missing: a success percentage without an episode count gives no episodes "
             "(LeRobot's single-task eval writes per_episode next to it; read that file whole)",
         )
-    if not _is_int(n) or n < 0:
+    if not is_int(n) or n < 0:
         raise fail(f"{where}.n_episodes", f"must be a whole number >= 0, not {n!r}")
     pc = _percent(aggregate.get("pc_success"), f"{where}.pc_success", fail)
     if n == 0:

@@ -30,28 +30,32 @@ Rules:
   and total rates, the final block) are checked against the episodes read so far; a
   disagreement is an error naming the line, because it means lines were lost, a run was
   appended to another, or the parser misread the log.
-- A log without a final block (``Final results`` / ``Total episodes`` / ``Overall success
-  rate``) is an interrupted run: every row gets ``complete=False``. An episode that started
-  and has no ``Success`` line is dropped, and its task is flagged unfinished; so is a task
-  with fewer episodes than ``num_trials_per_task`` when the log states it, or the last task
-  of an interrupted run when it lacks its ``Current task success rate`` line (or, in logs
-  that never print one, has fewer episodes than the tasks before it).
+- ``complete`` is judged from the run's own plan, never from the final block alone (many
+  forks and LIBERO-Plus runs end with their last task's summary, their own telemetry, or
+  EGL tracebacks at exit). A task is unfinished (False) when an episode started and never
+  reported (it is dropped), when it has fewer episodes than ``num_trials_per_task`` states,
+  or when it lacks its summary (``Current task success rate``, or a fork's own ``Current
+  task ...`` lines) in a log that prints summaries. The run ended (True) with a final block
+  (``Final ... results`` / ``Total episodes`` / ``Overall success rate``) or when the task
+  loop's tqdm bar reached its total; it was interrupted (False) when its last line is a
+  ``Task:`` line for an episode that never began, or when that bar counts more tasks than
+  the log holds. Otherwise the run ended if every task finished: with its summary, its
+  planned episodes, or, in logs that print neither, as many episodes as the tasks before
+  it; a lone task with neither is unknown (``None``), since the file cannot tell whether
+  its loop went on. Every row of an interrupted run is False, of an unknown one None.
 - The suite comes from ``Task suite: X`` (or ``task_suite_name=X`` in a config dump),
   otherwise from the caller; a second suite in the same file is an error (one run per file).
   ``seed`` and ``num_trials_per_task`` are read from config dumps (``seed=7``), ``task_id``
   and the episode length (``Episode length: 220``) where a fork prints them.
-- Messy logs parse: ANSI escape codes and tqdm bars are cut out, of the pieces a carriage
-  return leaves the last one counts, warnings and tracebacks are skipped, and records of
-  ``rich`` logging (``08/28 [10:50:11] INFO     | >> Success: True   run_libero_eval.py:226``)
-  lose their prefix and right-hand ``file.py:line`` column, their wrapped continuation lines
-  (no prefix, only indentation) joined back with one space. A word longer than rich's
+- Messy logs parse (:mod:`~nblib.eval.results.terminal`): ANSI escape codes and tqdm bars
+  are cut out, of the pieces a carriage return leaves the last one counts, the rest of a
+  bar that a terminal copy shows after a ``Task:`` text is cut off, warnings and tracebacks
+  are skipped, and records of ``rich`` logging (``08/28 [10:50:11] INFO     | >> Success:
+  True   run_libero_eval.py:226``) lose their prefix and right-hand ``file.py:line`` column,
+  their wrapped continuation lines joined back with one space. A word longer than rich's
   column is cut by rich itself and comes back with a space in it; task texts have none.
-- LIBERO-Plus (sylvestf/LIBERO-plus) names a perturbed task by the original instruction plus
-  a suffix, which the log's ``Task:`` line keeps. Suffixes map to its dimensions as its
-  ``task_classification.json`` does: ``table N`` / ``tb N`` → background, ``light N`` →
-  light, ``add N`` / ``levelN sampleN`` → layout, ``... noise N`` → noise,
-  ``view 0 0 100 0 0 initstate K`` (K ≠ 0) → robot, ``view <other> initstate 0`` → camera,
-  ``language N ...`` → language. The task keeps its full text. In a log holding any such
+- LIBERO-Plus tasks keep their suffixed text and get the perturbation the suffix names
+  (:func:`~nblib.eval.results.libero_plus.perturbation_of`). In a log holding any such
   suffix, a task without one (LIBERO-Plus's language variants replace the instruction and
   carry no suffix), or with an unlisted combination, is ``unknown``; in other logs tasks are
   ``none`` (or the perturbation a LIBERO-PRO suite name implies).
@@ -67,40 +71,18 @@ import re
 from dataclasses import dataclass, field
 
 from nblib.errors import DataError
+from nblib.eval.results.libero_plus import perturbation_of
 from nblib.eval.results.schema import (
     Episode,
     default_run_name,
+    kleene_all,
     line_error,
     normalize_suite,
     normalize_task,
     resolve_suite,
     suite_perturbation,
 )
-
-# --- cleaning physical lines -----------------------------------------------------------
-
-# CSI sequences (colours, cursor moves such as tqdm's "\x1b[A"), OSC titles, lone escapes.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-# A tqdm bar: " 42%|████▏     | 21/50 [01:02<01:26,  2.98s/it]" (the bracket part optional).
-_TQDM = re.compile(
-    r"\d{1,3}%\|[^|\n]*\|\s*\d+(?:\.\d+)?[kMG]?/\d+(?:\.\d+)?[kMG]?(?:\s*\[[^\]\n]*\])?"
-)
-
-# A rich log record: optional "MM/DD [HH:MM:SS]" (or "[MM/DD/YY HH:MM:SS]") stamp, the level,
-# then either prismatic's "| >> message" or rich's default column layout, which always ends
-# in the right-aligned "file.py:line" column.
-_STAMP = (
-    r"(?:\d{2}/\d{2}(?:/\d{2,4})? \[\d{2}:\d{2}:\d{2}\]|\[\d{2}/\d{2}/\d{2,4} \d{2}:\d{2}:\d{2}\])"
-)
-_LEVEL = r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)"
-_RICH_BAR = re.compile(rf"^\s*(?:{_STAMP}\s+)?{_LEVEL}\s+\|\s?(?:>>\s?)?(?P<msg>.*)$")
-_RICH_COLUMNS = re.compile(
-    rf"^\s*(?:{_STAMP}\s+)?{_LEVEL}\s{{2,}}(?P<msg>.*?)\s+[\w.<>-]+\.py:\d+\s*$"
-)
-_RICH_PATH = re.compile(r"\s+[\w.<>-]+\.py:\d+\s*$")
-# Rich indents wrapped lines to its message column (26 spaces for "MM/DD [HH:MM:SS] INFO ");
-# tracebacks (2) and tab-indented warnings never reach 10.
-_CONTINUATION_INDENT = 10
+from nblib.eval.results.terminal import Bar, records, strip_bar_tail
 
 # --- key lines (searched anywhere in a record, after a line start or a separator, so
 # "INFO:root:", "2025-06-30 13:24:45,825 - INFO - " and similar prefixes need no handling)
@@ -118,10 +100,19 @@ _DONE = re.compile(_B + r"# episodes completed so far:\s*(?P<v>\S*)")
 _SUCCESSES = re.compile(_B + r"# successes:\s*(?P<v>\S*)")
 _TASK_RATE = re.compile(_B + r"Current task success rate:\s*(?P<v>\S*)")
 _TOTAL_RATE = re.compile(_B + r"Current total success rate:\s*(?P<v>\S*)")
+# Forks close a task with summaries of their own ("Current task SVR: 0.84", PhysCogSafe's
+# telemetry) where openvla-oft prints its task success rate.
+_TASK_SUMMARY = re.compile(_B + r"Current task\b")
 _FINAL = re.compile(_B + r"Final\b.*\bresults:")
 _TOTAL_EPISODES = re.compile(_B + r"Total episodes:\s*(?P<v>\S*)")
 _TOTAL_SUCCESSES = re.compile(_B + r"Total successes:\s*(?P<v>\S*)")
 _OVERALL = re.compile(_B + r"Overall success rate:\s*(?P<v>\S*)")
+# Lines that follow an episode's "Task:" line once the episode has begun.
+_EPISODE_LINES = re.compile(
+    _B + r"(?:Starting episode|Success:|# episodes completed|# successes:|"
+    r"Current task\b|Current total success rate:|Final\b.*\bresults:|Total episodes:|"
+    r"Overall success rate:)"
+)
 _TRIALS = re.compile(r"\bnum[_-]trials[_-]per[_-]task\b['\"]?(?:\s*[:=]\s*|\s+)(?P<v>\d+)\b")
 _SEED = re.compile(r"(?<![\w.-])(?:--)?seed['\"]?(?:\s*[:=]\s*|\s+)(?P<v>\d+)\b")
 _TASK_ID = re.compile(r"\btask[_ ]id\b['\"]?\s*[:=]\s*(?P<v>\d+)\b", re.IGNORECASE)
@@ -133,16 +124,6 @@ _STEPS = re.compile(
 
 # Forks print rates rounded to two decimals or in full; the counts are checked exactly.
 _RATE_TOLERANCE = 6e-3
-
-# --- LIBERO-Plus suffixes ----------------------------------------------------------------
-
-_DEFAULT_VIEW = ("0", "0", "100", "0", "0")
-_PLUS_NOISE = re.compile(r"\bnoise \d+$")
-_PLUS_LANGUAGE = re.compile(r"\blanguage \d+(?: view(?: \d+){5} initstate \d+)?$")
-_PLUS_VIEW = re.compile(r"\bview (\d+) (\d+) (\d+) (\d+) (\d+) initstate (\d+)$")
-_PLUS_BACKGROUND = re.compile(r"\b(?:table|tb) \d+$")
-_PLUS_LIGHT = re.compile(r"\blight \d+$")
-_PLUS_LAYOUT = re.compile(r"\b(?:add \d+|level\d+ sample\d+)$")
 
 _MARKERS = (
     re.compile(r"Starting episode \d+"),
@@ -174,33 +155,6 @@ def looks_like(text: str) -> bool:
     return sum(1 for marker in _MARKERS if marker.search(head)) >= 2
 
 
-def perturbation_of(task: str) -> str | None:
-    """The LIBERO-Plus dimension a task text's suffix names (``"light"`` for ``... light
-    10``), ``"unknown"`` for a view/initstate combination it does not classify, ``None``
-    when the text carries no LIBERO-Plus suffix."""
-    text = normalize_task(task).lower()
-    if _PLUS_NOISE.search(text):
-        return "noise"
-    if _PLUS_LANGUAGE.search(text):
-        return "language"
-    view = _PLUS_VIEW.search(text)
-    if view:
-        default_view = view.groups()[:5] == _DEFAULT_VIEW
-        initial_state_moved = view.group(6) != "0"
-        if default_view and initial_state_moved:
-            return "robot"
-        if not default_view and not initial_state_moved:
-            return "camera"
-        return "unknown"  # both moved, or neither: not one of LIBERO-Plus's categories
-    if _PLUS_BACKGROUND.search(text):
-        return "background"
-    if _PLUS_LIGHT.search(text):
-        return "light"
-    if _PLUS_LAYOUT.search(text):
-        return "layout"
-    return None
-
-
 # --- parsing -------------------------------------------------------------------------------
 
 
@@ -212,7 +166,7 @@ class _Task:
     task_id: int | None = None
     offset: int = 0  # episodes of the same text in earlier stretches
     episodes: list[tuple[int, bool, int | None, int | None]] = field(default_factory=list)
-    finished: bool = False  # its "Current task success rate" line was read
+    finished: bool = False  # its summary ("Current task success rate: ...") was read
     dropped: bool = False  # an episode started and never reported
 
 
@@ -225,54 +179,9 @@ def parse(
     must agree with it when it does); ``run`` defaults to the file's name
     (:func:`~nblib.eval.results.schema.default_run_name`)."""
     state = _State(source)
-    for line, record in _records(text):
-        state.feed(line, record)
+    for line, record, bars in records(text):
+        state.feed(line, record, bars)
     return state.finish(suite, run if run is not None else default_run_name(source))
-
-
-def _records(text: str):
-    """(first physical line number, logical text) of each log record, cleaned."""
-    lines = text.split("\n")
-    index = 0
-    while index < len(lines):
-        cleaned = _clean(lines[index])
-        number = index + 1
-        index += 1
-        message = _rich_message(cleaned)
-        if message is None:
-            yield number, cleaned.strip()
-            continue
-        parts = [message]
-        while index < len(lines):
-            follow = _clean(lines[index])
-            indent = len(follow) - len(follow.lstrip(" "))
-            if (
-                indent < _CONTINUATION_INDENT
-                or not follow.strip()
-                or _rich_message(follow) is not None
-            ):
-                break
-            parts.append(follow.strip())
-            index += 1
-        yield number, " ".join(part for part in parts if part)
-
-
-def _clean(line: str) -> str:
-    line = _ANSI.sub("", line.rstrip("\r"))
-    line = _TQDM.sub("", line)
-    if "\r" in line:
-        # a carriage return overwrites the terminal line: the last piece with text is what
-        # was left on screen (tqdm's own pieces are already cut out above)
-        pieces = [piece for piece in line.split("\r") if piece.strip()]
-        line = pieces[-1] if pieces else ""
-    return line
-
-
-def _rich_message(line: str) -> str | None:
-    match = _RICH_BAR.match(line) or _RICH_COLUMNS.match(line)
-    if not match:
-        return None
-    return _RICH_PATH.sub("", match.group("msg")).strip()
 
 
 class _State:
@@ -292,13 +201,19 @@ class _State:
         self.successes = 0
         self.final_line = 0
         self.rate_lines = False
+        # tqdm bars drawn once the run started (not the model-loading ones before it)
+        self.bars: list[Bar] = []
+        # the last key record was a "Task:" line: an episode was being set up
+        self.announced = False
 
     def error(self, line: int, message: str) -> DataError:
         return line_error(self.source, line, message)
 
     # -- one record -------------------------------------------------------------------
 
-    def feed(self, line: int, record: str) -> None:
+    def feed(self, line: int, record: str, bars: list[Bar] = ()) -> None:
+        if self.suite is not None or self.tasks:
+            self.bars += bars
         if not record:
             return
         for pattern in _SUITE:
@@ -319,7 +234,11 @@ class _State:
             self.steps = int(match.group("v"))  # before any task it is a config value
         if match := _TASK.search(record):
             self._task(line, match.group("v"))
-        elif match := _START.search(record):
+            self.announced = True
+            return
+        if _EPISODE_LINES.search(record):
+            self.announced = False
+        if match := _START.search(record):
             self._start(line, match.group("v"))
         elif match := _SUCCESS.search(record):
             self._success(line, match.group("v"))
@@ -331,6 +250,8 @@ class _State:
             self._task_rate(line, match.group("v"))
         elif match := _TOTAL_RATE.search(record):
             self._check_rate(line, match.group("v"), self.successes, self.done, "total")
+        elif _TASK_SUMMARY.search(record):
+            self._task_closed()
         elif match := _TOTAL_EPISODES.search(record):
             self._final(line)
             self._check_count(line, match.group("v"), self.done, "episodes in total")
@@ -369,7 +290,8 @@ class _State:
 
     def _task(self, line: int, value: str) -> None:
         self._no_run_after_final(line)
-        text = normalize_task(value)
+        # a terminal copy keeps the rest of the progress bar this line overwrote
+        text = normalize_task(strip_bar_tail(value))
         if not text:
             raise self.error(line, "a 'Task:' line without a task text")
         if self.pending is not None and self.current is not None:
@@ -428,13 +350,17 @@ class _State:
         self.episode_seed = None
 
     def _task_rate(self, line: int, value: str) -> None:
-        self.rate_lines = True
         task = self.current
-        if task is None or not task.episodes:
-            return
-        succeeded = sum(episode[1] for episode in task.episodes)
-        self._check_rate(line, value, succeeded, len(task.episodes), "task")
-        task.finished = True
+        if task is not None and task.episodes:
+            succeeded = sum(episode[1] for episode in task.episodes)
+            self._check_rate(line, value, succeeded, len(task.episodes), "task")
+        self._task_closed()
+
+    def _task_closed(self) -> None:
+        """A task summary: the current task's episode loop is over."""
+        self.rate_lines = True
+        if self.current is not None and self.current.episodes:
+            self.current.finished = True
 
     def _final(self, line: int) -> None:
         if not self.final_line:
@@ -492,8 +418,7 @@ class _State:
                 "'Task:' line); was the run stopped before its first episode finished?"
             )
         suite_name = resolve_suite(self.suite, suite, self.source)
-        complete_run = bool(self.final_line)
-        unfinished = self._unfinished(complete_run)
+        verdicts = self._completeness()
         categories = {task.text: perturbation_of(task.text) for task in self.tasks}
         plus = any(category is not None for category in categories.values())
         default = "unknown" if plus else suite_perturbation(suite_name)
@@ -511,24 +436,62 @@ class _State:
                         perturbation=categories[task.text] or default,
                         seed=seed if seed is not None else self.seed,
                         task_id=task.task_id,
-                        complete=complete_run and id(task) not in unfinished,
+                        complete=verdicts[id(task)],
                         source=self.source,
                     )
                 )
         return rows
 
-    def _unfinished(self, complete_run: bool) -> set[int]:
-        """Ids of the task stretches whose episodes did not all finish."""
-        unfinished = set()
+    # -- completeness -------------------------------------------------------------------
+
+    def _completeness(self) -> dict[int, bool | None]:
+        """id of each task stretch → whether its episodes are all there and the run ended
+        (True), it or the run was interrupted (False), or the log cannot tell (None)."""
         started = [task for task in self.tasks if task.episodes or task.dropped]
-        for position, task in enumerate(started):
-            short = self.trials is not None and len(task.episodes) < self.trials
-            if task.dropped or short:
-                unfinished.add(id(task))
-            elif position == len(started) - 1 and not complete_run:
-                before = [len(t.episodes) for t in started[:-1]]
-                if (self.rate_lines and not task.finished) or (
-                    not self.rate_lines and before and len(task.episodes) < max(before)
-                ):
-                    unfinished.add(id(task))
-        return unfinished
+        tasks = {id(task): self._task_verdict(task, started) for task in started}
+        run = self._run_verdict(len(started))
+        if run is None:
+            # no final block and no plan: the run ended if every task's episodes did
+            run = kleene_all(tasks.values())
+        return {key: kleene_all((run, verdict)) for key, verdict in tasks.items()}
+
+    def _task_verdict(self, task: _Task, started: list[_Task]) -> bool | None:
+        if task.dropped:
+            return False  # an episode started and never reported
+        if self.trials is not None and len(task.episodes) < self.trials:
+            return False
+        if self.rate_lines:
+            return task.finished  # a log that prints task summaries printed this one's
+        if self.final_line or self.trials is not None or task is not started[-1]:
+            return True  # the final block, the plan, or the next task closed its loop
+        others = [len(t.episodes) for t in started[:-1]]
+        if not others:
+            return None  # one task, no summary, no plan: its loop may have gone on
+        return len(task.episodes) >= max(others)
+
+    def _run_verdict(self, started: int) -> bool | None:
+        """True when the run reached its end, False on evidence that it stopped early,
+        None when that rests on its tasks (:meth:`_task_verdict`)."""
+        if self.final_line:
+            return True
+        if self.announced:
+            return False  # a "Task:" line was printed for an episode that never began
+        planned, reached = self._task_plan()
+        if reached:
+            return True
+        if planned is not None and started < planned:
+            return False  # the task loop's bar says more tasks were to come
+        return None
+
+    def _task_plan(self) -> tuple[int | None, bool]:
+        """(tasks the task loop's tqdm bar counts to, whether it got there). That bar is
+        the outer one of the two nested loops (openvla-oft, openpi): the only total of the
+        bars drawn at the top, once the totals of nested bars are set aside (tqdm repaints
+        a closing nested bar at the top). A single loop's bar (one task's episodes) plans
+        nothing about tasks, and neither do equal totals of both loops (10 tasks × 10)."""
+        inner = {bar.total for bar in self.bars if bar.nested}
+        outer = {bar.total for bar in self.bars if not bar.nested} - inner
+        if len(outer) != 1 or not inner:
+            return None, False
+        total = outer.pop()
+        return total, any(bar.n >= total for bar in self.bars if bar.total == total)

@@ -2,8 +2,7 @@
 
 One row per episode (``../shared/DESIGN.md``): ``run, suite, task, episode, success, steps,
 perturbation, seed``, plus ``task_id`` (the suite's task index when the file gives it),
-``complete`` (False for an episode of a run or task that was interrupted before it
-finished) and ``source`` (the file it came from). Aggregation happens in ``nblib``, never in
+``complete`` and ``source`` (the file it came from). Aggregation happens in ``nblib``, never in
 the file, so every format is brought down to episodes:
 
 - ``task`` is the task as the file names it: LIBERO's language instruction with whitespace
@@ -18,6 +17,12 @@ the file, so every format is brought down to episodes:
   missing (``<NA>``) when the file does not say.
 - A file that holds only counts per task (k successes out of n) gives n rows with
   ``episode`` missing: the counts are exact, the order is unknown.
+- ``complete`` is a nullable boolean (pandas ``boolean``): True when the file shows that
+  the episode's task and run ran to their end, False when it shows that either was
+  interrupted (the counts are then what finished before it stopped), and ``<NA>`` when
+  the file cannot tell. Combine flags with :func:`kleene_all` (any False → False, else any
+  unknown → unknown), never with ``Series.all()``, which skips ``<NA>`` and so would
+  count an unknown run as complete.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 _STRING = ("run", "suite", "task", "perturbation", "source")
 _INTEGER = ("episode", "steps", "seed", "task_id")
-_BOOLEAN = ("success", "complete")
 
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 
@@ -91,7 +95,7 @@ class Episode:
     perturbation: str = "none"
     seed: int | None = None
     task_id: int | None = None
-    complete: bool = True
+    complete: bool | None = True  # None: the file cannot tell (see the module docstring)
     source: str = ""
 
 
@@ -130,7 +134,8 @@ def suite_perturbation(suite: str) -> str:
 
 
 def episodes_frame(episodes: Iterable[Episode | dict]) -> pd.DataFrame:
-    """Episodes → the schema's DataFrame with its dtypes (strings, nullable Int64, bool)."""
+    """Episodes → the schema's DataFrame with its dtypes (strings, nullable Int64, bool,
+    and the nullable ``boolean`` ``complete``)."""
     rows = [asdict(e) if isinstance(e, Episode) else dict(e) for e in episodes]
     frame = pd.DataFrame(rows, columns=list(ALL_COLUMNS))
     return coerce_frame(frame, source="episodes")
@@ -168,9 +173,9 @@ def coerce_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
                 f"row {row} has {out[column][bad].iloc[0]!r}"
             )
         out[column] = numbers.astype("Int64")
-    for column in _BOOLEAN:
-        default = True if column == "complete" else None
-        out[column] = _booleans(out[column], column, source, default)
+    out["success"] = _booleans(out["success"], "success", source, required=True)
+    # a table without the column, or an empty cell, does not say whether the run ended
+    out["complete"] = _booleans(out["complete"], "complete", source, required=False)
     return out[list(ALL_COLUMNS)].reset_index(drop=True)
 
 
@@ -189,13 +194,15 @@ def as_bool(value) -> bool | None:
     return True if text in _TRUE else False if text in _FALSE else None
 
 
-def _booleans(values: pd.Series, column: str, source: str, default) -> pd.Series:
+def _booleans(values: pd.Series, column: str, source: str, required: bool) -> pd.Series:
+    """True/False flags: ``bool`` dtype when ``required`` (an empty cell is an error),
+    else the nullable ``boolean`` dtype with ``<NA>`` for an empty cell."""
     result = []
     for i, value in enumerate(values):
         if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
-            if default is None:
+            if required:
                 raise DataError(f"{source}: column {column!r} is empty in row {i}")
-            result.append(default)
+            result.append(pd.NA)
             continue
         flag = as_bool(value)
         if flag is None:
@@ -203,7 +210,19 @@ def _booleans(values: pd.Series, column: str, source: str, default) -> pd.Series
                 f"{source}: column {column!r} must be true/false (or 1/0); row {i} has {value!r}"
             )
         result.append(flag)
-    return pd.Series(result, index=values.index, dtype=bool)
+    return pd.Series(result, index=values.index, dtype=bool if required else "boolean")
+
+
+def kleene_all(flags) -> bool | None:
+    """Whether all ``flags`` hold, in three-valued logic: False if any is False, else None
+    (unknown) if any is None or ``<NA>``, else True (also for no flags)."""
+    unknown = False
+    for flag in flags:
+        if flag is None or pd.isna(flag):
+            unknown = True
+        elif not flag:
+            return False
+    return None if unknown else True
 
 
 def _first(mask: pd.Series) -> int:

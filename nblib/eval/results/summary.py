@@ -5,6 +5,11 @@ Wilson (95 % by default) per task, where the episodes are exchangeable trials; a
 task-stratified bootstrap for a suite's mean over tasks (the tasks are fixed, the
 episodes within each task are resampled), so a suite's interval reflects that its 10
 tasks are not 500 interchangeable trials.
+
+``complete`` is a nullable boolean at every level: False when any episode below comes
+from an interrupted run or task, else ``<NA>`` when any file could not tell, else True
+(:func:`~nblib.eval.results.schema.kleene_all`). :func:`completeness_note` words both
+cases for a report.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.errors import DataError
+from nblib.eval.results.schema import kleene_all
 from nblib.metrics.success import stratified_bootstrap, wilson_interval
 
 SUMMARY_COLUMNS = (
@@ -54,7 +60,8 @@ def _one(values: pd.Series) -> str:
 
 def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (run, suite, task): :data:`SUMMARY_COLUMNS`. ``complete`` is False when
-    any of the task's episodes comes from an interrupted run or task."""
+    any of the task's episodes comes from an interrupted run or task, ``<NA>`` when that
+    is unknown for any of them."""
     _require_rows(frame, "summarize")
     rows = []
     for (run, suite, task), group in frame.groupby(["run", "suite", "task"], sort=False):
@@ -74,11 +81,12 @@ def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 "success_rate": 100 * successes / episodes,
                 "ci_low": 100 * low,
                 "ci_high": 100 * high,
-                "complete": bool(group["complete"].all()),
+                "complete": kleene_all(group["complete"]),
             }
         )
     out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     out["task_id"] = out["task_id"].astype("Int64")
+    out["complete"] = _flags(out["complete"])
     # runs in the order they were read; within a run by suite, task index, task
     runs = {run: i for i, run in enumerate(dict.fromkeys(out["run"]))}
     order = out.assign(_run=out["run"].map(runs), _tid=out["task_id"].fillna(10**9))
@@ -98,7 +106,9 @@ def suite_summary(
         row |= _task_mean(group, n_boot=n_boot, confidence=confidence, seed=seed)
         row["pooled_rate"] = 100 * row["successes"] / row["episodes"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(SUITE_COLUMNS))
+    out["complete"] = _flags(out["complete"])
+    return out
 
 
 def run_summary(
@@ -112,12 +122,15 @@ def run_summary(
     for run, group in tasks.groupby("run", sort=False):
         row = {"run": run, "suites": ", ".join(pd.unique(group["suite"]))}
         rows.append(row | _task_mean(group, n_boot=n_boot, confidence=confidence, seed=seed))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["complete"] = _flags(out["complete"])
+    return out
 
 
 def _task_mean(tasks: pd.DataFrame, **bootstrap) -> dict:
     """The mean over ``tasks`` (rows of :func:`summarize`) of their success rates (%), its
-    task-stratified bootstrap interval, the counts, and whether all are complete."""
+    task-stratified bootstrap interval, the counts, and whether all are complete
+    (three-valued, :func:`~nblib.eval.results.schema.kleene_all`)."""
     successes = tasks["successes"].to_numpy()
     trials = tasks["episodes"].to_numpy()
     mean, low, high = stratified_bootstrap(successes, trials, **bootstrap)
@@ -128,8 +141,35 @@ def _task_mean(tasks: pd.DataFrame, **bootstrap) -> dict:
         "success_rate": 100 * mean,
         "ci_low": 100 * low,
         "ci_high": 100 * high,
-        "complete": bool(tasks["complete"].all()),
+        "complete": kleene_all(tasks["complete"]),
     }
+
+
+def _flags(values: pd.Series) -> pd.Series:
+    """True/False/None → the nullable ``boolean`` dtype (None → ``<NA>``)."""
+    return pd.Series(
+        [pd.NA if value is None else value for value in values], index=values.index, dtype="boolean"
+    )
+
+
+def completeness_note(tasks: pd.DataFrame) -> str | None:
+    """What a report should say under a :func:`summarize` table about tasks whose counts
+    may not be whole: the interrupted ones (``complete`` False) and those whose files could
+    not tell (``<NA>``), one line each; None when every task is complete."""
+    flags = tasks["complete"].astype("boolean")
+    interrupted, unknown = int(flags.eq(False).sum()), int(flags.isna().sum())
+    lines = []
+    if interrupted:
+        lines.append(
+            f"note: {interrupted} task(s) come from interrupted runs or tasks "
+            "(complete = False); their counts are what finished before the log ended"
+        )
+    if unknown:
+        lines.append(
+            f"note: {unknown} task(s) come from files that do not show whether their run "
+            "ended (complete = <NA>); their counts may be partial"
+        )
+    return "\n".join(lines) or None
 
 
 def perturbation_summary(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -5,6 +5,8 @@ the shape most home-made evaluation scripts write. Columns are found by name, wi
 usual spellings accepted (:data:`COLUMN_NAMES`); other columns are ignored. A table needs
 a success column and a task (or task index) column; ``run`` defaults to the file's name and
 ``suite`` to the file's suite column, else ``--suite``. Windows line endings are fine.
+``complete`` is read from a ``complete`` column; a table without one, or an empty cell
+(how pandas writes ``<NA>``), leaves it unknown.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _episodes(records, source: str, suite: str | None, run: str | None) -> list[
                 perturbation=str(get("perturbation") or suite_perturbation(row_suite)),
                 seed=_integer(get("seed"), "seed", source, line),
                 task_id=task_id,
-                complete=True
+                complete=None  # a table without the flag cannot tell
                 if get("complete") is None
                 else _boolean(get("complete"), "complete", source, line),
                 source=source,
