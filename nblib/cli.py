@@ -217,7 +217,7 @@ LR_FIELDS = (
 def _cmd_lr_analyze(args: argparse.Namespace) -> int:
     import math
 
-    from nblib.studies.lr import LRConfig, LRStudy, analyse, load_logs
+    from nblib.studies.lr import LRConfig, analyse, loss_curves, prepare
 
     config = LRConfig(
         log_files=list(args.files),
@@ -227,9 +227,8 @@ def _cmd_lr_analyze(args: argparse.Namespace) -> int:
         plateau_threshold=args.threshold,
         smoothing=args.smoothing,
     )
-    study = LRStudy(config)
-    load_logs(study)
-    runs = analyse(study)
+    study = prepare(config)
+    runs = analyse(study, loss_curves(study))
 
     def plain(value):
         if hasattr(value, "item"):

@@ -48,3 +48,61 @@ class Verdict:
 
     def __str__(self) -> str:
         return "\n- ".join([self.label, *self.reasons])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number a verdict is decided from, with its interval: ``value`` (the point
+    estimate), ``low`` and ``high`` (a ``level`` interval, e.g. a bootstrap over samples)
+    and ``method`` in words ("95 % bootstrap over 331 samples").
+
+    A verdict compares the interval with its thresholds, never the point estimate alone:
+    a value sitting on a threshold moves across it with float noise (thread counts, CPU
+    kernels), an interval that straddles it says so and keeps its label.
+    """
+
+    value: float
+    low: float
+    high: float
+    method: str = ""
+    level: float = 0.95
+
+    def __post_init__(self):
+        for name in ("value", "low", "high"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ParameterError(f"Estimate.{name}={v!r} is invalid; expected a number")
+            object.__setattr__(self, name, float(v))
+        if not self.low <= self.high:
+            raise ParameterError(f"Estimate: low={self.low} > high={self.high}")
+
+    def below(self, threshold: float) -> bool:
+        """The whole interval lies below ``threshold``."""
+        return self.high < threshold
+
+    def above(self, threshold: float) -> bool:
+        """The whole interval lies above ``threshold``."""
+        return self.low > threshold
+
+    def straddles(self, threshold: float) -> bool:
+        return not (self.below(threshold) or self.above(threshold))
+
+    def numbers(self, name: str) -> dict[str, float]:
+        """``{name, name_low, name_high}`` for a verdict's numbers."""
+        return {name: self.value, f"{name}_low": self.low, f"{name}_high": self.high}
+
+    def __str__(self) -> str:
+        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
+
+
+def straddle_note(name: str, estimate: Estimate, thresholds: Iterable[float]) -> str | None:
+    """A reason sentence when ``estimate``'s interval straddles one of ``thresholds``
+    (the label then takes the cautious side), else None."""
+    hit = [t for t in thresholds if estimate.straddles(t)]
+    if not hit:
+        return None
+    return (
+        f"{name} {estimate} straddles the threshold {hit[0]:g} "
+        f"({estimate.method or 'its interval'}): the label takes the cautious side; "
+        "more samples or steps would settle it"
+    )

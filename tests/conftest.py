@@ -64,7 +64,7 @@ def tiny_saved_policy(tiny_manifest, tmp_path_factory):
         demos=2, manifest=tiny_manifest, val_demos=1, horizon=4, steps=3, warmup_steps=1
     )
     exp = overfit.prepare(config, progress=False)
-    overfit.fit(exp, progress=False)
+    history = overfit.fit(exp, progress=False)
     folder = tmp_path_factory.mktemp("tiny_run")
-    overfit.save_policy(exp, folder)
+    overfit.save_policy(exp, history, folder)
     return folder

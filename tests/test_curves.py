@@ -625,12 +625,15 @@ def test_seed000_run_is_diverged_in_the_lr_study(tmp_path):
     from nblib.studies import lr
 
     log = _seed000_log(tmp_path / "job_6213.out")
-    study = lr.LRStudy(lr.LRConfig(log_files=[str(log)], plateau_window=100))
-    lr.load_logs(study)
-    row = lr.analyse(study).loc["job_6213"]
+    study = lr.prepare(lr.LRConfig(log_files=[str(log)], plateau_window=100))
+    row = lr.analyse(study, lr.loss_curves(study)).loc["job_6213"]
     assert row["diverged"] and row["divergence_step"] == 1850
+    assert row["divergence_reason"] == "zero"
     assert row["plateau_step"] is None or pd.isna(row["plateau_step"])
     assert not row["stopped_after_warmup"]
+    # a broken run, not a bad LR: never "raise the LR" (seed 000), nor LR advice at all
+    assert "masked" in row["suggestion"] and "raise" not in row["suggestion"]
+    assert row["next"] == {}
 
 
 def test_huggingface_loss_zero_with_nan_grad_norm_is_broken():

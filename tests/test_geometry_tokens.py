@@ -193,8 +193,7 @@ def test_overfit_with_a_compressor_saves_a_policy_that_runs_closed_loop(real_man
     exp = overfit.prepare(config, progress=False)
     assert exp.train.geometry.shape == (len(exp.train), 2 * 4, 48)  # 32 px: 4 patches a camera
     assert "geometry compressor (qformer)" in overfit.describe(exp)
-    overfit.fit(exp, progress=False)
-    overfit.save_policy(exp, tmp_path)
+    overfit.save_policy(exp, overfit.fit(exp, progress=False), tmp_path)
     saved = load_policy(tmp_path)
     assert saved.model.policy.config.geometry == "qformer" and saved.meta["geometry"] == "qformer"
     frame = evaluate(
@@ -205,3 +204,32 @@ def test_overfit_with_a_compressor_saves_a_policy_that_runs_closed_loop(real_man
     assert frame["steps"].tolist() == [3] and frame["complete"].all()
     with pytest.raises(ParameterError, match="geometry"):
         overfit.OverfitConfig(head="infobot", geometry="pool")
+
+
+def test_probes_run_on_a_geometry_policy_saved_by_notebook_01(real_manifest, tmp_path):
+    """The bug: notebook 02 crashed on a geometry policy (`ParameterError: this policy has a
+    'pool' geometry compressor: pass geom`). The probe samples now carry the geometry
+    tokens the policy was trained with, through every step that runs the policy."""
+    from nblib.studies import overfit, probes
+
+    config = overfit.OverfitConfig(
+        manifest=real_manifest, demos=2, val_demos=1, horizon=4, steps=2, warmup_steps=1,
+        head="regression", geometry="pool",
+    )  # fmt: skip
+    exp = overfit.prepare(config, progress=False)
+    overfit.save_policy(exp, overfit.fit(exp, progress=False), tmp_path)
+    pconfig = probes.ProbesConfig(
+        policy=str(tmp_path), manifest=real_manifest, samples=8, isolation_samples=16,
+        isolation_steps=2, umap=False,
+    )  # fmt: skip
+    study = probes.prepare(pconfig, progress=False)
+    assert study.samples.geometry is not None
+    table = probes.summaries(study, probes.collect(study))
+    assert "condition" in table.index
+    checks = probes.pipeline_checks(study)
+    assert checks["ok"].all(), checks.to_string()
+    assert checks["check"].str.contains("geometry compressor (pool)", regex=False).any()
+    language = probes.language_reliance(study)
+    assert probes.mi_estimate(study) is None  # not an InfoBot policy
+    verdict = probes.verdict(probes.evidence(study, table, language, checks), pconfig)
+    assert verdict.label in ("DIVERSE", "BOTTLENECK", "COLLAPSED")

@@ -11,7 +11,9 @@ from nblib.models import vla
 from nblib.models.backbone import Backbone
 from nblib.models.policy import PolicyConfig, VLAPolicy
 from nblib.studies import overfit
+from nblib.studies.setup import with_control
 from nblib.train import TrainConfig, seed_everything, train
+from nblib.verdict import Estimate
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def tiny_policy(bb) -> VLAPolicy:
 
 def run(setup, control, steps=250):
     store, stats, bb = setup
-    samples = overfit.with_control(vla.load_samples(store, horizon=4, stats=stats), control)
+    samples = with_control(vla.load_samples(store, horizon=4, stats=stats), control)
     vla.precompute_features(bb, samples, "last", cache=None, progress=False)
     seed_everything(0)
     model = vla.PolicyWithBackbone(tiny_policy(bb))
@@ -52,23 +54,37 @@ def run(setup, control, steps=250):
         TrainConfig(steps=steps, lr=3e-3, progress=False),
     )
     assert len(history) == steps
-    errors, pred = overfit.evaluate(model, samples, stats)
+    result = overfit.evaluate(model, samples, stats)
     config = overfit.OverfitConfig(head="regression", control=control)
-    return overfit.verdict(errors, config), errors, pred, samples
+    return overfit.verdict(evidence(result), config), result, samples
+
+
+def evidence(train: overfit.OpenLoop) -> overfit.OverfitEvidence:
+    assessment = overfit.Assessment(train, None)
+    return overfit.OverfitEvidence("regression", "none", assessment, None, 0, None)
+
+
+def judged(head: str, rel: float, low: float, high: float, config=None):
+    """The verdict on a hand-made interval of the mean chunk MAE/std."""
+    errors = {"relative_mean": rel, "relative_chunk": [rel, rel]}
+    train = overfit.OpenLoop(errors, np.zeros((1, 1, 2)), Estimate(rel, low, high, "test"))
+    return overfit.verdict(evidence(train), config or overfit.OverfitConfig(head=head))
 
 
 def test_pipeline_overfits_tiny_demos(setup):
-    verdict, errors, pred, samples = run(setup, "none")
+    verdict, result, samples = run(setup, "none")
     assert verdict.label == "PASS", verdict.reasons
-    assert verdict.numbers["train_relative_mean"] == errors["relative_mean"] <= 0.15
-    assert pred.shape == samples.actions.shape and np.isfinite(pred).all()
+    rel = result.relative
+    assert verdict.numbers["train_relative_mean"] == pytest.approx(result.errors["relative_mean"])
+    assert rel.low <= rel.value <= rel.high <= 0.15  # the whole interval clears the bar
+    assert result.pred.shape == samples.actions.shape and np.isfinite(result.pred).all()
 
 
 @pytest.mark.parametrize("control", ["zero_inputs", "shuffle_actions"])
 def test_negative_control_fails(setup, control):
-    verdict, errors, _, _ = run(setup, control)
+    verdict, result, _ = run(setup, control)
     assert verdict.label == "FAIL", verdict.reasons
-    assert errors["relative_mean"] > 0.5  # about what the mean predictor scores
+    assert result.relative.low > 0.5  # about what the mean predictor scores
 
 
 def test_lora_weights_train_through_the_overfit_loop(setup):
@@ -108,17 +124,27 @@ def test_lora_weights_train_through_the_overfit_loop(setup):
     ],
 )
 def test_verdict_thresholds_fit_the_head(head, rel, expected):
-    errors = {"relative_mean": rel, "relative_chunk": [rel, rel]}
-    verdict = overfit.verdict(errors, overfit.OverfitConfig(head=head))
+    verdict = judged(head, rel, rel - 0.01, rel + 0.01)
     assert verdict.label == expected
     assert verdict.numbers["pass_threshold"] == overfit.DEFAULT_THRESHOLDS[head]["pass"]
+    assert verdict.numbers["train_relative_mean_high"] == pytest.approx(rel + 0.01)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(0.20, 0.30, "PARTIAL"), (0.40, 0.50, "PARTIAL"), (0.10, 0.60, "PARTIAL")],
+)
+def test_an_interval_straddling_a_bar_takes_the_cautious_label_and_says_so(low, high, expected):
+    # flow bars: PASS <= 0.25, FAIL > 0.45; the point estimate alone would decide otherwise
+    verdict = judged("flow", (low + high) / 2, low, high)
+    assert verdict.label == expected
+    assert any("straddles the threshold" in r for r in verdict.reasons), verdict.reasons
 
 
 def test_custom_thresholds_and_bad_config():
-    errors = {"relative_mean": 0.3, "relative_chunk": [0.3]}
     raised = overfit.OverfitConfig(head="regression", pass_threshold=0.4)
     assert raised.thresholds() == {"pass": 0.4, "partial": 0.4}  # PARTIAL lifted with PASS
-    assert overfit.verdict(errors, raised).label == "PASS"
+    assert judged("regression", 0.3, 0.28, 0.32, raised).label == "PASS"
     for bad, field in (
         ({"pass_threshold": 0.5, "partial_threshold": 0.2}, "pass_threshold"),
         ({"head": "diffusion"}, "head"),

@@ -15,6 +15,7 @@ from nblib.metrics.representations import (
     group_similarity,
     linear_cka,
     pairwise_cosine,
+    resampled_spread,
     spread,
     stage_summary,
 )
@@ -205,6 +206,7 @@ def test_collapse_stage_names_first_collapsed_and_least_spread():
     assert out == {
         "collapsed": ["condition", "vlm"],
         "first": "condition",
+        "uncertain": [],
         "threshold": 0.01,
         "least_spread": "vlm",
     }
@@ -217,6 +219,32 @@ def test_collapse_stage_names_first_collapsed_and_least_spread():
         collapse_stage(summaries, ["proprio", "policy"])
     with pytest.raises(ParameterError, match="once"):
         collapse_stage(summaries, ["vlm", "vlm"])
+
+
+def test_collapse_stage_judges_intervals_and_names_the_uncertain_ones():
+    summaries = {
+        "vlm": {"spread": 0.004, "spread_low": 0.003, "spread_high": 0.006},  # clearly below
+        "projector": {"spread": 0.009, "spread_low": 0.007, "spread_high": 0.012},  # straddles
+        "condition": {"spread": 0.3, "spread_low": 0.2, "spread_high": 0.4},
+    }
+    out = collapse_stage(summaries, ["vlm", "projector", "condition"])
+    assert out["collapsed"] == ["vlm"] and out["uncertain"] == ["projector"]
+    # the point estimate alone (0.009 < 0.01) would have called the projector collapsed
+    points = {k: {"spread": v["spread"]} for k, v in summaries.items()}
+    assert collapse_stage(points, ["vlm", "projector", "condition"])["collapsed"] == [
+        "vlm",
+        "projector",
+    ]
+
+
+def test_resampled_spread_is_the_spread_of_the_resampled_rows():
+    rng = np.random.default_rng(3)
+    x = 2.0 + rng.normal(size=(30, 5))
+    idx = rng.integers(0, 30, size=(4, 30))
+    want = [spread(x[i]) for i in idx]
+    np.testing.assert_allclose(resampled_spread(x, idx), want, rtol=1e-10)
+    assert resampled_spread(x, np.arange(30)) == pytest.approx(spread(x), rel=1e-12)
+    assert resampled_spread(np.ones((6, 3)), np.arange(6)) == 0.0
 
 
 def test_collapse_stage_on_researcher_like_stages():

@@ -4,6 +4,8 @@ Verdict and JSON-able metrics. (nbval runs the notebooks themselves on the embed
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -79,37 +81,44 @@ def test_card_config_rejects_bad_values():
 
 def test_overfit_study_end_to_end(tiny_manifest):
     config = small_overfit(tiny_manifest, head="regression", steps=5, batch_size=8, warmup_steps=1)
-    exp = overfit.prepare(config, progress=False)
-    assert exp.store.subset(exp.split.train).demos == exp.split.train
-    assert "train demos" in overfit.describe(exp) and "action expert" in overfit.describe(exp)
-    history = overfit.fit(exp, progress=False)
+    study = overfit.prepare(config, progress=False)
+    assert study.store.subset(study.split.train).demos == study.split.train
+    assert "train demos" in overfit.describe(study) and "action expert" in overfit.describe(study)
+    assert overfit.cache_summary(study).startswith("feature cache: {")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.model = None  # cells never assign engine state
+    history = overfit.fit(study, progress=False)
     assert len(history) == 5
-    result = overfit.assess(exp)
-    assert result.train_pred.shape == exp.train.actions.shape
-    assert list(overfit.error_table(exp, result).columns)[-1] == "val MAE/std"
+    assessment = overfit.assess(study)
+    assert assessment.train.pred.shape == study.train.actions.shape
+    assert list(overfit.error_table(study, assessment).columns)[-1] == "val MAE/std"
     for fig, _ in (
-        overfit.plot_training(exp),
-        overfit.plot_dim_errors(exp, result),
-        overfit.plot_predicted_chunks(exp, result, overfit.example_indices(exp, 2)),
+        overfit.plot_training(history, config),
+        overfit.plot_dim_errors(study, assessment),
+        overfit.plot_predicted_chunks(study, assessment.train, overfit.example_indices(study, 2)),
     ):
         plt.close(fig)
-    browser = overfit.chunk_browser(exp, result)  # interactive=True's slider over samples
-    assert browser.children[0].max == len(exp.train) - 1
+    browser = overfit.chunk_browser(study, assessment.train)  # interactive=True's slider
+    assert browser.children[0].max == len(study.train) - 1
     plt.close("all")
-    assert result.verdict.label in ("PASS", "PARTIAL", "FAIL")
-    metrics = to_jsonable(overfit.metrics(exp, result))
-    assert metrics["steps"] == 5 and metrics["train_samples"] == len(exp.train)
+    evidence = overfit.evidence(study, history, assessment)
+    verdict = overfit.verdict(evidence, config)
+    assert verdict.label in ("PASS", "PARTIAL", "FAIL")
+    rel = assessment.train.relative
+    assert rel.low <= rel.value <= rel.high and "bootstrap over" in rel.method
+    metrics = to_jsonable(overfit.metrics(evidence))
+    assert metrics["steps"] == 5 and metrics["train_samples"] == len(study.train)
 
 
 def test_saved_overfit_policy_predicts_identically(tiny_manifest, tmp_path):
     config = small_overfit(tiny_manifest, steps=3, warmup_steps=1)
     exp = overfit.prepare(config, progress=False)
-    overfit.fit(exp, progress=False)
-    folder = overfit.save_policy(exp, tmp_path)
+    history = overfit.fit(exp, progress=False)
+    folder = overfit.save_policy(exp, history, tmp_path)
     assert folder == tmp_path / "policy" and (folder / "policy.pt").is_file()
     loaded = load_policy(tmp_path)  # the run folder, as notebook 02 is given it
     assert loaded.features == "last" and loaded.meta["train_demos"] == exp.split.train
-    assert loaded.stats == exp.stats
+    assert loaded.stats == exp.stats and loaded.meta["steps"] == 3
     want = vla.predict_all(exp.model, exp.val, seed=3)
     got = vla.predict_all(loaded.model, exp.val, seed=3)
     np.testing.assert_array_equal(got, want)  # the flow head's noise is drawn from the seed
@@ -129,8 +138,8 @@ def test_saved_lora_policy_keeps_its_adapter(tiny_manifest, tmp_path):
         batch_size=4,
     )
     exp = overfit.prepare(config, progress=False)
-    overfit.fit(exp, progress=False)
-    folder = overfit.save_policy(exp, tmp_path)
+    history = overfit.fit(exp, progress=False)
+    folder = overfit.save_policy(exp, history, tmp_path)
     assert (folder / "lora_adapter" / "adapter_config.json").is_file()
     loaded = load_policy(folder)
     assert loaded.backbone.lora_enabled and not loaded.backbone.requires_grad
@@ -210,60 +219,70 @@ def probes_config(manifest, **kw) -> probes.ProbesConfig:
 
 
 def test_probes_study_end_to_end(tiny_manifest):
-    study = probes.prepare(probes_config(tiny_manifest), progress=False)
+    config = probes_config(tiny_manifest)
+    study = probes.prepare(config, progress=False)
     assert len(study.samples) == 12 and set(study.info["task"]) == {"reach", "push"}
-    probes.collect(study)
-    assert list(study.representations)[:3] == ["images", "vlm_last", "vlm_mean"]
-    assert "expert_1" in study.representations and "condition" in study.representations
-    table = probes.summaries(study)
+    assert probes.describe(study).startswith("backbone 'tiny' with a flow policy")
+    reps = probes.collect(study)
+    assert list(reps)[:3] == ["images", "vlm_last", "vlm_mean"]
+    assert "expert_1" in reps and "condition" in reps
+    table = probes.summaries(study, reps)
     assert pd.isna(table.loc["images", "cka_with_previous"])  # nothing before the images
     assert 0.0 <= table.loc["condition", "cka_with_previous"] <= 1.0
+    cond = table.loc["condition"]
+    assert cond["spread_low"] <= cond["spread"] <= cond["spread_high"]
+    assert pd.isna(table.loc["images", "spread_low"])  # raw pixels are never judged
     checks = probes.pipeline_checks(study)  # fresh adapters reach the output; grads where due
     assert checks["ok"].all(), checks.to_string()
-    study.isolation = probes.head_isolation(study.config)
-    assert study.isolation["regression"]["mae"] < study.isolation["regression"]["first_loss"]
+    isolation = probes.head_isolation(config)
+    assert isolation["regression"]["mae"] < isolation["regression"]["first_loss"]
     variants = probes.instruction_variants(study)
     # the tiny file has one phrasing per task: no paraphrase variant
     assert list(variants) == ["other task", "shuffled", "empty"]
     assert all(len(v) == 12 for v in variants.values()) and set(variants["empty"]) == {""}
     language = probes.language_reliance(study)
-    assert language.loc["empty", "text_similarity"] < language.loc["shuffled", "text_similarity"]
-    for fig, _ in (probes.cosine_heatmaps(study), probes.collapse_bars(study, table)):
+    lt = language.table
+    assert lt.loc["empty", "text_similarity"] < lt.loc["shuffled", "text_similarity"]
+    empty = language.action_change["empty"]
+    assert empty.low <= lt.loc["empty", "action_change_std"] == empty.value <= empty.high
+    for fig, _ in (probes.cosine_heatmaps(study, reps), probes.collapse_bars(table, config)):
         plt.close(fig)
-    verdict = probes.verdict(study)
+    evidence = probes.evidence(study, table, language, checks, isolation)
+    verdict = probes.verdict(evidence, config)
     assert verdict.label in ("DIVERSE", "BOTTLENECK", "COLLAPSED")
     assert "action_change_empty" in verdict.numbers
-    assert "ignores its instruction" in verdict.reasons[-1] or "relies on" in verdict.reasons[-1]
-    metrics = to_jsonable(probes.metrics(study))
-    assert metrics["samples"] == 12 and set(metrics["stages"]) == set(study.representations)
+    assert "its instruction (threshold" in verdict.reasons[-1]
+    metrics = to_jsonable(probes.metrics(evidence))
+    assert metrics["samples"] == 12 and set(metrics["stages"]) == set(reps)
+    assert isinstance(metrics["stages"]["condition"]["dims"], int)
 
 
 def test_probes_name_the_stage_where_the_image_is_ignored(tiny_manifest):
     """Known answer: a projector whose output no longer depends on its input (the image
     never reaches the expert) is collapsed there; the condition still varies through
     proprio (BOTTLENECK); with proprio cut too, the condition collapses (COLLAPSED)."""
-    study = probes.prepare(probes_config(tiny_manifest, collapse_spread=1e-6), progress=False)
+    config = probes_config(tiny_manifest, collapse_spread=1e-6)
+    study = probes.prepare(config, progress=False)
     policy = study.model.policy
     with torch.no_grad():
         policy.projector.net[-1].weight.zero_()  # output = its bias, whatever the features
-    probes.collect(study)
-    probes.summaries(study)
-    verdict = probes.verdict(study)
+    table = probes.summaries(study, probes.collect(study))
+    verdict = probes.verdict(probes.evidence(study, table), config)
     assert verdict.label == "BOTTLENECK" and verdict.numbers["first_collapsed_stage"] == "projector"
     assert "collapses at projector" in verdict.reasons[0]
     with torch.no_grad():
         policy.proprio.net[-1].weight.zero_()
-    probes.collect(study)
-    probes.summaries(study)
-    verdict = probes.verdict(study)
-    assert verdict.label == "COLLAPSED" and probes.collapse(study)["collapsed"][-1] == "condition"
+    table = probes.summaries(study, probes.collect(study))
+    verdict = probes.verdict(probes.evidence(study, table), config)
+    assert verdict.label == "COLLAPSED"
+    assert probes.collapse(table, config)["collapsed"][-1] == "condition"
 
 
 def test_probes_read_a_policy_saved_by_notebook_01(tiny_manifest, tmp_path):
     config = small_overfit(tiny_manifest, steps=3, warmup_steps=1)
     exp = overfit.prepare(config, progress=False)
-    overfit.fit(exp, progress=False)
-    overfit.save_policy(exp, tmp_path)
+    history = overfit.fit(exp, progress=False)
+    overfit.save_policy(exp, history, tmp_path)
     study = probes.prepare(probes_config(tiny_manifest, policy=str(tmp_path)), progress=False)
     assert study.source.startswith("saved policy") and study.history is None
     probes.collect(study)
@@ -275,10 +294,10 @@ def test_probes_of_an_infobot_policy_report_its_mi_estimate(tiny_manifest, tmp_p
     exp = overfit.prepare(config, progress=False)
     history = overfit.fit(exp, progress=False)
     assert {"action", "mi", "mi_fit"} <= set(history[-1])  # logged by the training loop
-    overfit.save_policy(exp, tmp_path)
+    overfit.save_policy(exp, history, tmp_path)
     study = probes.prepare(probes_config(tiny_manifest, policy=str(tmp_path)), progress=False)
-    probes.collect(study)
-    assert "expert_0" not in study.representations and "condition" in study.representations
+    reps = probes.collect(study)
+    assert "expert_0" not in reps and "condition" in reps
     mi = probes.mi_estimate(study)
     assert mi is not None and np.isfinite(mi) and mi <= np.log(len(study.samples)) + 1e-6
     assert probes.pipeline_checks(study)["ok"].all()  # the estimator learns from its own fit
@@ -294,8 +313,9 @@ def test_probes_on_a_vlm_checkpoint_directory_and_the_stage_browser(tiny_manifes
         probes_config(tiny_manifest, policy=str(checkpoint), train_steps=2), progress=False
     )
     assert study.source.startswith(f"backbone {str(checkpoint)!r}") and len(study.history) == 2
-    probes.collect(study)
-    browser = probes.stage_browser(study, {"pca": probes.embeddings(study, "pca")})
+    points = probes.embeddings(study, probes.collect(study))
+    assert list(points) == ["pca"]  # umap=False
+    browser = probes.stage_browser(study, points)
     stage, method, colour = browser.children[:3]
     assert stage.value == "condition" and method.value == "pca"
     for value in ("images", "proprio"):

@@ -45,3 +45,18 @@ def open_loop_errors(
         "relative_mean": float((chunk / std).mean()),
         "samples": int(pred.shape[0]),
     }
+
+
+def relative_error_terms(
+    pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None, action_std: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, the two sums whose ratio over all samples is the mean chunk MAE/std
+    (``open_loop_errors(...)["relative_mean"]``): the |error|/std summed over the sample's
+    valid steps and averaged over dims (N,), and its number of valid steps (N,). A
+    bootstrap over samples resamples both together (a ratio estimator)."""
+    if pred.shape != true.shape:
+        raise ParameterError(f"predictions {pred.shape} and targets {true.shape} differ in shape")
+    std = np.maximum(np.asarray(action_std, dtype=float), 1e-8)
+    rel = (np.abs(pred - true) / std).mean(axis=-1)  # (N, H)
+    w = np.ones(rel.shape) if mask is None else mask.astype(float)
+    return (rel * w).sum(axis=1), w.sum(axis=1)

@@ -208,6 +208,26 @@ def spread(x) -> float:
     return float(np.mean(np.sum(c * c, axis=1))) / energy
 
 
+def resampled_spread(x, idx: np.ndarray) -> np.ndarray | float:
+    """:func:`spread` of the rows ``x[idx]``: ``idx`` (N,) gives a float, (B, N) one value
+    per resample (B,), computed from row counts without copying the rows (for
+    bootstrap intervals of a stage's spread)."""
+    x = _rescaled(_check_x("x", x))
+    c = x - x[0]  # variance is shift-invariant; the shift keeps identical rows exact
+    sq_x, sq_c = np.sum(x * x, axis=1), np.sum(c * c, axis=1)
+    idx = np.asarray(idx)
+    single = idx.ndim == 1
+    idx = np.atleast_2d(idx)
+    counts = np.zeros((len(idx), len(x)))
+    np.add.at(counts, (np.arange(len(idx))[:, None], idx), 1.0)
+    counts /= idx.shape[1]
+    energy = counts @ sq_x
+    mean_c = counts @ c
+    var = np.maximum(counts @ sq_c - np.sum(mean_c * mean_c, axis=1), 0.0)
+    out = np.divide(var, energy, out=np.full(len(idx), np.nan), where=energy > 0)
+    return float(out[0]) if single else out
+
+
 def group_similarity(x, groups) -> dict:
     """Mean pairwise cosine (uncentred) within and across groups (task, episode, dataset).
 
@@ -315,20 +335,28 @@ def stage_summary(x, groups=None, eps: float = 0.01) -> dict:
     return {key: _json_scalar(value) for key, value in out.items()}
 
 
+def _defined(value) -> float | None:
+    return None if value is None or math.isnan(float(value)) else float(value)
+
+
 def collapse_stage(
     summaries: Mapping[str, Mapping], order: Sequence[str], spread_threshold: float = 0.01
 ) -> dict:
     """Which stages, in pipeline order, have collapsed, and where does collapse start?
 
-    ``summaries`` maps stage name -> :func:`stage_summary` dict (only ``spread`` is read),
-    ``order`` lists the stages to judge in pipeline order. A stage is collapsed when its
-    spread is below ``spread_threshold`` (its samples are nearly identical: spread 0.01 is
-    a mean pairwise cosine of ~0.99, so a VLM at 0.997 is collapsed) or undefined (None /
-    NaN: every row zero).
+    ``summaries`` maps stage name -> :func:`stage_summary` dict (``spread`` is read, and
+    ``spread_low`` / ``spread_high`` when present: an interval, e.g. a bootstrap over the
+    samples), ``order`` lists the stages to judge in pipeline order. A stage is collapsed
+    when its spread is below ``spread_threshold`` (its samples are nearly identical:
+    spread 0.01 is a mean pairwise cosine of ~0.99, so a VLM at 0.997 is collapsed) or
+    undefined (None / NaN: every row zero). With an interval, the whole interval must lie
+    below the threshold; a stage whose interval straddles it is ``uncertain`` and not
+    counted as collapsed.
 
     Returns ``{"collapsed": [names in order], "first": first collapsed name or None,
-    "threshold": spread_threshold, "least_spread": name with the smallest defined spread
-    (the first on ties; None if no stage has one)}``.
+    "uncertain": [names whose interval straddles the threshold], "threshold":
+    spread_threshold, "least_spread": name with the smallest defined spread (the first on
+    ties; None if no stage has one)}``.
     """
     threshold = _check_nonnegative("spread_threshold", spread_threshold)
     if isinstance(order, str):
@@ -347,13 +375,18 @@ def collapse_stage(
             raise ParameterError(
                 f"summaries[{name!r}] has no 'spread' key; expected a stage_summary dict"
             )
-        value = summaries[name]["spread"]
-        spreads[name] = None if value is None or math.isnan(float(value)) else float(value)
-    collapsed = [name for name in order if spreads[name] is None or spreads[name] < threshold]
+        spreads[name] = _defined(summaries[name]["spread"])
+    uppers = {n: _defined(summaries[n].get("spread_high", spreads[n])) for n in order}
+    lowers = {n: _defined(summaries[n].get("spread_low", spreads[n])) for n in order}
+    collapsed = [n for n in order if spreads[n] is None or uppers[n] < threshold]
+    uncertain = [
+        n for n in order if n not in collapsed and lowers[n] is not None and lowers[n] < threshold
+    ]
     defined = [name for name in order if spreads[name] is not None]
     return {
         "collapsed": collapsed,
         "first": collapsed[0] if collapsed else None,
+        "uncertain": uncertain,
         "threshold": threshold,
         "least_spread": min(defined, key=spreads.__getitem__) if defined else None,
     }

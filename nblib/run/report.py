@@ -102,13 +102,16 @@ def save(fig: Any, name: str, notebook: str) -> list[Path]:
 
     Goes through :func:`nblib.plots.save_figure` (atomic, suite style) and remembers
     the paths so :func:`finish` lists them. Returns the written paths. The figure is not
-    closed, so it still shows inline in the notebook.
+    closed, so it still shows inline in the notebook. ``fig`` None (a figure the study
+    had nothing to draw for, e.g. no perturbed episodes) writes nothing and returns [].
     """
     # Imported here so that notebooks which never plot do not pay for matplotlib.
     from nblib.plots import save_figure
 
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ParameterError(f"figure name must be a plain file stem like 'loss', got {name!r}")
+    if fig is None:
+        return []
     paths = save_figure(fig, figure_dir(notebook) / name)
     remembered = _SAVED.setdefault(_stem(notebook), [])
     for path in paths:

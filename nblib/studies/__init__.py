@@ -1,9 +1,38 @@
 """One engine per notebook: the only code a notebook's cells call directly.
 
 ``card`` (00), ``overfit`` (01), ``probes`` (02), ``lr`` (03), ``tokens`` (04),
-``comparison`` (05). Each has a validated config dataclass
-built from the notebook's parameters (:meth:`StudyConfig.from_params`), the steps its
-notebook runs, its figures and its :class:`nblib.verdict.Verdict`.
+``comparison`` (05). Every engine has the same shape, the **engine contract**:
+
+1. **Config** — a :class:`StudyConfig` dataclass, one field per parameter of the notebook's
+   ``parameters`` cell (same names, same defaults: a test pins it). The first code cell
+   builds it with ``XConfig.from_params(globals())``; ``__post_init__`` checks every value,
+   so a bad parameter stops the notebook before any work, naming the parameter.
+2. **prepare(config) -> study** — a frozen :class:`Study` holding what every later step
+   reads (the dataset, the policy, the probe samples, ...). Nothing is filled in later.
+3. **Steps** — functions ``step(study, ...) -> value``. A step never assigns to the study;
+   the notebook keeps what it returns in a variable and hands it to the steps that need
+   it. Cells call steps and plots; they never assign engine state and never branch on a
+   parameter the engine has already interpreted.
+4. **evidence(study, ...) -> Evidence** — a frozen :class:`Evidence` dataclass gathering
+   the step values the verdict and ``metrics.json`` are made of.
+5. **verdict(evidence, config) -> Verdict** — pure: numbers and thresholds in, a
+   :class:`nblib.verdict.Verdict` out; no I/O, no model, no randomness. Its deciding
+   numbers are :class:`nblib.verdict.Estimate` s with intervals (a bootstrap over
+   samples, pairs or episodes): a label changes only when an interval clears a threshold,
+   and a reason says when one straddles it, so the same run gives the same verdict on any
+   machine of the same kind (thread counts and CPU kernels move the last digits).
+6. **metrics(evidence) -> dict** — what ``metrics.json`` records beside the verdict's
+   numbers (JSON-able).
+
+The last cell of every notebook is therefore::
+
+    evidence = engine.evidence(study, ...)
+    verdict = engine.verdict(evidence, config)
+    report.finish(NOTEBOOK, verdict, engine.metrics(evidence))
+
+Plots live beside their engine (``plots.py`` or a ``plot_*`` section) and return
+``(fig, axes)``; they never save (``nblib.run.report.save`` does). Engines that train a
+policy get it from one building block, :mod:`nblib.studies.setup`.
 """
 
 from __future__ import annotations
@@ -35,3 +64,16 @@ class StudyConfig:
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Study:
+    """Base of what an engine's ``prepare`` returns: frozen, so no cell can assign to it."""
+
+    config: StudyConfig
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Base of what an engine's ``evidence`` returns: the measured values its pure
+    ``verdict`` and ``metrics`` read."""

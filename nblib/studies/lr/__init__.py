@@ -1,48 +1,55 @@
-"""Notebook 03's engine, the LR-schedule study: ``study`` (config, sweep or imported logs,
-range test, detectors, matched-step table, suggestion, verdict, metrics) and ``plots``."""
+"""Notebook 03's engine, the LR-schedule study (the engine contract of
+:mod:`nblib.studies`): ``study`` (config, grid, schedules), ``sweep`` (the runs trained or
+the logs read, the range test, the mean-action baseline), ``analysis`` (detectors,
+suggestions, matched steps, verdict, metrics) and ``plots``."""
 
 from nblib.studies.lr import plots
+from nblib.studies.lr.analysis import (
+    LREvidence,
+    analyse,
+    best_run,
+    evidence,
+    matched_pivot,
+    matched_table,
+    metrics,
+    suggest,
+    verdict,
+)
+from nblib.studies.lr.plots import loss_figure, range_figure, run_browser, schedule_figure
 from nblib.studies.lr.study import (
     FLOOR_SCHEDULES,
     LRConfig,
     LRStudy,
-    analyse,
-    best_run,
-    load_logs,
-    loss_figure,
+    describe,
     lr_preview,
-    matched_pivot,
-    matched_table,
-    metrics,
     prepare,
-    range_test,
-    run_browser,
-    run_sweep,
-    suggest,
     sweep_specs,
-    train_run,
-    verdict,
 )
+from nblib.studies.lr.sweep import loss_curves, mean_action_loss, range_test
 
 __all__ = [
     "FLOOR_SCHEDULES",
     "LRConfig",
+    "LREvidence",
     "LRStudy",
     "analyse",
     "best_run",
-    "load_logs",
+    "describe",
+    "evidence",
+    "loss_curves",
     "loss_figure",
     "lr_preview",
     "matched_pivot",
     "matched_table",
+    "mean_action_loss",
     "metrics",
     "plots",
     "prepare",
+    "range_figure",
     "range_test",
     "run_browser",
-    "run_sweep",
+    "schedule_figure",
     "suggest",
     "sweep_specs",
-    "train_run",
     "verdict",
 ]

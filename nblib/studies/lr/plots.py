@@ -30,11 +30,16 @@ def plot_lr_curves(preview: pd.DataFrame):
 
 
 def plot_loss_curves(
-    curves: pd.DataFrame, runs: pd.DataFrame | None = None, smoothing: int = 20, show=None
+    curves: pd.DataFrame,
+    runs: pd.DataFrame | None = None,
+    smoothing: int = 20,
+    show=None,
+    baseline: float | None = None,
 ):
     """Loss against step for every run (or the ``show`` subset), raw (faint) and smoothed
     (trailing mean of ``smoothing`` points), log scale. With the analysis table ``runs``:
-    a dot where a plateau begins, a cross where a run diverged."""
+    a dot where a plateau begins, a cross where a run diverged; with ``baseline``: the
+    loss of a predictor of the mean action, dashed."""
     names = [r for r in dict.fromkeys(curves["run"]) if show is None or r in show]
     colours = colors_for(names)
     fig, ax = new_figure(width=DOUBLE_COLUMN_IN, height=2.8)
@@ -57,6 +62,8 @@ def plot_loss_curves(
         if row["diverged"]:
             last = loss[finite][-1] if finite.any() else np.nan
             ax.plot(row["divergence_step"], last, "x", color=colour, ms=6, mew=1.5)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.4", ls="--", lw=0.8, label="mean action (baseline)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
@@ -84,3 +91,41 @@ def plot_range_test(result: dict):
     ax.set_ylabel("training loss")
     ax.legend(fontsize=5)
     return fig, ax
+
+
+# ----------------------------------------------------------------------------- the study's
+
+
+def loss_figure(loss_curves, runs, config, baseline=None, show=None, smoothing=None):
+    """:func:`plot_loss_curves` of the study's runs with their detectors and baseline."""
+    return plot_loss_curves(
+        loss_curves, runs, smoothing or config.smoothing, show=show, baseline=baseline
+    )
+
+
+def schedule_figure(preview):
+    """:func:`plot_lr_curves` of a live sweep's schedules; None for imported logs."""
+    return (None, None) if preview is None else plot_lr_curves(preview)
+
+
+def range_figure(ramp):
+    """:func:`plot_range_test`; None when no range test ran."""
+    return (None, None) if ramp is None else plot_range_test(ramp)
+
+
+def run_browser(loss_curves, runs, config, baseline=None):
+    """ipywidgets (``interactive=True``): toggle runs and change the smoothing."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(loss_curves["run"]))
+
+    def show(selected, smoothing):
+        loss_figure(loss_curves, runs, config, baseline, show=list(selected), smoothing=smoothing)
+        plt.show()
+
+    return w.interactive(
+        show,
+        selected=w.SelectMultiple(options=names, value=tuple(names), description="runs", rows=6),
+        smoothing=w.IntSlider(value=config.smoothing, min=1, max=100, description="smoothing"),
+    )

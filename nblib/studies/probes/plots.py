@@ -138,3 +138,57 @@ def plot_isolation(isolation: dict):
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
     return fig, axes
+
+
+# ----------------------------------------------------------------------------- the study's
+
+
+def cosine_heatmaps(study, representations: dict[str, np.ndarray]):
+    """:func:`plot_cosine_heatmaps` of the collected stages, samples by task then step."""
+    from nblib.studies.probes.stages import sample_order
+
+    return plot_cosine_heatmaps(representations, sample_order(study), study.info["task"].tolist())
+
+
+def collapse_bars(table: pd.DataFrame, config):
+    return plot_collapse(table, config.collapse_spread)
+
+
+def embedding_figures(study, points_by_method: dict[str, dict[str, np.ndarray]]) -> dict:
+    """The embeddings of every method, coloured by task and by timestep, by figure name."""
+    out = {}
+    for method, points in points_by_method.items():
+        name = method.upper()
+        out[f"{method}_by_task"] = plot_embeddings(
+            points, study.info["task"], f"{name} per stage, coloured by task"
+        )
+        out[f"{method}_by_timestep"] = plot_embeddings(
+            points, study.info["t"], f"{name} per stage, coloured by timestep", categorical=False
+        )
+    return out
+
+
+def stage_browser(study, points_by_method: dict[str, dict[str, np.ndarray]]):
+    """ipywidgets (``interactive=True``): pick a stage, an embedding and a colouring."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    methods = list(points_by_method)
+    stages = list(points_by_method[methods[0]])
+
+    def show(stage: str, method: str, colour: str):
+        values = study.info["task"] if colour == "task" else study.info["t"]
+        plot_embeddings(
+            {stage: points_by_method[method][stage]},
+            values,
+            f"{method.upper()} of {stage}",
+            categorical=colour == "task",
+        )
+        plt.show()
+
+    return w.interactive(
+        show,
+        stage=w.Dropdown(options=stages, value=stages[-1], description="stage"),
+        method=w.Dropdown(options=methods, value=methods[0], description="embedding"),
+        colour=w.Dropdown(options=["task", "timestep"], value="task", description="colour"),
+    )
