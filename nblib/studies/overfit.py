@@ -28,7 +28,9 @@ from nblib.cache import OUTPUTS, FeatureCache
 from nblib.data.dataset import DemoStore, load_norm_stats
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
+from nblib.devices import DEVICES, MIXED_PRECISIONS
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
+from nblib.lr_schedule import SCHEDULES
 from nblib.metrics.openloop import open_loop_errors
 from nblib.models.geometry import COMPRESSORS
 from nblib.models.policy import POLICY_HEADS
@@ -44,7 +46,7 @@ from nblib.models.vla import (
 )
 from nblib.models.vla import save_policy as save_vla_policy
 from nblib.studies import StudyConfig
-from nblib.train import DEVICES, MIXED_PRECISIONS, SCHEDULES, History, TrainConfig
+from nblib.train import History, TrainConfig
 from nblib.verdict import Verdict
 
 CONTROLS = ("none", "zero_inputs", "shuffle_actions")

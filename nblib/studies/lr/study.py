@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from nblib.errors import ParameterError, is_int, is_number, require
+from nblib.lr_schedule import SCHEDULES, lr_curve
 from nblib.metrics import curves
 from nblib.studies import StudyConfig
 from nblib.studies.lr import plots
-from nblib.train import SCHEDULES, TrainConfig, lr_curve
+from nblib.train import TrainConfig
 from nblib.verdict import Verdict
 
 # Schedules whose LR settles on a floor (min_lr_rate x peak) instead of zero.
