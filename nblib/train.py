@@ -8,8 +8,11 @@ through ``accelerate`` (CPU, one GPU, or several under ``accelerate launch``) an
   Here a non-finite loss, logged scalar, gradient or parameter *raises* ``NonFiniteError``
   naming the step and the tensor; nothing is ever skipped or masked.
 - Seed 003: cosine decay without a floor stopped learning right after warmup. The schedule
-  is a named, plottable choice (``lr_curve``); ``cosine_with_min_lr`` and WSD keep a floor of
-  ``min_lr_rate * lr``, and the LR of every group is logged every step.
+  is a named, plottable choice (:func:`nblib.lr_schedule.lr_curve`); ``cosine_with_min_lr``
+  and WSD keep a floor of ``min_lr_rate * lr``, and the LR of every group is logged every step.
+
+The schedules live in :mod:`nblib.lr_schedule`, the device and mixed-precision settings in
+:mod:`nblib.devices` and the resumable checkpoints in :mod:`nblib.checkpoints`.
 
 Example::
 
@@ -26,7 +29,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import count
 from pathlib import Path
@@ -35,20 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from nblib.checkpoints import load_checkpoint, save_checkpoint, set_rng_state
+from nblib.devices import DEVICES, MIXED_PRECISIONS, make_accelerator, to_device
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
-from nblib.paths import atomic_path, write_text_atomic
+from nblib.lr_schedule import SCHEDULES, decay_steps, make_scheduler
+from nblib.paths import write_text_atomic
 from nblib.threads import ThreadGovernor, torch_threads
 
-SCHEDULES = (
-    "constant",
-    "cosine",
-    "cosine_with_min_lr",
-    "linear",
-    "warmup_stable_decay",
-    "exponential",
-)
-DEVICES = ("cpu", "cuda", "auto")
-MIXED_PRECISIONS = ("no", "bf16", "fp16")
 # Record keys the loop writes itself; loss_fn may not return scalars with these names.
 _RESERVED = ("step", "lr", "grad_norm", "seconds", "loss_scale")
 # fp16 only (GPU): GradScaler overflows are normal, but this many in a row means the
@@ -111,7 +107,7 @@ class TrainConfig:
             r = self.min_lr_rate
             req(0 < r < 1, "min_lr_rate", r, "a number in (0, 1) for the exponential ramp")
         if self.schedule == "warmup_stable_decay":
-            req(w + _decay_steps(self) <= self.steps, "warmup_steps", w, "w + decay <= steps")
+            req(w + decay_steps(self) <= self.steps, "warmup_steps", w, "w + decay <= steps")
         wd = self.weight_decay
         req(is_number(wd) and wd >= 0, "weight_decay", wd, "a number >= 0")
         req(
@@ -160,10 +156,6 @@ def _require(ok: bool, name: str, value: Any, expected: str) -> None:
     require(ok, "TrainConfig", name, value, expected)
 
 
-def _decay_steps(config: TrainConfig) -> int:
-    return round(config.decay_fraction * config.steps)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -175,67 +167,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     set_seed(seed)  # accelerate: the same, plus other accelerators (xpu, npu, ...)
-
-
-def to_device(batch: Any, device: torch.device | str) -> Any:
-    """Move every tensor inside nested dicts/lists/tuples to ``device``; leave the rest alone."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return type(batch)((k, to_device(v, device)) for k, v in batch.items())
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(to_device(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    """The transformers schedule ``config`` names; a LambdaLR multiplying each group's peak lr."""
-    from transformers import get_scheduler, get_wsd_schedule
-
-    if config.schedule == "warmup_stable_decay":
-        return get_wsd_schedule(
-            optimizer,
-            num_warmup_steps=config.warmup_steps,
-            num_decay_steps=_decay_steps(config),
-            num_training_steps=config.steps,
-            min_lr_ratio=config.min_lr_rate,
-        )
-    if config.schedule == "exponential":  # LR range test: log-linear from min_lr_rate * lr
-        last = max(config.steps - 1, 1)
-        rate = config.min_lr_rate
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: rate ** (1.0 - min(step, last) / last)
-        )
-    name = config.schedule
-    if name == "constant" and config.warmup_steps > 0:
-        name = "constant_with_warmup"  # transformers' "constant" silently ignores warmup
-    extra = {"min_lr_rate": config.min_lr_rate} if name == "cosine_with_min_lr" else None
-    return get_scheduler(
-        name,
-        optimizer,
-        num_warmup_steps=config.warmup_steps,
-        num_training_steps=config.steps,
-        scheduler_specific_kwargs=extra,
-    )
-
-
-def lr_curve(config: TrainConfig, steps: int | None = None) -> np.ndarray:
-    """Learning rate of the default group at each step 0..steps-1 (default ``config.steps``).
-
-    Built on a dummy optimizer, so notebooks can plot a schedule without training. Other
-    lr_groups follow the same curve scaled by ``group_lr / config.lr``.
-    """
-    steps = config.steps if steps is None else steps
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
-    scheduler = _make_scheduler(optimizer, config)
-    lrs = []
-    for _ in range(steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()  # no grads: a no-op that keeps torch's "step order" warning quiet
-        scheduler.step()
-    return np.asarray(lrs, dtype=float)
 
 
 def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
@@ -366,93 +297,6 @@ class History(list):
         return cls(json.loads(line) for line in lines if line.strip())
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        # numpy's key array as a list so torch.load(weights_only=True) can read it back
-        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():  # GPU only: one generator per device
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():  # GPU only
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_checkpoint(path: Path, accelerator, model, optimizer, scheduler, history, config, step):
-    if accelerator.is_main_process:  # under DDP every process holds the same state; one writes it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "step": step,  # steps completed; training resumes at this step index
-            "model": accelerator.unwrap_model(model).state_dict(),  # parameters and buffers
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "history": list(history),
-            "rng": _rng_state(),
-            "config": asdict(config),
-        }
-        with atomic_path(path) as tmp:  # a crash mid-save leaves the previous last.pt intact
-            torch.save(state, tmp)
-    accelerator.wait_for_everyone()  # GPU-only (DDP): nobody runs ahead of the save
-
-
-# ----------------------------------------------------------------------------- accelerator
-
-
-def _make_accelerator(config: TrainConfig):
-    """An Accelerator for config.device/mixed_precision, also when an earlier call used others.
-
-    accelerate keeps one process-wide state and refuses (or silently ignores) a different
-    device or precision later in the same process, which notebooks do all the time. In a
-    single process we reset that state; under ``accelerate launch`` the launcher's settings hold.
-    """
-    from accelerate import Accelerator, PartialState
-    from accelerate.state import AcceleratorState
-
-    want = "cpu" if config.device == "cpu" else ("cuda" if torch.cuda.is_available() else None)
-    kwargs = dict(
-        cpu=config.device == "cpu",
-        mixed_precision=config.mixed_precision,
-        # Step the scheduler once per optimizer step. accelerate's default steps it
-        # num_processes times per step under DDP, which would end the schedule early.
-        step_scheduler_with_optimizer=False,
-    )
-    try:
-        accelerator = Accelerator(**kwargs)
-        ok = want is None or accelerator.device.type == want
-    except ValueError:  # "AcceleratorState has already been initialized and cannot be changed"
-        ok = False
-    if not ok:
-        if PartialState().num_processes > 1:
-            raise ParameterError(
-                f"TrainConfig device={config.device!r}/mixed_precision={config.mixed_precision!r} "
-                "disagree with the accelerate launch settings; change one of them"
-            )
-        AcceleratorState._reset_state(reset_partial_state=True)
-        accelerator = Accelerator(**kwargs)
-    if config.device == "cuda" and accelerator.device.type != "cuda":
-        raise ParameterError(
-            "TrainConfig.device='cuda' but no CUDA GPU is available; use 'cpu' or 'auto'"
-        )
-    if config.mixed_precision == "fp16" and accelerator.scaler is None:
-        raise ParameterError(
-            f"TrainConfig.mixed_precision='fp16' needs a GPU, got {accelerator.device}; use 'bf16'"
-        )
-    return accelerator
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -479,7 +323,7 @@ def train(
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
     seed_everything(config.seed)
-    accelerator = _make_accelerator(config)
+    accelerator = make_accelerator(config.device, config.mixed_precision)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         _param_groups(model, config),
@@ -490,7 +334,7 @@ def train(
         # policies trained on cached features here (CPU and CUDA both support it).
         fused=all(p.is_floating_point() for _, p in named),
     )
-    scheduler = _make_scheduler(optimizer, config)
+    scheduler = make_scheduler(optimizer, config)
     was_training = model.training
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if accelerator.num_processes > 1 and isinstance(batches, torch.utils.data.DataLoader):
@@ -503,14 +347,11 @@ def train(
     if config.resume:
         if not ckpt.exists():
             raise ParameterError(f"TrainConfig.resume=True but {ckpt} does not exist")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        accelerator.unwrap_model(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = load_checkpoint(ckpt, accelerator, model, optimizer, scheduler)
         history, start = History(state["history"]), state["step"]
     stream = _batch_stream(batches, start)
     if config.resume:
-        _set_rng_state(state["rng"])  # after skipping batches, so steps see the saved RNG
+        set_rng_state(state["rng"])  # after skipping batches, so steps see the saved RNG
 
     from tqdm.auto import tqdm
 
@@ -523,9 +364,7 @@ def train(
     max_norm = config.grad_clip if config.grad_clip is not None else math.inf  # inf: measure only
     lr_keys = ["lr" if g["prefix"] is None else f"lr/{g['prefix']}" for g in optimizer.param_groups]
     overflows, saved_at, done = 0, start, start
-    save = partial(
-        _save_checkpoint, ckpt, accelerator, model, optimizer, scheduler, history, config
-    )
+    save = partial(save_checkpoint, ckpt, accelerator, model, optimizer, scheduler, history, config)
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(config.threads or torch_threads())

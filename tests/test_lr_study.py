@@ -14,10 +14,11 @@ import pytest
 
 from nblib.cli import main
 from nblib.errors import ParameterError
+from nblib.lr_schedule import lr_curve
 from nblib.paths import find_repo_root
 from nblib.run import report, runner
 from nblib.studies import lr
-from nblib.train import TrainConfig, lr_curve
+from nblib.train import TrainConfig
 
 LOGS = Path(__file__).parent / "fixtures" / "training_logs"
 WANDB = LOGS / "wandb_chart_nanogpt.csv"  # a real W&B export, 8 runs (see its README)

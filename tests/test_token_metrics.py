@@ -303,7 +303,7 @@ def test_centred_permutation_agreement_sees_through_one_way_motion():
 
 
 def test_group_shuffle_keeps_each_groups_codes():
-    from nblib.metrics.tokens import _GroupShuffle
+    from nblib.metrics.tokens.consistency import _GroupShuffle
 
     rng = np.random.default_rng(0)
     tokens, groups = rng.integers(0, 5, 500), rng.integers(0, 3, 500)

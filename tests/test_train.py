@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nblib.errors import ParameterError
-from nblib.train import History, NonFiniteError, TrainConfig, lr_curve, train
+from nblib.lr_schedule import lr_curve
+from nblib.train import History, NonFiniteError, TrainConfig, train
 
 X = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
 Y = X @ torch.randn(8, 4, generator=torch.Generator().manual_seed(1))

@@ -3,12 +3,12 @@ instruction into hidden states.
 
 Two sources, one interface:
 
-* ``Backbone.tiny(seed)`` builds a tiny randomly initialised Qwen2.5-VL entirely offline:
-  a byte-level BPE tokenizer trained on the embedded dataset's instructions, the PIL
-  image processor (no torchvision) and a 2-layer text / 2-block vision model. It is built
-  bit-identically every time, so runs and feature caches are reproducible.
+* ``Backbone.tiny(seed)`` wraps the tiny randomly initialised Qwen2.5-VL built entirely
+  offline and bit-identically by :mod:`nblib.models.tiny_qwen`, so runs and feature caches
+  are reproducible.
 * ``Backbone.from_pretrained(path)`` loads any local image-text-to-text checkpoint
-  through transformers' Auto classes (nothing is downloaded).
+  through transformers' Auto classes (:mod:`nblib.models.pretrained`; nothing is
+  downloaded).
 
 ``encode(images, instructions)`` returns the last token's hidden state (the usual VLA
 "readout"), the last layer's token states or every layer's states. ``identity()`` is a
@@ -19,8 +19,6 @@ LoRA goes through peft on the language model's attention projections only.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,284 +27,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from transformers import (
-    AutoImageProcessor,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
-    PreTrainedTokenizerFast,
-    Qwen2_5_VLConfig,
-    Qwen2_5_VLForConditionalGeneration,
-    Qwen2_5_VLProcessor,
-    Qwen2VLImageProcessorPil,
-)
 
 from nblib.errors import ParameterError
+from nblib.models.identity import identity_hash, lora_settings
+from nblib.models.pretrained import load_pretrained
+from nblib.models.prompt import PROMPT_VERSION, chat_prompt, processor_inputs
+from nblib.models.tiny_qwen import build_tiny_qwen
 
-# Bump when the prompt layout changes: features (and so cache keys) change with it.
-PROMPT_VERSION = 1
 OUTPUT_KEYS = ("last", "tokens", "layers")
 LORA_ADAPTER_DIR = "lora_adapter"
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
-# Qwen's special tokens. Trained first, so their ids are 0..6 in this order.
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-# Generic words added to the instruction strings so unseen instructions still tokenise
-# into a few pieces rather than single bytes.
-GENERIC_ROBOT_TEXT = (
-    "user assistant system robot arm gripper hand camera image task instruction",
-    "pick place put push pull press open close slide move lift grasp release reach rotate",
-    "turn stack insert drop the a an to of on in into onto from off up down left right",
-    "top bottom front back side near far red green blue yellow black white small large",
-    "block cube puck ball cup bowl plate box door drawer window button handle lever lid",
-    "table shelf goal target position object it and then with over under near away",
-)
-# Minimal Qwen-style chat template (no system prompt) for the tiny model.
-TINY_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-# Tiny model sizes (text hidden 64 = features' width; head_dim 16 -> mrope 2+3+3 = 8).
-TINY_TEXT = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=1024,
-    rms_norm_eps=1e-6,
-    attention_dropout=0.0,
-    tie_word_embeddings=False,
-    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-)
-TINY_VISION = dict(
-    depth=2,
-    hidden_size=64,
-    intermediate_size=128,
-    num_heads=4,
-    patch_size=14,
-    spatial_merge_size=2,
-    temporal_patch_size=2,
-    window_size=112,
-    fullatt_block_indexes=[1],
-)
-
-# Config keys that change with where/how a model was saved, not with what it computes.
-_VOLATILE_CONFIG_KEYS = frozenset(
-    {
-        "_name_or_path",
-        "transformers_version",
-        "architectures",
-        "_commit_hash",
-        "_attn_implementation_autoset",
-        "output_hidden_states",
-        "output_attentions",
-        "return_dict",
-        "use_cache",
-        "dtype",
-        "torch_dtype",
-    }
-)
-_VOLATILE_PROCESSOR_KEYS = frozenset({"processor_class", "_processor_class", "auto_map"})
 _VISION_ATTRS = ("visual", "vision_tower", "vision_model")
-
-
-class Qwen2_5_VLNoVideoProcessor(Qwen2_5_VLProcessor):
-    """Qwen2.5-VL processor for images only: no video processor (that one needs torchvision).
-
-    ``ProcessorMixin`` derives its sub-processors from ``__init__``'s parameter names, so
-    dropping ``video_processor`` from the signature is what makes it optional.
-    ``AutoProcessor`` does not know this class: load it with :func:`load_processor`.
-    """
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=None,
-            chat_template=chat_template,
-            **kwargs,
-        )
-
-
-# --------------------------------------------------------------------------- tiny model
-
-
-def tokenizer_corpus() -> list[str]:
-    """The fixed text the tiny tokenizer is trained on (sorted: order-independent)."""
-    from nblib.data.metaworld_gen import INSTRUCTIONS
-
-    lines = {s for strings in INSTRUCTIONS.values() for s in strings}
-    return sorted(lines) + list(GENERIC_ROBOT_TEXT)
-
-
-def build_tiny_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained offline on :func:`tokenizer_corpus`; deterministic."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        padding_side="left",
-        pad_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        model_max_length=1024,
-    )
-
-
-def tiny_image_processor(image_size: int = 128) -> Qwen2VLImageProcessorPil:
-    """Resize a square ``image_size`` frame to the largest multiple of 28 not above it.
-
-    128 px -> 112 px -> 8x8 patches of 14 px -> 2x2 merge -> 16 image tokens per frame.
-    """
-    side = max(28, (int(image_size) // 28) * 28)
-    return Qwen2VLImageProcessorPil(
-        min_pixels=28 * 28,
-        max_pixels=side * side,
-        patch_size=14,
-        temporal_patch_size=2,
-        merge_size=2,
-    )
-
-
-def build_tiny_qwen(
-    seed: int = 0, image_size: int = 128
-) -> tuple[Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLNoVideoProcessor]:
-    """A tiny randomly initialised Qwen2.5-VL and its processor, built with no download.
-
-    Weights are bit-identical for the same ``seed``; the global torch RNG is left as it was.
-    """
-    if not isinstance(image_size, int) or image_size < 28:
-        raise ParameterError(f"image_size: need an int >= 28 pixels, got {image_size!r}")
-    tokenizer = build_tiny_tokenizer()
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab = -(-len(tokenizer) // 64) * 64  # round up: tidy embedding shapes
-    text_config = dict(
-        TINY_TEXT,
-        vocab_size=vocab,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-    )
-    vision_config = dict(TINY_VISION, out_hidden_size=TINY_TEXT["hidden_size"])
-    config = Qwen2_5_VLConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config)
-    model.eval()
-    processor = Qwen2_5_VLNoVideoProcessor(
-        image_processor=tiny_image_processor(image_size),
-        tokenizer=tokenizer,
-        chat_template=TINY_CHAT_TEMPLATE,
-    )
-    return model, processor
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _read_chat_template(path: Path) -> str | None:
-    jinja = path / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    js = path / "chat_template.json"
-    if js.is_file():
-        template = json.loads(js.read_text()).get("chat_template")
-        return template if isinstance(template, str) else None
-    return None
-
-
-def load_processor(path: str | Path, model_type: str | None = None):
-    """Load a checkpoint's processor from local files, checking what comes back.
-
-    Qwen2-VL / Qwen2.5-VL checkpoints get :class:`Qwen2_5_VLNoVideoProcessor` built from the
-    tokenizer + image processor (``AutoProcessor`` would need torchvision for the video
-    processor, or would silently return only the tokenizer for a custom processor class).
-    Other models go through ``AutoProcessor`` and must expose an image processor and a
-    tokenizer.
-    """
-    path = Path(path)
-    if model_type is None and (path / "config.json").is_file():
-        model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    what = f"backbone: processor files in {str(path)!r}"
-    if model_type in ("qwen2_vl", "qwen2_5_vl"):
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise ParameterError(
-                f"{what}: could not load the tokenizer/image processor ({err}); the directory "
-                "needs tokenizer files and a processor/preprocessor config. Pass backbone='tiny' "
-                "or a complete local checkpoint directory"
-            ) from err
-        chat_template = _read_chat_template(path) or getattr(tokenizer, "chat_template", None)
-        processor = Qwen2_5_VLNoVideoProcessor(
-            image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template
-        )
-    else:
-        try:
-            processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise ParameterError(f"{what}: could not load a processor ({err})") from err
-    if getattr(processor, "image_processor", None) is None or not hasattr(processor, "tokenizer"):
-        raise ParameterError(
-            f"{what}: expected a processor with an image processor and a tokenizer, got "
-            f"{type(processor).__name__}; pass backbone='tiny' or an image-text-to-text checkpoint"
-        )
-    return processor
-
-
-def _resolve_dtype(dtype: Any, device: torch.device) -> Any:
-    if dtype is None:
-        return torch.float32 if device.type == "cpu" else "auto"
-    if isinstance(dtype, torch.dtype) or dtype == "auto":
-        return dtype
-    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
-        return getattr(torch, dtype)
-    raise ParameterError(
-        f"dtype: expected None, 'auto', a torch.dtype or a name like 'bfloat16', got {dtype!r}"
-    )
-
-
-def _clean(obj: Any, drop: frozenset[str]) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v, drop) for k, v in obj.items() if k not in drop}
-    if isinstance(obj, list | tuple):
-        return [_clean(v, drop) for v in obj]
-    return obj
 
 
 def _module_name(root: nn.Module, module: nn.Module | None) -> str | None:
@@ -324,20 +57,6 @@ def _quiet_peft() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         yield
-
-
-def _as_frame(frame: Any, where: str) -> Image.Image:
-    if isinstance(frame, torch.Tensor):
-        frame = frame.detach().cpu().numpy()
-    if isinstance(frame, Image.Image):
-        return frame.convert("RGB")
-    arr = np.asarray(frame)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ParameterError(
-            f"images{where}: expected a uint8 (H, W, 3) camera frame, got dtype {arr.dtype} "
-            f"shape {arr.shape}"
-        )
-    return Image.fromarray(arr)
 
 
 # --------------------------------------------------------------------------- backbone
@@ -399,27 +118,7 @@ class Backbone(nn.Module):
         ``lora_adapter/`` sub-folder (written by :meth:`save_pretrained`) is loaded too.
         """
         path = Path(path).expanduser()
-        hint = (
-            "pass backbone='tiny' or a local checkpoint directory holding config.json, the "
-            "model weights and the processor/tokenizer files"
-        )
-        if not path.is_dir():
-            raise ParameterError(
-                f"backbone: checkpoint directory {str(path)!r} does not exist; {hint}"
-            )
-        if not (path / "config.json").is_file():
-            raise ParameterError(f"backbone: {str(path)!r} has no config.json; {hint}")
-        device = torch.device(device)
-        try:
-            model = AutoModelForImageTextToText.from_pretrained(
-                path, local_files_only=True, dtype=_resolve_dtype(dtype, device)
-            )
-        except (OSError, ValueError, KeyError) as err:
-            raise ParameterError(
-                f"backbone: could not load an image-text-to-text model from {str(path)!r} "
-                f"({err}); {hint}"
-            ) from err
-        processor = load_processor(path, getattr(model.config, "model_type", None))
+        model, processor = load_pretrained(path, device, dtype)
         backbone = cls(model, processor, autocast_dtype=autocast_dtype)
         adapter = path / LORA_ADAPTER_DIR
         if (adapter / "adapter_config.json").is_file():
@@ -528,7 +227,7 @@ class Backbone(nn.Module):
     def num_image_tokens(self, height: int = 128, width: int = 128) -> int:
         """Image tokens the language model sees for one ``height`` x ``width`` frame."""
         frame = np.zeros((height, width, 3), dtype=np.uint8)
-        inputs = self._prepare([[frame]], ["x"])
+        inputs = processor_inputs(self.processor, [[frame]], ["x"])
         image_token_id = getattr(self.processor, "image_token_id", None)
         if image_token_id is None:
             image_token_id = self.tokenizer.convert_tokens_to_ids(self.processor.image_token)
@@ -613,98 +312,34 @@ class Backbone(nn.Module):
             self._adapter_disabled = False
 
     # ------------------------------------------------------------------ identity
-    def _processor_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {"class": type(self.processor).__name__}
-        ip = getattr(self.processor, "image_processor", None)
-        if ip is not None:
-            settings["image_processor"] = _clean(ip.to_dict(), _VOLATILE_PROCESSOR_KEYS)
-        tok = self.tokenizer
-        backend = getattr(tok, "backend_tokenizer", None)
-        if backend is not None:
-            spec = json.loads(backend.to_str())
-            spec.pop("padding", None)
-            spec.pop("truncation", None)
-            settings["tokenizer"] = spec
-        else:
-            settings["tokenizer"] = sorted(tok.get_vocab().items())
-        settings["padding_side"] = tok.padding_side
-        settings["chat_template"] = getattr(self.processor, "chat_template", None)
-        return settings
-
-    def _lora_settings(self) -> dict[str, Any] | None:
-        if not self.lora_enabled:
-            return None
-        cfg = self.model.peft_config["default"]
-        keys = ("r", "lora_alpha", "use_rslora", "use_dora", "bias", "fan_in_fan_out")
-        out = {k: getattr(cfg, k, None) for k in keys}
-        tm = cfg.target_modules
-        out["target_modules"] = tm if isinstance(tm, str) else sorted(tm or [])
-        out["disabled"] = self._adapter_disabled
-        return out
-
     def identity(self) -> str:
         """16 hex digits over config + every weight (incl. LoRA) + processor settings +
-        prompt version + autocast dtype. Changes when any weight changes."""
-        h = hashlib.blake2b(digest_size=8)
-
-        def feed(tag: str, obj: Any) -> None:
-            h.update(tag.encode())
-            h.update(json.dumps(obj, sort_keys=True, default=str).encode())
-
-        feed("config", _clean(self.hf_model.config.to_dict(), _VOLATILE_CONFIG_KEYS))
-        feed("processor", self._processor_settings())
-        feed("lora", self._lora_settings())
-        feed("runtime", {"prompt_version": PROMPT_VERSION, "autocast": str(self.autocast_dtype)})
-        for name, t in self.model.state_dict().items():
-            t = t.detach()
-            feed("tensor", [name, str(t.dtype), list(t.shape)])
-            flat = t.to("cpu").contiguous().reshape(-1)
-            h.update(flat.view(torch.uint8).numpy().data if flat.numel() else b"")
-        return h.hexdigest()
+        prompt version + autocast dtype (see :mod:`nblib.models.identity`). Changes when
+        any weight changes."""
+        lora = None
+        if self.lora_enabled:
+            lora = lora_settings(self.model.peft_config["default"], self._adapter_disabled)
+        runtime = {"prompt_version": PROMPT_VERSION, "autocast": str(self.autocast_dtype)}
+        return identity_hash(
+            self.hf_model.config.to_dict(), self.processor, lora, runtime, self.model.state_dict()
+        )
 
     # ------------------------------------------------------------------ encoding
     def prompt(self, n_images: int, instruction: str) -> str:
         """One sample's chat prompt: ``n_images`` image placeholders, then the instruction."""
-        if getattr(self.processor, "chat_template", None):
-            content = [{"type": "image"} for _ in range(n_images)]
-            content.append({"type": "text", "text": instruction})
-            messages = [{"role": "user", "content": content}]
-            return self.processor.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        image_token = getattr(self.processor, "image_token", "<|image_pad|>")
-        vocab = self.tokenizer.get_vocab()
-        if "<|vision_start|>" in vocab and "<|vision_end|>" in vocab:
-            image_token = f"<|vision_start|>{image_token}<|vision_end|>"
-        return (
-            f"<|im_start|>user\n{image_token * n_images}{instruction}<|im_end|>\n"
-            "<|im_start|>assistant\n"
-        )
+        return chat_prompt(self.processor, n_images, instruction)
 
-    def _prepare(self, images: Sequence[Sequence[Any]], instructions: Sequence[str]) -> dict:
-        if isinstance(instructions, str) or not isinstance(instructions, Sequence):
-            raise ParameterError("instructions: expected a list of strings, one per sample")
-        if not isinstance(images, Sequence) or len(images) != len(instructions):
-            raise ParameterError(
-                f"images: expected a list of {len(instructions)} samples (one per instruction), "
-                f"each a list of camera frames; got {type(images).__name__} of "
-                f"{len(images) if hasattr(images, '__len__') else '?'}"
-            )
-        if not instructions:
-            raise ParameterError("instructions: empty batch")
-        frames, prompts = [], []
-        for i, (sample, text) in enumerate(zip(images, instructions, strict=True)):
-            if isinstance(sample, np.ndarray | torch.Tensor | Image.Image) and (
-                isinstance(sample, Image.Image) or sample.ndim == 3
-            ):
-                sample = [sample]  # one frame given without its list
-            if len(sample) == 0:
-                raise ParameterError(f"images[{i}]: a sample needs at least one camera frame")
-            if not isinstance(text, str):
-                raise ParameterError(f"instructions[{i}]: expected str, got {type(text).__name__}")
-            frames.append([_as_frame(f, f"[{i}][{j}]") for j, f in enumerate(sample)])
-            prompts.append(self.prompt(len(sample), text))
-        return self.processor(images=frames, text=prompts, return_tensors="pt", padding=True)
+    def _model_inputs(
+        self, images: Sequence[Sequence[Any]], instructions: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """The processor's tensors for a batch, on the model's device (floats in its dtype)."""
+        inputs = processor_inputs(self.processor, images, instructions)
+        device, dtype = self.device, self.dtype
+        return {
+            k: v.to(device, dtype=dtype if v.is_floating_point() else None)
+            for k, v in inputs.items()
+            if isinstance(v, torch.Tensor)
+        }
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -734,13 +369,7 @@ class Backbone(nn.Module):
         bad = [k for k in keys if k not in OUTPUT_KEYS]
         if bad or not keys:
             raise ParameterError(f"output: unknown keys {bad or keys}; choose from {OUTPUT_KEYS}")
-        inputs = self._prepare(images, instructions)
-        device, dtype = self.device, self.dtype
-        inputs = {
-            k: v.to(device, dtype=dtype if v.is_floating_point() else None)
-            for k, v in inputs.items()
-            if isinstance(v, torch.Tensor)
-        }
+        inputs = self._model_inputs(images, instructions)
         want_layers = "layers" in keys
         hf = self.hf_model
         core = getattr(hf, "base_model", hf)
@@ -785,12 +414,7 @@ class Backbone(nn.Module):
                 "(needs Qwen's <|vision_end|> and <|im_end|> tokens)"
             )
         v_end, im_end = vocab["<|vision_end|>"], vocab["<|im_end|>"]
-        inputs = self._prepare(images, instructions)
-        inputs = {
-            k: v.to(self.device, dtype=self.dtype if v.is_floating_point() else None)
-            for k, v in inputs.items()
-            if isinstance(v, torch.Tensor)
-        }
+        inputs = self._model_inputs(images, instructions)
         hf = self.hf_model
         before = getattr(hf.config, "_attn_implementation", None)
         hf.set_attn_implementation("eager")

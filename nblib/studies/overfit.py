@@ -29,6 +29,7 @@ from nblib.data.dataset import DemoStore
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
 from nblib.errors import NblibError, is_int, is_number, require
+from nblib.lr_schedule import SCHEDULES
 from nblib.metrics.estimates import bootstrap_ratio
 from nblib.metrics.openloop import open_loop_errors, relative_error_terms
 from nblib.models.vla import PolicyWithBackbone, Samples, predict_all
@@ -43,7 +44,7 @@ from nblib.studies.setup import (
     prepare_training,
     train_policy,
 )
-from nblib.train import SCHEDULES, History, TrainConfig
+from nblib.train import History, TrainConfig
 from nblib.verdict import Estimate, Verdict, straddle_note
 
 # Mean chunk MAE/std at or below which a head "overfits". Flow matching samples from noise,

@@ -22,6 +22,7 @@ from nblib.cache import OUTPUTS, FeatureCache
 from nblib.data.dataset import DemoStore, load_norm_stats
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
+from nblib.devices import DEVICES, MIXED_PRECISIONS
 from nblib.errors import ParameterError, is_int, is_number
 from nblib.errors import require as _require
 from nblib.models.geometry import COMPRESSORS
@@ -35,7 +36,7 @@ from nblib.models.vla import (
     make_loss_fn,
     precompute_features,
 )
-from nblib.train import DEVICES, MIXED_PRECISIONS, History, TrainConfig
+from nblib.train import History, TrainConfig
 
 VAL_FRACTION = 0.2  # share of each task's demos held out for validation
 HORIZON = 16  # action chunk length H

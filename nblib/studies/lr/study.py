@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from nblib.errors import is_int, is_number, require
+from nblib.lr_schedule import SCHEDULES, lr_curve
 from nblib.studies import Study, StudyConfig
 from nblib.studies.setup import BATCH_SIZE, SetupConfig
-from nblib.train import SCHEDULES, TrainConfig, lr_curve
+from nblib.train import TrainConfig
 
 # Schedules whose LR settles on a floor (min_lr_rate x peak) instead of zero.
 FLOOR_SCHEDULES = ("cosine_with_min_lr", "warmup_stable_decay")
