@@ -143,3 +143,47 @@ def bootstrap_two(
     )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return Estimate(value, min(low, value), max(high, value), method, level)
+
+
+def bootstrap_clusters(
+    clusters,
+    statistic: Callable[[np.ndarray], float],
+    what: str,
+    seed: int = 0,
+    n_resamples: int = 500,
+    level: float = LEVEL,
+) -> Estimate:
+    """A statistic of N rows that come in correlated clusters (the frame pairs of one demo,
+    the episodes of one task), with a basic (reflected percentile) bootstrap interval over
+    resamples of whole clusters: ``statistic(rows)`` takes row indices (M,) and returns a
+    float. SciPy's bootstrap resamples rows, not clusters, hence this one; the basic
+    interval reflects the resamples around the estimate, which corrects the first-order
+    bias of statistics that duplicates inflate (a resultant length). ``clusters`` (N,)
+    labels; ``what`` names them for the description."""
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or not len(labels):
+        raise ParameterError(f"bootstrap over {what}: expected (N,) cluster labels")
+    _, inverse = np.unique(labels, return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    value = float(statistic(np.arange(len(labels))))
+    method = f"{level:.0%} cluster bootstrap over {len(members)} {what}"
+    if len(members) < 2:
+        return Estimate(value, value, value, method, level)
+    rng = np.random.default_rng(seed)
+    draws = np.array(
+        [
+            statistic(
+                np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
+            )
+            for _ in range(n_resamples)
+        ],
+        dtype=float,
+    )
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < n_resamples // 2:
+        raise ParameterError(f"bootstrap over {what}: the statistic is undefined on most resamples")
+    tail = (1 - level) / 2
+    q_low, q_high = np.quantile(draws, [tail, 1 - tail])
+    return Estimate(
+        value, min(2 * value - q_high, value), max(2 * value - q_low, value), method, level
+    )
