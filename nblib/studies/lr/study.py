@@ -48,6 +48,9 @@ RAISE, LOWER = 1.5, 0.3
 class LRConfig(StudyConfig):
     log_files: list[str] = field(default_factory=list)  # imported logs; empty: a live sweep
     loss_key: str | None = None  # the loss metric in imported logs (None: loss, train/loss, ...)
+    log_pattern: str | None = (
+        None  # regex with named groups step and loss for text logs (None: the built-in patterns)
+    )
     log_warmup_steps: int = 0  # warmup of the imported runs, if known (0: unknown)
     manifest: str = "metaworld_default"  # live sweep: dataset manifest name or path
     head: str = "regression"  # live sweep: the policy's head (flow or regression)
@@ -324,7 +327,8 @@ def load_logs(study: LRStudy) -> pd.DataFrame:
     """The imported logs as the tidy table (see :mod:`nblib.data.training_logs`)."""
     from nblib.data.training_logs import read_logs
 
-    study.curves = read_logs(study.config.log_files, loss_key=study.config.loss_key)
+    cfg = study.config
+    study.curves = read_logs(cfg.log_files, loss_key=cfg.loss_key, pattern=cfg.log_pattern)
     return study.curves
 
 
