@@ -11,6 +11,8 @@ import time
 import pytest
 
 from nblib.bench import BENCHMARKS
+from nblib.bench.common import ratio
+from nblib.cli import main
 from nblib.data.manifest import load_manifest
 
 pytestmark = pytest.mark.skipif(
@@ -103,3 +105,24 @@ def test_all_runs_every_benchmark_once_in_order(monkeypatch):
     monkeypatch.setattr(bench, "BENCHMARKS", {**fakes, "all": bench.bench_all})
     lines = list(bench.bench_all())
     assert calls == ["rollout", "loader", "suite"] and [x["bench"] for x in lines] == calls
+
+
+def test_registry_keeps_every_name_in_the_order_all_runs_them():
+    assert list(BENCHMARKS) == ["rollout", "loader", "cache", "tokens", "threads", "suite", "all"]
+    assert ratio(3.0, 2.0) == 1.5 and ratio(2.0, 3.0) == 0.667 and ratio(2.0, 3.0, 2) == 0.67
+
+
+def test_bench_command_prints_each_record_as_one_json_line(monkeypatch, capsys):
+    import nblib.bench as bench
+
+    records = [
+        {"bench": "fake", "figure": "a", "ratio": 1.5},
+        {"bench": "fake", "nested": {"x": 1}},
+    ]
+    seen = []
+    fake = lambda items=3: seen.append(items) or iter(records)  # noqa: E731
+    monkeypatch.setattr(bench, "BENCHMARKS", {"fake": fake})
+    assert main(["bench", "fake", "--items", "7"]) == 0
+    assert seen == [7]
+    assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == records
+    assert main(["bench", "fake"]) == 0 and seen == [7, 3]  # the benchmark's own default

@@ -238,3 +238,38 @@ def test_notebook_on_imported_logs(tmp_path, monkeypatch):
     assert "loss_curves.png" in figures and "lr_range_test.png" not in figures
     table = pd.DataFrame(data["metrics"]["runs_table"]).set_index("run")
     assert table.loc["nanogpt_train", "divergence_step"] == 425
+
+
+def test_lr_records_are_the_script_columns_as_plain_json_values():
+    from nblib.studies.lr.tables import LR_FIELDS, records_table, run_records
+
+    runs = pd.DataFrame(
+        {
+            "steps": [51.0, 10.0],
+            "final_loss": [np.float64(3.5), np.nan],
+            "min_loss": [3.25, np.inf],
+            "plateau_step": [np.nan, 40.0],
+            "stopped_after_warmup": [np.bool_(False), np.bool_(True)],
+            "diverged": [False, True],
+            "divergence_step": [None, 7],
+            "grad_spikes": [np.int64(0), np.int64(2)],
+            "suggestion": ["train longer", "lower the LR"],
+            "next": [{}, {}],  # analyse's own column, not one of the script's
+        },
+        index=pd.Index(["r1", "r2"], name="run"),
+    )
+    records = run_records(runs)
+    assert records == [
+        {"run": "r1", "steps": 51, "final_loss": 3.5, "min_loss": 3.25, "plateau_step": None,
+         "stopped_after_warmup": False, "diverged": False, "divergence_step": None,
+         "grad_spikes": 0, "suggestion": "train longer"},
+        {"run": "r2", "steps": 10, "final_loss": None, "min_loss": None, "plateau_step": 40,
+         "stopped_after_warmup": True, "diverged": True, "divergence_step": 7,
+         "grad_spikes": 2, "suggestion": "lower the LR"},
+    ]  # fmt: skip
+    assert all(list(r) == list(LR_FIELDS) for r in records)
+    assert all(type(r[k]) is int for r in records for k in ("steps", "grad_spikes"))
+    assert type(records[1]["diverged"]) is bool
+    json.dumps(records, allow_nan=False)
+    table = records_table(records)
+    assert list(table.index) == ["r1", "r2"] and table.loc["r1", "plateau_step"] is None

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nblib import threads
-from nblib.bench import THREAD_SETTINGS, thread_probe
+from nblib.bench.threads import THREAD_SETTINGS, thread_probe
 from nblib.train import TrainConfig, train
 
 

@@ -39,9 +39,7 @@ SWEEP_SCHEDULES = tuple(s for s in SCHEDULES if s != "exponential")
 class LRConfig(StudyConfig):
     log_files: list[str] = field(default_factory=list)  # imported logs; empty: a live sweep
     loss_key: str | None = None  # the loss metric in imported logs (None: loss, train/loss, ...)
-    log_pattern: str | None = (
-        None  # regex with named groups step and loss for text logs (None: the built-in patterns)
-    )
+    log_pattern: str | None = None  # text logs: regex with groups step and loss (None: built-in)
     log_warmup_steps: int = 0  # warmup of the imported runs, if known (0: unknown)
     manifest: str = "metaworld_default"  # live sweep: dataset manifest name or path
     backbone: str = "tiny"  # live sweep: tiny or a local VLM checkpoint directory

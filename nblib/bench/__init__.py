@@ -1,0 +1,48 @@
+"""Benchmarks: ``nblib bench NAME`` prints one JSON line per figure.
+
+One module per benchmark, each a generator of records (one per figure): ``rollout``,
+``loader``, ``cache``, ``tokens``, ``threads``, ``suite``, and ``all`` running every one of
+them in that order. Every comparison runs the reference in the same process on the same
+inputs, interleaved round by round so that machine noise hits both sides alike, and reports
+a ``ratio`` (:func:`nblib.bench.common.ratio`; higher is better for nblib). Heavy imports
+(torch, simulators, robomimic) happen inside the benchmark functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from nblib.bench.cache import bench_cache
+from nblib.bench.loader import bench_loader
+from nblib.bench.rollout import bench_rollout
+from nblib.bench.suite import bench_suite
+from nblib.bench.threads import bench_threads
+from nblib.bench.tokens import bench_tokens
+from nblib.errors import NblibError
+
+
+def bench_all(items: int | None = None) -> Iterator[dict]:
+    """Every benchmark, then the whole default suite, one after another (never two heavy
+    jobs at once on a shared machine)."""
+    for name, bench in BENCHMARKS.items():
+        if name != "all":
+            yield from bench(**({"items": items} if items else {}))
+
+
+# Name -> benchmark, in the order `all` runs them (the suite last, after the others).
+BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
+    "rollout": bench_rollout,
+    "loader": bench_loader,
+    "cache": bench_cache,
+    "tokens": bench_tokens,
+    "threads": bench_threads,
+    "suite": bench_suite,
+    "all": bench_all,
+}
+
+
+def run_benchmark(name: str, **kwargs) -> Iterator[dict]:
+    """The records of benchmark ``name``; an unknown name is an error listing the others."""
+    if name not in BENCHMARKS:
+        raise NblibError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name](**kwargs)

@@ -1,0 +1,56 @@
+"""The ``nblib`` command (also ``python -m nblib``).
+
+    nblib data generate [--tasks ...] [--demos N] [--size PX] [--cameras ...] [--seed S] [--out PATH]
+                        (one flag per GenerateConfig field)
+    nblib data check PATH [--mapping NAME] [--horizon H]
+    nblib data ensure [MANIFEST]
+    nblib run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [--out DIR]
+    nblib run-all [--out DIR]
+    nblib batch GRID.yaml [--executor local|slurm] [--workers N] [--gpus 0,1,2] [--out DIR]
+    nblib compare RUN_A RUN_B [--rtol R]
+    nblib clean NOTEBOOK... [--refresh]
+    nblib bench NAME
+    nblib lr analyze FILE... [--loss-key K] [--pattern REGEX] [--format json|table]
+    nblib eval --sim metaworld --tasks T... --policy expert|random|zero|PATH --episodes N --out FILE
+    nblib eval --sim libero --suite S [--task-ids I...] --policy random|zero|PATH --episodes N --out FILE
+               (one flag per EvalConfig field)
+    nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
+    nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
+
+One module per command group; the options of ``data generate``, ``eval`` and ``lr analyze``
+are their config dataclasses' fields (:mod:`nblib.cli.options`), added only when that
+command runs, so ``nblib --help`` imports none of them. Expected failures (bad data, bad
+parameters, a failing notebook) print one message and exit with status 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from nblib import __version__
+from nblib.cli import batch, bench, compare, data, eval, lr, results, run
+from nblib.cli.options import LazyParser
+from nblib.errors import NblibError
+
+# In the order `nblib --help` lists them.
+COMMAND_GROUPS = (data, run, bench, lr, batch, compare, eval, results)
+
+
+def build_parser() -> LazyParser:
+    """The whole command line; each command's options are added when it is parsed (call
+    ``populated()`` on a subparser to see them without parsing)."""
+    parser = LazyParser(prog="nblib", description="VLA diagnostics notebook suite")
+    parser.add_argument("--version", action="version", version=f"nblib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NblibError as err:
+        print(f"nblib: error: {err}", file=sys.stderr)
+        return 1

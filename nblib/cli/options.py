@@ -1,0 +1,247 @@
+"""Command-line options built from a config dataclass, so a config field is documented once.
+
+:func:`add_config_options` turns a dataclass's fields into argparse options: the flag from
+the field's name (``max_steps`` -> ``--max-steps``, or a rename kept for existing scripts),
+type, ``nargs`` and default from the field's annotation and default, the help from the
+comment the field carries in the dataclass source (:func:`field_comments`). Adding a field
+with its comment to a config therefore adds the flag with no other edit.
+:func:`config_from` builds the config from the parsed arguments, and a bad value the
+config rejects is reported under the flag the user typed.
+
+:class:`LazyParser` adds a command's options only when that command is parsed or its help
+is shown: ``nblib --help`` imports no config module (some import torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import inspect
+import io
+import re
+import textwrap
+import tokenize
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from nblib.errors import ParameterError
+
+# The namespace attribute that carries a parser's ConfigOptions to its command.
+_CONFIG_DEST = "_config_options"
+# The field a config's error names: "Owner.field=value ..." (errors.require) or "field: ...".
+_FIELD_IN_ERROR = re.compile(r"^(?:\w+\.)?(\w+)\s*[=:]")
+
+
+class LazyParser(argparse.ArgumentParser):
+    """An ArgumentParser whose arguments are added by ``populate(parser)`` the first time it
+    parses or formats its help. Subparsers inherit the class, so every command can defer the
+    imports its options need until that command is used."""
+
+    def __init__(self, *args, populate: Callable[[LazyParser], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def populated(self) -> LazyParser:
+        """This parser with its arguments added (idempotent)."""
+        if self._populate is not None:
+            populate, self._populate = self._populate, None
+            populate(self)
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        # argparse hands a subcommand's arguments to its parser through this method.
+        self.populated()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self.populated()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.populated()
+        return super().format_help()
+
+
+@functools.cache
+def field_comments(cls: type) -> dict[str, str]:
+    """Field name -> the comment documenting it in ``cls``'s source (base classes included):
+    the comment at the end of the field's line, else the comment lines just above it.
+    Fields without a comment are absent."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments |= _class_comments(klass)
+    return comments
+
+
+def _class_comments(klass: type) -> dict[str, str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):  # no source (built at run time, or a frozen install)
+        return {}
+    found: dict[str, str] = {}
+    depth = 0  # indentation level; 1 is the class body
+    line: list[tokenize.TokenInfo] = []  # the code tokens of the current logical line
+    trailing: list[str] = []  # comments on the current logical line
+    above: list[str] = []  # comment lines directly above it
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.INDENT:
+            depth += 1
+        elif tok.type == tokenize.DEDENT:
+            depth -= 1
+        elif depth != 1:
+            continue
+        elif tok.type == tokenize.COMMENT:
+            (trailing if line else above).append(tok.string.lstrip("#").strip())
+        elif tok.type == tokenize.NL:
+            if not line and not tok.line.strip():
+                above.clear()  # a blank line ends a comment block
+        elif tok.type == tokenize.NEWLINE:
+            is_field = len(line) >= 2 and line[0].type == tokenize.NAME and line[1].string == ":"
+            text = " ".join(trailing or above)
+            if is_field and text:
+                found[line[0].string] = text
+            line, trailing, above = [], [], []
+        else:
+            line.append(tok)
+    return found
+
+
+def _mapping(text: str) -> dict:
+    """A YAML (or JSON) mapping given on the command line."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(f"not YAML: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: 1}}', got {text!r}")
+    return value
+
+
+def _without_none(hint):
+    """``X`` for ``X | None`` (None is every optional field's "not given")."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else hint
+    return hint
+
+
+def _argument(hint) -> dict[str, Any]:
+    """argparse keywords (type, nargs, action) for a field's type annotation."""
+    hint = _without_none(hint)
+    origin = typing.get_origin(hint) or hint
+    if origin in (list, tuple):
+        items = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if len(set(items)) > 1:
+            raise TypeError(f"{hint}: only sequences of one type become options")
+        return {"nargs": "+", **_argument(items[0] if items else str)}
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is dict:
+        return {"type": _mapping}
+    if hint in (int, float, str):
+        return {"type": hint}
+    raise TypeError(f"{hint}: no command-line option for this type")
+
+
+def _default(field: dataclasses.Field):
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def _help(comment: str | None, note: str | None, default, required: bool) -> str:
+    # argparse %-formats help strings: a literal % must be doubled.
+    text = "; ".join(p.replace("%", "%%") for p in (comment, note) if p)
+    if not required and default not in (None, {}, (), []) and not isinstance(default, bool):
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        text = f"{text} (default: {shown.replace('%', '%%')})".strip()
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigOptions:
+    """The options one config class has on one parser: ``flags`` maps each field to the
+    flag shown to the user."""
+
+    cls: type
+    flags: Mapping[str, str]
+
+    def build(self, args: argparse.Namespace, **fixed):
+        """The config from the parsed ``args`` (plus ``fixed`` fields set by the command).
+        A value the config rejects is reported under its flag."""
+        hints = typing.get_type_hints(self.cls)
+        values = dict(fixed)
+        for name in self.flags:
+            value = getattr(args, name)
+            if isinstance(value, list) and typing.get_origin(_without_none(hints[name])) is tuple:
+                value = tuple(value)
+            values[name] = value
+        try:
+            return self.cls(**values)
+        except ParameterError as err:
+            match = _FIELD_IN_ERROR.match(str(err))
+            flag = self.flags.get(match[1]) if match else None
+            if flag is None:
+                raise
+            raise ParameterError(f"{flag}: {err}") from None
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    fields: Iterable[str] | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
+    choices: Mapping[str, Iterable] | None = None,
+    required: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
+) -> ConfigOptions:
+    """Add one option per field of the dataclass ``cls`` (all its init fields, or ``fields``)
+    to ``parser``, and remember them for :func:`config_from`.
+
+    ``flags`` renames a field's flag (``{"plateau_window": "--window"}``), ``choices`` gives
+    the allowed values the config's module defines, ``required`` makes flags mandatory,
+    ``notes`` appends text computed elsewhere to a field's help. The help is otherwise the
+    field's comment (:func:`field_comments`) and its default.
+    """
+    flags, choices, notes = dict(flags or {}), dict(choices or {}), dict(notes or {})
+    required = set(required)
+    by_name = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(by_name) if fields is None else list(fields)
+    unknown = sorted({*names, *flags, *choices, *required, *notes} - set(by_name))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {unknown}")
+    hints = typing.get_type_hints(cls)
+    comments = field_comments(cls)
+    shown = {}
+    for name in names:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        default = _default(by_name[name])
+        kwargs = _argument(hints[name])
+        if name in choices:
+            kwargs["choices"] = tuple(choices[name])
+        if "action" not in kwargs and "choices" not in kwargs:  # choices show as {a,b}
+            kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
+        parser.add_argument(
+            flag,
+            dest=name,
+            default=default,
+            required=name in required,
+            help=_help(comments.get(name), notes.get(name), default, name in required),
+            **kwargs,
+        )
+        shown[name] = flag
+    options = ConfigOptions(cls, shown)
+    parser.set_defaults(**{_CONFIG_DEST: options})
+    return options
+
+
+def config_from(args: argparse.Namespace, **fixed):
+    """The config of the command's :func:`add_config_options`, from its parsed ``args``."""
+    return getattr(args, _CONFIG_DEST).build(args, **fixed)
