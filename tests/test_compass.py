@@ -11,6 +11,8 @@ from nblib.metrics.embedding import umap_embedding
 from nblib.models.latent import token_matrix
 from nblib.studies.tokens import compass, frame_pairs
 from nblib.studies.tokens import plots as compass_plots
+from nblib.studies.tokens.table import TokenTable, motion_vectors, token_ids
+from nblib.verdict import Estimate
 
 
 def table(n=400, seed=0, perfect=True):
@@ -34,25 +36,25 @@ def table(n=400, seed=0, perfect=True):
 
 def test_token_ids_position_and_combined():
     df = table(10)
-    ids, n = compass.token_ids(df, 0, 8)
+    ids, n = token_ids(df, 0, 8)
     assert n == 8 and np.array_equal(ids, df["token_0"].to_numpy())
-    combined, n = compass.token_ids(df, "combined", 8)
+    combined, n = token_ids(df, "combined", 8)
     assert n == 64 and np.array_equal(combined, df["token_0"] * 8 + df["token_1"])
     with pytest.raises(ParameterError):
-        compass.token_ids(df, 2, 8)
+        token_ids(df, 2, 8)
     with pytest.raises(DataError):
         token_matrix(df.drop(columns=["token_0", "token_1"]))
 
 
 def test_perfect_tokens_are_consistent_and_random_ones_are_not():
-    good = table(perfect=True)
-    ids, n = compass.token_ids(good, 0, 8)
-    verdict = compass.verdict(compass.analyse(good, ids, n))
-    assert verdict.label == "CONSISTENT", verdict.reasons
-    bad = table(perfect=False)
-    ids, n = compass.token_ids(bad, 0, 8)
-    verdict = compass.verdict(compass.analyse(bad, ids, n))
-    assert verdict.label == "INCONSISTENT", verdict.reasons
+    for perfect, label in ((True, "CONSISTENT"), (False, "INCONSISTENT")):
+        tokens = TokenTable.of(table(perfect=perfect), 0, 8)
+        summary = compass.analyse(tokens)
+        estimates = compass.verdict_estimates(tokens, summary)  # no demo: rows as clusters
+        assert "bootstrap over 400 frame pairs" in estimates["concentration"].method
+        verdict = compass.verdict(summary, estimates)
+        assert verdict.label == label, verdict.reasons
+        assert compass.verdict(summary).label == label  # the point values agree
 
 
 # ---------------------------------------------------------------- motion from a tiny dataset
@@ -167,7 +169,7 @@ def test_latents_sample_returns_the_rows_ids(tiny):
     model = LatentActionModel(LatentActionConfig(image_size=16, channels=4, code_dim=4))
     df = pairs_table(tiny)
     ids = np.arange(len(df)) * 10
-    lat, got = frame_pairs.latents_sample(model, tiny, df, ids, 12, seed=0)
+    lat, got = frame_pairs.latents_sample(model, tiny, TokenTable(df, ids, 10 * len(df)), 12)
     assert lat.shape == (12, 4)
     rows = frame_pairs._sample_rows(df, 12, 0)
     assert np.array_equal(got, ids[rows])
@@ -178,37 +180,36 @@ def test_latents_sample_returns_the_rows_ids(tiny):
 
 def test_actions_motion_is_a_reflection_that_changes_no_metric():
     df = table(perfect=True)
-    ids, n = compass.token_ids(df, 0, 8)
+    ids, n = token_ids(df, 0, 8)
     # actions in the robot frame: the same motion with y pointing the other way
     acts = df.assign(action_dx=df["flow_dx"], action_dy=-df["flow_dy"])
     acts = acts.drop(columns=["flow_dx", "flow_dy"])
-    got = compass.analyse(acts, ids, n, motion="actions")
-    want = compass.analyse(df, ids, n, motion="flow")
+    got = compass.analyse(TokenTable(acts, ids, n), motion="actions")
+    want = compass.analyse(TokenTable(df, ids, n), motion="flow")
     for key in ("direction_resultant_length", "agreement_adjusted", "direction_nmi"):
         assert got[key] == pytest.approx(want[key])
-    assert np.allclose(compass.motion_vectors(acts, "actions"), compass.motion_vectors(df, "flow"))
+    assert np.allclose(motion_vectors(acts, "actions"), motion_vectors(df, "flow"))
     with pytest.raises(DataError, match="ref_dx"):
-        compass.analyse(df, ids, n, motion="reference")
+        compass.analyse(TokenTable(df, ids, n), motion="reference")
     with pytest.raises(ParameterError, match="motion"):
-        compass.motion_vectors(df, "velocity")
+        motion_vectors(df, "velocity")
     nan = df.assign(flow_dx=np.nan)
     with pytest.raises(DataError, match="no row"):
-        compass.analyse(nan, ids, n)
+        compass.analyse(TokenTable(nan, ids, n))
 
 
 def test_rows_without_motion_are_counted_not_hidden():
     df = table(perfect=True)
     df.loc[:9, "flow_dx"] = np.nan
-    ids, n = compass.token_ids(df, 0, 8)
-    assert compass.analyse(df, ids, n)["rows_without_motion"] == 10
+    ids, n = token_ids(df, 0, 8)
+    assert compass.analyse(TokenTable(df, ids, n))["rows_without_motion"] == 10
 
 
 def test_plotly_scatter_hover_and_orientation():
     df = table(20).assign(
         demo="demo_0", t=np.arange(20), k=4, sample_id=[f"s{i}" for i in range(20)]
     )
-    ids, _ = compass.token_ids(df, 0, 8)
-    fig = compass_plots.plotly_scatter(df, ids)
+    fig = compass_plots.plotly_scatter(TokenTable.of(df, 0, 8))
     xs = np.concatenate([tr.x for tr in fig.data])
     ys = np.concatenate([tr.y for tr in fig.data])
     assert sorted(xs) == pytest.approx(sorted(df["flow_dx"]))
@@ -220,7 +221,7 @@ def test_plotly_scatter_hover_and_orientation():
 
 def test_token_ids_reject_tokens_beyond_the_codebook():
     with pytest.raises(ParameterError, match="codebook_size=4"):
-        compass.token_ids(table(10), 0, 4)
+        token_ids(table(10), 0, 4)
 
 
 def test_views_include_reference_only_where_the_hand_moves(tiny):
@@ -231,7 +232,7 @@ def test_views_include_reference_only_where_the_hand_moves(tiny):
     assert compass.cameras_with_reference(both) == ["corner"]
     assert compass.cameras_with_reference(both.drop(columns=["ref_dx", "ref_dy"])) == []
     ids = (both["t"].to_numpy() % 3).astype(int)
-    views = compass.analyse_views(both, ids, 3)
+    views = compass.analyse_views(TokenTable(both, ids, 3))
     assert set(views) == {"across datasets", "across tasks", "reference motion"}
     # the reference view covers only corner rows: as many rows as the corner table
     assert views["reference motion"]["rows"] == int((both["dataset"] == "corner").sum())
@@ -267,8 +268,8 @@ def test_one_way_motion_does_not_make_random_tokens_consistent():
             "flow_dy": -3 * np.sin(angles),
         }
     )
-    ids, n_codes = compass.token_ids(df, 0, 8)
-    summary = compass.analyse(df, ids, n_codes)
+    ids, n_codes = token_ids(df, 0, 8)
+    summary = compass.analyse(TokenTable(df, ids, n_codes))
     assert summary["direction_resultant_length"] > 0.85
     verdict = compass.verdict(summary)
     assert verdict.label == "INCONSISTENT", verdict.reasons
@@ -298,10 +299,35 @@ def test_verdict_says_why_it_cannot_decide():
     assert verdict.label == "PARTIAL"
 
 
+def test_verdict_judges_intervals_and_says_which_straddles():
+    """The notebook's flaky case: 0.522 against the 0.5 bar. On its interval the verdict
+    is PARTIAL and says so, whatever side of 0.5 the point estimate lands on."""
+    summary = {
+        "direction_resultant_length": 0.8,
+        "direction_resultant_length_pooled": 0.5,
+        "direction_resultant_length_adjusted": 0.522,
+        "agreement_chance": 0.6,
+        "agreement_adjusted": 0.7,
+        "codes_compared": 6,
+    }
+    wide = {
+        "concentration": Estimate(0.522, 0.45, 0.60, "95 % cluster bootstrap over 50 demos"),
+        "agreement": Estimate(0.7, 0.62, 0.78, "95 % cluster bootstrap over 50 demos"),
+    }
+    verdict = compass.verdict(summary, wide)
+    assert verdict.label == "PARTIAL"
+    assert any("straddles the threshold 0.5" in r for r in verdict.reasons), verdict.reasons
+    assert verdict.numbers["direction_resultant_length_adjusted_low"] == 0.45
+    narrow = wide | {"concentration": Estimate(0.56, 0.52, 0.60)}
+    assert compass.verdict(summary, narrow).label == "CONSISTENT"
+    below = wide | {"concentration": Estimate(0.1, 0.05, 0.15)}
+    assert compass.verdict(summary, below).label == "INCONSISTENT"
+
+
 def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
     df = table(perfect=True)
-    ids, n = compass.token_ids(df, 0, 8)
-    fig, axes = compass_plots.plot_compass(df, ids, n)
+    ids, n = token_ids(df, 0, 8)
+    fig, axes = compass_plots.plot_compass(TokenTable(df, ids, n))
     arrows = [a.xy for a in axes.ravel()[0].texts]  # token 0 = "right", one per dataset
     assert len(arrows) == 2
     for x, y in arrows:
@@ -310,7 +336,7 @@ def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
     assert up[1] > 0.9
     # everything drifts right by the same vector: relative arrows remove the drift
     drift = df.assign(flow_dx=df["flow_dx"] + 100.0)
-    _, plain = compass_plots.plot_compass(drift, ids, n)
-    _, rel = compass_plots.plot_compass(drift, ids, n, relative=True)
+    _, plain = compass_plots.plot_compass(TokenTable(drift, ids, n))
+    _, rel = compass_plots.plot_compass(TokenTable(drift, ids, n), relative=True)
     assert all(a.xy[0] > 0.99 for a in plain.ravel()[2].texts)  # "up" now points right
     assert all(a.xy[1] > 0.95 for a in rel.ravel()[2].texts)  # unit length, up again

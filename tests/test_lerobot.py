@@ -474,12 +474,12 @@ def test_overfit_and_token_compass_engines_run_on_the_folder(lerobot_manifest, t
         gallery_per_token=1,
     )  # fmt: skip
     study = tokens.prepare(config)
-    tokens.make_tokens(study, tmp_path)
-    tokens.add_motion(study)
-    assert list(tokens.stride_check(study)["camera"]) == ["corner", "behindGripper"]
-    tokens.analyse(study)
-    assert isinstance(tokens.verdict(study).label, str)
-    assert to_jsonable(tokens.metrics(study))["pairs"] == len(study.table)
+    made = tokens.make_tokens(study, tmp_path)
+    table = tokens.add_motion(study, made.table)
+    assert list(tokens.stride_check(study, table)["camera"]) == ["corner", "behindGripper"]
+    evidence = tokens.evidence(made, tokens.analyse(study, table))
+    assert isinstance(tokens.verdict(evidence, config).label, str)
+    assert to_jsonable(tokens.metrics(evidence))["pairs"] == len(table)
     plt.close("all")
 
 

@@ -165,32 +165,39 @@ def test_token_compass_study_end_to_end(tiny_manifest, tmp_path):
         gallery_per_token=1,
     )
     study = tokens.prepare(config)
-    with pytest.raises(ParameterError, match="make_tokens"):
-        tokens.describe(study)
-    tokens.make_tokens(study, tmp_path)
-    assert (tmp_path / "latent_action_model.pt").is_file()
-    assert "pairs with frames: " in tokens.describe(study)
-    tokens.add_motion(study)
-    strides = tokens.stride_check(study)
+    made = tokens.make_tokens(study, tmp_path)
+    assert (tmp_path / "latent_action_model.pt").is_file() and made.checkpoint is not None
+    assert "pairs with frames: " in tokens.describe(made)
+    assert "training pairs" in tokens.training_summary(made)
+    table = tokens.add_motion(study, made.table)
+    assert "ref_dx" in table.df.columns and "ref_dx" not in made.table.df.columns  # a new table
+    strides = tokens.stride_check(study, table)
     assert list(strides["camera"]) == ["corner", "behindGripper"]
-    figures = tokens.compass_figures(study)
+    figures = tokens.compass_figures(study, table)
     assert list(figures) == [
         "token_compass",
         "token_compass_relative",
         "flow_scatter",
         "polar_histograms",
     ]
-    views = tokens.analyse(study)
-    assert "across datasets" in views and len(tokens.views_table(study)) == len(
-        tokens.study.VIEW_KEYS
-    )
-    assert tokens.order_ablation(study) is not None
-    for fig, _ in [*figures.values(), tokens.gallery(study), tokens.plot_codebook_usage(study)]:
+    views = tokens.analyse(study, table)
+    assert "across datasets" in views.summaries
+    assert len(tokens.views_table(views)) == len(tokens.study.VIEW_KEYS)
+    assert "bootstrap over" in views.estimates["concentration"].method
+    ablation = tokens.order_ablation(study, made)
+    assert list(tokens.ablation_table(ablation).index)[0] == "original"
+    assert tokens.umap_figures(study, made) == {}  # umap=False
+    drawn = [*figures.values(), tokens.gallery(study, table), tokens.plot_codebook_usage(table)]
+    for fig, _ in drawn:
         plt.close(fig)
-    verdict = tokens.verdict(study)
+    evidence = tokens.evidence(made, views, strides, ablation)
+    verdict = tokens.verdict(evidence, config)
     assert isinstance(verdict, Verdict)
-    metrics = to_jsonable(tokens.metrics(study))
-    assert metrics["pairs"] == len(study.table) and metrics["latent_model"]["steps"] == 3
+    assert "direction_resultant_length_adjusted_low" in verdict.numbers or (
+        verdict.label == "UNDETERMINED"
+    )
+    metrics = to_jsonable(tokens.metrics(evidence))
+    assert metrics["pairs"] == len(table) and metrics["latent_model"]["steps"] == 3
 
 
 def test_compass_config_rejects_bad_values():

@@ -1,9 +1,8 @@
 """The token compass's analysis: per-token motion statistics across datasets, tasks and
 the reference motion, and the verdict.
 
-Works on a token table (one row per frame pair: ``dataset``, ``demo``, ``t``, ``k``,
-``task``, ``instruction`` and the tokens, as :func:`nblib.models.latent.tokenize_dataset`
-writes and :func:`nblib.models.latent.load_token_file` reads). Motion comes from pixels
+Works on a :class:`nblib.studies.tokens.table.TokenTable` (one row per frame pair and its
+analysed token id). Motion comes from pixels
 (mean optical flow of the pair) or, as the reference, from the end effector's motion
 projected into the image (:mod:`nblib.studies.tokens.frame_pairs`); cameras and tasks of
 the embedded data play the datasets.
@@ -14,30 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nblib.errors import DataError, ParameterError
-from nblib.metrics.tokens import summarize_tokens
-from nblib.models.latent.tokens import token_matrix
-from nblib.verdict import Verdict
-
-
-def token_ids(df: pd.DataFrame, position: int | str, codebook_size: int) -> tuple[np.ndarray, int]:
-    """One id per row: the token at ``position``, or ``"combined"`` (the whole sequence as
-    one id in base ``codebook_size``). Returns ids and the number of possible ids."""
-    tokens = token_matrix(df)
-    if position == "combined":
-        weights = codebook_size ** np.arange(tokens.shape[1] - 1, -1, -1)
-        return tokens @ weights, codebook_size ** tokens.shape[1]
-    if tokens.size and tokens.max() >= codebook_size:
-        raise ParameterError(
-            f"codebook_size={codebook_size} but the tokens go up to {tokens.max()}; "
-            f"expected codebook_size >= {tokens.max() + 1}"
-        )
-    if not isinstance(position, int) or not 0 <= position < tokens.shape[1]:
-        raise ParameterError(
-            f"token_position must be 0..{tokens.shape[1] - 1} or 'combined', got {position!r}"
-        )
-    return tokens[:, position], codebook_size
-
+from nblib.errors import DataError
+from nblib.metrics.estimates import bootstrap_clusters
+from nblib.metrics.tokens import consistency_score, summarize_tokens
+from nblib.studies.tokens.table import MOTION_SOURCES, TokenTable
+from nblib.verdict import Estimate, Verdict, straddle_note
 
 # Within-group token shuffles behind the agreement's chance level. Each shuffle's agreement
 # is noisy with few datasets: on the embedded data (2 cameras, 8 seeds) the null's mean
@@ -45,46 +25,8 @@ def token_ids(df: pd.DataFrame, position: int | str, codebook_size: int) -> tupl
 PERMUTATIONS = 50
 
 
-# Motion sources: columns of the token table, in image convention (+x right, +y down).
-MOTION_SOURCES = {
-    "flow": ("flow_dx", "flow_dy"),  # mean optical flow of the pair (pixels)
-    "reference": ("ref_dx", "ref_dy"),  # end-effector motion projected into the camera
-    "actions": ("action_dx", "action_dy"),  # commanded motion, robot base frame
-}
-
-
-MOTION_LABELS = {
-    "flow": "mean flow (px)",
-    "reference": "projected end-effector motion (px)",
-    "actions": "summed actions (robot x, y)",
-}
-
-
-def motion_vectors(df: pd.DataFrame, motion: str = "flow") -> np.ndarray:
-    """(N, 2) motion of each row in image convention (+x right, +y down; NaN = unknown).
-
-    ``actions`` are in the robot's base frame, where +y is not down: their y is negated so
-    that robot +y is drawn up. A fixed reflection like this changes no metric (each is
-    invariant to relabelling directions consistently), only how the compass is drawn."""
-    if motion not in MOTION_SOURCES:
-        raise ParameterError(f"motion must be one of {sorted(MOTION_SOURCES)}, got {motion!r}")
-    cols = list(MOTION_SOURCES[motion])
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"motion {motion!r} needs columns {cols}; missing {missing} "
-            f"(columns: {list(df.columns)})"
-        )
-    vec = df[cols].to_numpy(dtype=np.float64)
-    if motion == "actions":
-        vec = vec * np.array([1.0, -1.0])
-    return vec
-
-
 def analyse(
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    n_codes: int,
+    table: TokenTable,
     motion: str = "flow",
     group: str = "dataset",
     n_bins: int = 8,
@@ -102,7 +44,8 @@ def analyse(
     motion (centred) and judged against ``n_permutations`` within-group token shuffles
     (0: uncentred, against isotropic chance, as in seed 004's first sketch), so groups
     that share a drift do not make unrelated tokens look consistent."""
-    vec = motion_vectors(df, motion)
+    df, ids, n_codes = table.df, table.ids, table.n_codes
+    vec = table.motion(motion)
     keep = np.isfinite(vec).all(axis=1)
     if not keep.any():
         raise DataError(f"no row of the token table has {motion} motion ({MOTION_SOURCES[motion]})")
@@ -142,9 +85,7 @@ def cameras_with_reference(df: pd.DataFrame, min_pixels: float = 0.5, share: flo
 
 
 def analyse_views(
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    n_codes: int,
+    table: TokenTable,
     motion: str = "flow",
     n_bins: int = 8,
     min_magnitude: float = 0.5,
@@ -155,27 +96,93 @@ def analyse_views(
     has one, ``reference motion`` (projected end-effector motion in those cameras, grouped
     by task: how the tokens relate to where the hand really went)."""
     common = {"n_bins": n_bins, "min_magnitude": min_magnitude, "instruction_col": instruction_col}
-    out = {"across datasets": analyse(df, ids, n_codes, motion, "dataset", **common)}
+    df = table.df
+    out = {"across datasets": analyse(table, motion, "dataset", **common)}
     if "task" in df.columns and df["task"].notna().all():  # token files may have no task
-        out["across tasks"] = analyse(df, ids, n_codes, motion, "task", **common)
+        out["across tasks"] = analyse(table, motion, "task", **common)
     cams = cameras_with_reference(df, min_magnitude)
     sel = df["dataset"].isin(cams).to_numpy()
     if cams and df.loc[sel, "task"].notna().all():
-        out["reference motion"] = analyse(df[sel], ids[sel], n_codes, "reference", "task", **common)
+        out["reference motion"] = analyse(table.subset(sel), "reference", "task", **common)
     return out
 
 
-def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -> Verdict:
-    """CONSISTENT / PARTIAL / INCONSISTENT / UNDETERMINED from two numbers: how much more
-    concentrated each token's motion direction is than all motion together
-    (``direction_resultant_length_adjusted``: a token's R alone is high whenever most of
-    the data moves one way) and how much the datasets agree on each token's direction
-    beyond chance (``agreement_adjusted``). Either < ``inconsistent``: INCONSISTENT; both
-    >= ``consistent``: CONSISTENT; else PARTIAL. UNDETERMINED when the first is undefined,
-    or the tokens do carry direction but the datasets cannot be compared (too few pairs
-    per token, or motion so alike that chance agreement is ~1)."""
-    r = summary.get("direction_resultant_length_adjusted")
-    agree = summary.get("agreement_adjusted")
+def verdict_estimates(
+    table: TokenTable,
+    summary: dict,
+    motion: str = "flow",
+    group: str = "dataset",
+    min_magnitude: float = 0.5,
+    seed: int = 0,
+    n_resamples: int = 500,
+) -> dict[str, Estimate | None]:
+    """The verdict's two numbers with intervals from a cluster bootstrap over demos (the
+    frame pairs of one demo, in every camera, move together; rows without a ``demo`` are
+    their own clusters): ``concentration`` (``direction_resultant_length_adjusted``) and
+    ``agreement`` (``agreement_adjusted``, the chance level held at the full data's
+    ``agreement_chance``: a property of the groups' motion, not of the resample). None
+    where the summary has no value."""
+    out: dict[str, Estimate | None] = {"concentration": None, "agreement": None}
+    moving = table.moving(motion, min_magnitude)
+    if summary.get("direction_resultant_length_adjusted") is None or moving.sum() < 2:
+        return out
+    part = table.subset(moving)
+    vec = part.motion(motion)
+    unit = vec / np.hypot(vec[:, 0], vec[:, 1])[:, None]
+    ids, k = part.ids, part.n_codes
+    df = part.df
+    clusters = (
+        df["demo"].astype(str).to_numpy()
+        if "demo" in df.columns and df["demo"].notna().all()
+        else np.arange(len(df)).astype(str)
+    )
+
+    def concentration(rows: np.ndarray) -> float:
+        t, u = ids[rows], unit[rows]
+        sx, sy = np.bincount(t, u[:, 0], minlength=k), np.bincount(t, u[:, 1], minlength=k)
+        per_code = float(np.hypot(sx, sy).sum()) / len(rows)  # count-weighted mean of R
+        pooled = float(np.hypot(*u.mean(axis=0)))
+        return (per_code - pooled) / (1.0 - pooled) if pooled < 1.0 - 1e-12 else np.nan
+
+    what = "demos" if "demo" in df.columns else "frame pairs"
+    out["concentration"] = bootstrap_clusters(clusters, concentration, what, seed, n_resamples)
+    chance = summary.get("agreement_chance")
+    if summary.get("agreement_adjusted") is None or chance is None or group not in df.columns:
+        return out
+    labels = df[group].to_numpy()
+
+    def agreement(rows: np.ndarray) -> float:
+        score = consistency_score(ids[rows], vec[rows], labels[rows], center=True)
+        return (score["agreement"] - chance) / (1.0 - chance)
+
+    out["agreement"] = bootstrap_clusters(clusters, agreement, what, seed, n_resamples)
+    return out
+
+
+def _point(summary: dict, key: str) -> Estimate | None:
+    value = summary.get(key)
+    return None if value is None else Estimate(value, value, value, "point estimate")
+
+
+def verdict(
+    summary: dict,
+    estimates: dict[str, Estimate | None] | None = None,
+    consistent: float = 0.5,
+    inconsistent: float = 0.2,
+) -> Verdict:
+    """CONSISTENT / PARTIAL / INCONSISTENT / UNDETERMINED from two numbers, judged on their
+    intervals (``estimates`` from :func:`verdict_estimates`; without them, the summary's
+    point values): how much more concentrated each token's motion direction is than all
+    motion together (``direction_resultant_length_adjusted``: a token's R alone is high
+    whenever most of the data moves one way) and how much the datasets agree on each
+    token's direction beyond chance (``agreement_adjusted``). Either interval wholly below
+    ``inconsistent``: INCONSISTENT; both wholly at or above ``consistent``: CONSISTENT;
+    else PARTIAL, saying which interval straddles a threshold. UNDETERMINED when the first
+    is undefined, or the tokens do carry direction but the datasets cannot be compared
+    (too few pairs per token, or motion so alike that chance agreement is ~1)."""
+    estimates = estimates or {}
+    r = estimates.get("concentration") or _point(summary, "direction_resultant_length_adjusted")
+    agree = estimates.get("agreement") or _point(summary, "agreement_adjusted")
     numbers = {
         k: summary.get(k)
         for k in (
@@ -185,10 +192,13 @@ def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -
             "codebook_perplexity",
         )
     }
+    for key, est in (("direction_resultant_length_adjusted", r), ("agreement_adjusted", agree)):
+        if est is not None:
+            numbers |= {f"{key}_low": est.low, f"{key}_high": est.high}
     if r is None:
         why = "no moving pairs, or all of them move exactly the same way"
         return Verdict("UNDETERMINED", [why], numbers)
-    if r >= inconsistent and agree is None:
+    if not r.below(inconsistent) and agree is None:
         if summary.get("codes_compared"):
             why = (
                 f"chance agreement {summary['agreement_chance']:.3f}: the datasets' motion is "
@@ -200,11 +210,11 @@ def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -
     raw = summary["direction_resultant_length"]
     pooled = summary["direction_resultant_length_pooled"]
     chance = summary.get("agreement_chance")
-    agree_text = "n/a" if agree is None else f"{agree:.2f}"
+    agree_text = "n/a" if agree is None else str(agree)
     chance_text = "n/a" if chance is None else f"{chance:.2f}"
     null = summary.get("agreement_null", "isotropic")
     reasons = [
-        f"direction concentration the tokens add = {r:.2f} (R per token {raw:.2f} against "
+        f"direction concentration the tokens add = {r} (R per token {raw:.2f} against "
         f"{pooled:.2f} for all motion together; 1: every pair of a token moves the same "
         "way, 0: no more than the data as a whole)",
         f"chance-corrected agreement between datasets = {agree_text} ({null} chance "
@@ -213,8 +223,14 @@ def verdict(summary: dict, consistent: float = 0.5, inconsistent: float = 0.2) -
         f"NMI(token, direction bin) = {summary.get('direction_nmi') or 0:.2f}; linear probe "
         f"{summary.get('probe_accuracy') or 0:.2f} vs chance {summary.get('probe_chance') or 0:.2f}",
     ]
-    if r < inconsistent or (agree is not None and agree < inconsistent):
+    if r.method != "point estimate":
+        reasons.append(f"intervals: {r.method}")
+    if r.below(inconsistent) or (agree is not None and agree.below(inconsistent)):
         return Verdict("INCONSISTENT", reasons, numbers)
-    if r >= consistent and agree >= consistent:
+    if r.low >= consistent and agree is not None and agree.low >= consistent:
         return Verdict("CONSISTENT", reasons, numbers)
+    for name, est in (("the direction concentration", r), ("the agreement", agree)):
+        note = est and straddle_note(name, est, (consistent, inconsistent))
+        if note:
+            reasons.append(note)
     return Verdict("PARTIAL", reasons, numbers)

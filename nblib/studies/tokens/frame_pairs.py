@@ -349,20 +349,15 @@ def sample_frames(
 
 
 def latents_sample(
-    model,
-    store: StoreBase | None,
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    n: int,
-    seed: int = 0,
-    position: int = 0,
+    model, store: StoreBase | None, table, n: int, seed: int = 0, position: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-quantisation latents (n, code_dim) at token ``position`` of ``n`` random pairs,
-    and their analysed ids (``ids``, one per row of ``df``) for colouring an embedding."""
+    """Pre-quantisation latents (n, code_dim) at token ``position`` of ``n`` random pairs
+    of a :class:`~nblib.studies.tokens.table.TokenTable`, and their analysed ids (for
+    colouring an embedding)."""
     import torch
 
-    rows = _sample_rows(df, n, seed)
-    first, last = pair_frames(df, rows, store)
+    rows = _sample_rows(table.df, n, seed)
+    first, last = pair_frames(table.df, rows, store)
     with torch.no_grad():
         lat = model.latents(first, last)[:, position].cpu().numpy()
-    return lat, np.asarray(ids)[rows]
+    return lat, table.ids[rows]

@@ -14,13 +14,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
 from nblib.plots import PALETTE, category_colors, colors_for, new_figure
-from nblib.studies.tokens.compass import MOTION_LABELS, motion_vectors
+from nblib.studies.tokens.table import MOTION_LABELS, TokenTable
 
 
 def plot_compass(
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    n_codes: int,
+    table: TokenTable,
     motion: str = "flow",
     group: str = "dataset",
     min_count: int = 5,
@@ -35,12 +33,13 @@ def plot_compass(
     direction whose agreement across datasets the verdict judges (see
     :func:`nblib.studies.tokens.compass.analyse`). Pairs moving less than ``min_magnitude`` and cells with
     fewer than ``min_count`` pairs are left out."""
+    df, ids, n_codes = table.df, table.ids, table.n_codes
     groups = sorted(df[group].unique())
     colours = colors_for(groups)
     cols = int(np.ceil(np.sqrt(n_codes)))
     rows = int(np.ceil(n_codes / cols))
     fig, axes = new_figure(ncols=cols, nrows=rows, width=7.16, height=1.5 * rows, squeeze=False)
-    vec = motion_vectors(df, motion)
+    vec = table.motion(motion)
     length = np.hypot(vec[:, 0], vec[:, 1])
     moving = np.isfinite(length) & (length >= min_magnitude) & (length > 0)
     unit = np.zeros_like(vec)
@@ -87,9 +86,7 @@ def plot_compass(
 
 
 def plot_flow_scatter(
-    df: pd.DataFrame,
-    ids: np.ndarray,
-    n_codes: int,
+    table: TokenTable,
     motion: str = "flow",
     group: str = "dataset",
     clip_percentile: float = 99.0,
@@ -100,7 +97,8 @@ def plot_flow_scatter(
     Points are drawn in random order, so no token hides under the ones drawn after it; the
     axes of each panel span the ``clip_percentile`` of its |motion| (datasets move by very
     different amounts) and the number of pairs beyond them is written in the panel."""
-    vec = motion_vectors(df, motion)
+    df, ids, n_codes = table.df, table.ids, table.n_codes
+    vec = table.motion(motion)
     ok = np.isfinite(vec).all(axis=1)
     groups = sorted(df.loc[ok, group].unique())
     fig, axes = new_figure(
@@ -254,12 +252,12 @@ def plot_gallery(rows: list[tuple[int, list[dict]]], arrow_scale: float = 3.0):
 HOVER_COLUMNS = ("sample_id", "dataset", "demo", "t", "k", "task", "instruction")
 
 
-def plotly_scatter(df: pd.DataFrame, ids: np.ndarray, motion: str = "flow"):
+def plotly_scatter(table: TokenTable, motion: str = "flow"):
     """Interactive scatter of motion coloured by token; hover shows the pair."""
     import plotly.express as px
 
-    vec = motion_vectors(df, motion)
-    data = df.assign(token=np.asarray(ids).astype(str), right=vec[:, 0], up=-vec[:, 1])
+    vec = table.motion(motion)
+    data = table.df.assign(token=table.ids.astype(str), right=vec[:, 0], up=-vec[:, 1])
     return px.scatter(
         data,
         x="right",

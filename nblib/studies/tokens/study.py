@@ -1,16 +1,17 @@
 """Do discrete latent-action tokens mean the same motion everywhere? (notebook 04, seed 004)
 
-The engine of ``04_token_compass``. Its steps, in the notebook's order:
+The engine of ``04_token_compass`` (the engine contract of :mod:`nblib.studies`). Its
+steps, in the notebook's order:
 
 1. ``prepare(config)``: the dataset (the cameras act as datasets);
 2. ``make_tokens(study, run_dir)``: train the small latent-action model and tokenise every
-   frame pair, or read the user's token file;
-3. ``add_motion(study)``: mean optical flow and the projected end-effector motion of every
-   pair; ``stride_check(study)``: how far flow and reference agree per stride;
-4. ``compass_figures``, ``analyse`` (across datasets, tasks and the reference motion),
-   ``codebook_usage``, ``order_ablation``, ``umap_figures``, ``gallery``;
-5. ``verdict(study)`` (from the across-datasets view, see
-   :func:`nblib.studies.tokens.compass.verdict`) and ``metrics(study)``.
+   frame pair, or read the user's token file: a :class:`Tokens` with the
+   :class:`~nblib.studies.tokens.table.TokenTable`;
+3. ``add_motion(study, table)``: mean optical flow and the projected end-effector motion of
+   every pair; ``stride_check(study)``: how far flow and reference agree per stride;
+4. ``compass_figures``, ``analyse`` (across datasets, tasks and the reference motion, with
+   the verdict's intervals), ``order_ablation``, ``umap_figures``, ``gallery``;
+5. ``evidence`` -> ``verdict`` (:mod:`nblib.studies.tokens.evidence`) -> ``metrics``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import numpy as np
 import pandas as pd
 
 from nblib.data.dataset import DemoStore
-from nblib.errors import ParameterError, is_int, is_number, require
+from nblib.errors import is_int, is_number, require
 from nblib.flow import WEIGHTINGS, angle_deg
 from nblib.metrics.embedding import umap_embedding
 from nblib.metrics.tokens import angular_histograms, cluster_instructions, codebook_usage
 from nblib.models.latent.tokens import token_matrix
-from nblib.studies import StudyConfig
+from nblib.studies import Study, StudyConfig
 from nblib.studies.tokens import compass, frame_pairs, plots
-from nblib.verdict import Verdict
+from nblib.studies.tokens.table import MOTION_SOURCES, TokenTable
 
 # Compass sectors of the per-token angular histograms (finer than the metrics' bins: they
 # show the shape of each token's distribution, not a label).
@@ -57,6 +58,7 @@ VIEW_KEYS = (
     "rows_with_direction",
 )
 CHECKPOINT = "latent_action_model.pt"
+VERDICT_VIEW = "across datasets"
 
 
 @dataclass
@@ -90,7 +92,7 @@ class CompassConfig(StudyConfig):
         ok = isinstance(cams, (list, tuple)) and cams and all(isinstance(c, str) for c in cams)
         require(ok, own, "cameras", cams, "a non-empty list of camera names")
         self.cameras = list(cams)
-        sources = sorted(compass.MOTION_SOURCES)
+        sources = sorted(MOTION_SOURCES)
         require(self.motion in sources, own, "motion", self.motion, f"one of {sources}")
         w = self.weighting
         require(w in WEIGHTINGS, own, "weighting", w, f"one of {WEIGHTINGS}")
@@ -123,42 +125,44 @@ class CompassConfig(StudyConfig):
         require(is_int(self.seed), own, "seed", self.seed, "an int")
 
 
-@dataclass
-class Compass:
-    """The dataset and everything the notebook has found so far (filled in step by step)."""
+@dataclass(frozen=True)
+class CompassStudy(Study):
+    """The dataset whose cameras act as datasets."""
 
-    config: CompassConfig
     store: DemoStore
-    table: pd.DataFrame | None = None  # the token table, one row per frame pair
-    ids: np.ndarray | None = None  # (N,) the analysed token id of each row
-    n_codes: int | None = None  # how many ids there can be
-    model: object = None  # the trained LatentActionModel (None with a token file)
-    history: object = None  # its training history
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The token table and, when it was trained here, the latent-action model, its
+    training history and checkpoint (None with a token file)."""
+
+    table: TokenTable
+    model: object = None
+    history: object = None
     checkpoint: Path | None = None
-    strides: pd.DataFrame | None = None  # flow vs reference per stride and camera
-    views: dict | None = None  # metric summaries by view
-    ablation: dict | None = None  # token-order ablation
-
-    @property
-    def with_frames(self) -> np.ndarray:
-        """(N,) rows whose frames are known (they get flow, reference and gallery)."""
-        return frame_pairs.has_frames(self._table())
-
-    def _table(self) -> pd.DataFrame:
-        if self.table is None:
-            raise ParameterError("no tokens yet: run tokens.make_tokens(study, ...) first")
-        return self.table
 
 
-def prepare(config: CompassConfig) -> Compass:
+@dataclass(frozen=True)
+class Views:
+    """Every token metric by view (``across datasets``: the verdict's, ``across tasks``,
+    ``reference motion``), the intervals of the verdict's two numbers, and the instruction
+    clusters when ``instruction_clusters`` > 0."""
+
+    summaries: dict
+    estimates: dict
+    clusters: pd.Series | None = None
+
+
+def prepare(config: CompassConfig) -> CompassStudy:
     """The dataset of ``config.manifest`` (generated on first use, checksum verified),
     narrowed to ``config.cameras``."""
     from nblib.data.manifest import open_dataset
 
-    return Compass(config, open_dataset(config.manifest, cameras=config.cameras))
+    return CompassStudy(config, open_dataset(config.manifest, cameras=config.cameras))
 
 
-def make_tokens(study: Compass, run_dir: str | Path | None = None) -> None:
+def make_tokens(study: CompassStudy, run_dir: str | Path | None = None) -> Tokens:
     """The token table: read from ``config.token_file``, or made by training the small
     latent-action model on every camera's pairs (k = 1..2*stride, half reversed) and
     tokenising every pair at ``stride``; its checkpoint goes to ``run_dir``."""
@@ -171,68 +175,71 @@ def make_tokens(study: Compass, run_dir: str | Path | None = None) -> None:
     )
 
     cfg = study.config
-    if cfg.token_file:
-        study.table = load_token_file(cfg.token_file)
-    else:
-        model_config = LatentActionConfig(codebook_size=cfg.codebook_size, seq_len=cfg.seq_len)
-        study.model, study.history = train_latent_model(
-            study.store,
-            camera=cfg.cameras,
-            stride=cfg.stride,
-            steps=cfg.train_steps,
-            seed=cfg.seed,
-            config=model_config,
-        )
-        if run_dir is not None:
-            study.checkpoint = save_latent_model(study.model, Path(run_dir) / CHECKPOINT)
-        study.table = tokenize_dataset(
-            study.model, study.store, camera=cfg.cameras, stride=cfg.stride
-        )
     position = "combined" if cfg.combine_tokens else cfg.token_position
-    study.ids, study.n_codes = compass.token_ids(study.table, position, cfg.codebook_size)
+    if cfg.token_file:
+        return Tokens(TokenTable.of(load_token_file(cfg.token_file), position, cfg.codebook_size))
+    model_config = LatentActionConfig(codebook_size=cfg.codebook_size, seq_len=cfg.seq_len)
+    model, history = train_latent_model(
+        study.store,
+        camera=cfg.cameras,
+        stride=cfg.stride,
+        steps=cfg.train_steps,
+        seed=cfg.seed,
+        config=model_config,
+    )
+    checkpoint = None
+    if run_dir is not None:
+        checkpoint = save_latent_model(model, Path(run_dir) / CHECKPOINT)
+    df = tokenize_dataset(model, study.store, camera=cfg.cameras, stride=cfg.stride)
+    return Tokens(TokenTable.of(df, position, cfg.codebook_size), model, history, checkpoint)
 
 
-def describe(study: Compass) -> str:
+def describe(tokens: Tokens) -> str:
     """Pairs per dataset, tokens per pair, analysed ids and pairs with frames."""
-    table = study._table()
+    table = tokens.table
     return (
-        f"frame pairs per dataset: {table.groupby('dataset').size().to_dict()}\n"
-        f"tokens per pair: {token_matrix(table).shape[1]} | analysed ids: {study.n_codes} | "
-        f"pairs with frames: {int(study.with_frames.sum())}"
+        f"frame pairs per dataset: {table.df.groupby('dataset').size().to_dict()}\n"
+        f"tokens per pair: {token_matrix(table.df).shape[1]} | analysed ids: {table.n_codes} | "
+        f"pairs with frames: {int(frame_pairs.has_frames(table.df).sum())}"
     )
 
 
-def training_summary(study: Compass) -> str:
+def training_summary(tokens: Tokens) -> str:
     """Training time, pairs, the final reconstruction / copy MSE and perplexity."""
-    history, meta = study.history, study.model.meta
+    if tokens.model is None:
+        return "tokens read from token_file: no model trained here"
+    history, meta = tokens.history, tokens.model.meta
     final = {
         k: round(float(history.final(k)), 5)
         for k in ("recon", "copy", "perplexity")
         if k in history[-1]
     }
-    where = f"; checkpoint {study.checkpoint.name}" if study.checkpoint else ""
+    where = f"; checkpoint {tokens.checkpoint.name}" if tokens.checkpoint else ""
     return f"{meta['seconds']:.0f} s, {meta['pairs']} training pairs; final {final}{where}"
 
 
-def plot_training(study: Compass):
+def training_figure(tokens: Tokens):
+    """The latent model's training curves; (None, None) with a token file."""
     from nblib.plots import plot_training_curves
 
-    return plot_training_curves(study.history, label="latent actions")
+    if tokens.history is None:
+        return None, None
+    return plot_training_curves(tokens.history, label="latent actions")
 
 
-def add_motion(study: Compass) -> None:
-    """Mean optical flow (rows with frames and no flow yet) and the projected end-effector
-    motion of every pair."""
-    study.table = frame_pairs.add_motion(study._table(), study.store, study.config.weighting)
+def add_motion(study: CompassStudy, table: TokenTable) -> TokenTable:
+    """The table with the mean optical flow (rows with frames and no flow yet) and the
+    projected end-effector motion of every pair."""
+    return table.with_rows(frame_pairs.add_motion(table.df, study.store, study.config.weighting))
 
 
-def stride_check(study: Compass) -> pd.DataFrame | None:
+def stride_check(study: CompassStudy, table: TokenTable) -> pd.DataFrame | None:
     """Median angle between flow and the hand's motion per stride and camera (None when no
     row has frames)."""
-    if not study.with_frames.any():
+    if not frame_pairs.has_frames(table.df).any():
         return None
     cfg = study.config
-    study.strides = frame_pairs.stride_effect(
+    return frame_pairs.stride_effect(
         study.store,
         cfg.cameras,
         cfg.strides_compared,
@@ -241,97 +248,113 @@ def stride_check(study: Compass) -> pd.DataFrame | None:
         cfg.seed,
         min_pixels=cfg.min_motion,
     )
-    return study.strides
 
 
-def compass_figures(study: Compass) -> dict[str, tuple]:
+def stride_figure(strides: pd.DataFrame | None):
+    return (None, None) if strides is None else plots.plot_stride_effect(strides)
+
+
+def compass_figures(study: CompassStudy, table: TokenTable) -> dict[str, tuple]:
     """The compass, the relative compass, the flow scatter and the per-token angular
     histograms of the moving pairs, by figure name."""
-    cfg, table, ids, n = study.config, study._table(), study.ids, study.n_codes
-    vec = compass.motion_vectors(table, cfg.motion)
-    moving = np.isfinite(vec).all(axis=1) & (np.hypot(vec[:, 0], vec[:, 1]) >= cfg.min_motion)
-    hist = angular_histograms(ids[moving], angle_deg(vec[moving]), HISTOGRAM_BINS, n)
+    cfg = study.config
+    vec = table.motion(cfg.motion)
+    moving = table.moving(cfg.motion, cfg.min_motion)
+    hist = angular_histograms(
+        table.ids[moving], angle_deg(vec[moving]), HISTOGRAM_BINS, table.n_codes
+    )
     return {
-        "token_compass": plots.plot_compass(
-            table, ids, n, cfg.motion, min_magnitude=cfg.min_motion
-        ),
+        "token_compass": plots.plot_compass(table, cfg.motion, min_magnitude=cfg.min_motion),
         "token_compass_relative": plots.plot_compass(
-            table, ids, n, cfg.motion, min_magnitude=cfg.min_motion, relative=True
+            table, cfg.motion, min_magnitude=cfg.min_motion, relative=True
         ),
-        "flow_scatter": plots.plot_flow_scatter(table, ids, n, cfg.motion),
+        "flow_scatter": plots.plot_flow_scatter(table, cfg.motion),
         "polar_histograms": plots.plot_polar_histograms(hist),
     }
 
 
-def analyse(study: Compass) -> dict:
-    """Every token metric by view: across datasets (the verdict's), across tasks, and
-    against the reference motion. With ``instruction_clusters`` > 0 the instructions are
-    first grouped into that many clusters (column ``instruction_cluster``)."""
-    cfg, table = study.config, study._table()
-    label = "instruction"
+def analyse(study: CompassStudy, table: TokenTable) -> Views:
+    """Every token metric by view: across datasets (the verdict's, with the intervals of
+    its two numbers: a cluster bootstrap over demos), across tasks, and against the
+    reference motion. With ``instruction_clusters`` > 0 the instructions are first grouped
+    into that many clusters."""
+    cfg = study.config
+    label, clusters = "instruction", None
     if cfg.instruction_clusters:
-        table["instruction_cluster"] = cluster_instructions(
-            table["instruction"], cfg.instruction_clusters, cfg.seed
+        clusters = pd.Series(
+            cluster_instructions(table.df["instruction"], cfg.instruction_clusters, cfg.seed),
+            name="instruction_cluster",
         )
+        table = table.with_rows(table.df.assign(instruction_cluster=clusters.to_numpy()))
         label = "instruction_cluster"
-    study.views = compass.analyse_views(
-        table, study.ids, study.n_codes, cfg.motion, cfg.direction_bins, cfg.min_motion, label
+    summaries = compass.analyse_views(table, cfg.motion, cfg.direction_bins, cfg.min_motion, label)
+    estimates = compass.verdict_estimates(
+        table, summaries[VERDICT_VIEW], cfg.motion, "dataset", cfg.min_motion, cfg.seed
     )
-    return study.views
+    return Views(summaries, estimates, clusters)
 
 
-def views_table(study: Compass) -> pd.DataFrame:
+def views_table(views: Views) -> pd.DataFrame:
     """The reported metrics (rows) of every view (columns)."""
-    return pd.DataFrame(_views(study)).reindex(list(VIEW_KEYS))
+    return pd.DataFrame(views.summaries).reindex(list(VIEW_KEYS))
 
 
-def usage(study: Compass) -> dict:
+def cluster_counts(views: Views) -> str:
+    """How many pairs each instruction cluster holds (or that instructions were taken as
+    they are)."""
+    if views.clusters is None:
+        return "instructions taken as they are (instruction_clusters = 0)"
+    return views.clusters.value_counts().to_string()
+
+
+def usage(table: TokenTable) -> dict:
     """Counts per id, perplexity, active and dead codes of the analysed ids."""
-    return codebook_usage(study.ids, study.n_codes)
+    return codebook_usage(table.ids, table.n_codes)
 
 
-def plot_codebook_usage(study: Compass):
-    return plots.plot_codebook_usage(usage(study)["counts"])
+def plot_codebook_usage(table: TokenTable):
+    return plots.plot_codebook_usage(usage(table)["counts"])
 
 
-def codebook_summary(study: Compass) -> str:
-    used = usage(study)
+def codebook_summary(table: TokenTable) -> str:
+    used = usage(table)
     return (
-        f"perplexity {used['perplexity']:.1f} of {study.n_codes}; active codes "
+        f"perplexity {used['perplexity']:.1f} of {table.n_codes}; active codes "
         f"{used['active_codes']}; dead codes {list(used['dead_codes'])}"
     )
 
 
-def order_ablation(study: Compass) -> pd.DataFrame | None:
+def order_ablation(study: CompassStudy, tokens: Tokens) -> dict | None:
     """Reconstruction MSE of random pairs decoded with their own tokens, the tokens
-    permuted, reversed, random tokens, and copying frame t (None without a model)."""
+    permuted, reversed, random tokens, and copying frame t (None without a model; see
+    :func:`nblib.models.latent.permutation_ablation`)."""
     from nblib.models.latent import permutation_ablation
 
-    if study.model is None:
+    if tokens.model is None:
         return None
     first, last = frame_pairs.sample_frames(
-        study.store, study._table(), ABLATION_PAIRS, study.config.seed
+        study.store, tokens.table.df, ABLATION_PAIRS, study.config.seed
     )
-    study.ablation = permutation_ablation(study.model, first, last)
+    return permutation_ablation(tokens.model, first, last)
+
+
+def ablation_table(ablation: dict | None) -> pd.DataFrame | None:
+    """The ablation's reconstruction errors as a one-column table (None without one)."""
+    if ablation is None:
+        return None
     names = ("original", "permuted", "reversed", "random", "copy")
-    return pd.Series({k: study.ablation[k] for k in names}, name="recon MSE").to_frame()
+    return pd.Series({k: ablation[k] for k in names}, name="recon MSE").to_frame()
 
 
-def umap_figures(study: Compass) -> dict[str, tuple]:
+def umap_figures(study: CompassStudy, tokens: Tokens) -> dict[str, tuple]:
     """UMAP of the codebook vectors and of the latents of random pairs (coloured by their
-    token), by figure name; none without a model."""
-    if study.model is None:
-        return {}
+    token), by figure name; none without a model or with ``umap=False``."""
     cfg = study.config
-    codebook = study.model.codebook().detach().numpy()
+    if tokens.model is None or not cfg.umap:
+        return {}
+    codebook = tokens.model.codebook().detach().numpy()
     latents, latent_ids = frame_pairs.latents_sample(
-        study.model,
-        study.store,
-        study._table(),
-        study.ids,
-        UMAP_LATENTS,
-        cfg.seed,
-        position=cfg.token_position,
+        tokens.model, study.store, tokens.table, UMAP_LATENTS, cfg.seed, position=cfg.token_position
     )
     return {
         "umap_codebook": plots.plot_embedding(
@@ -344,19 +367,22 @@ def umap_figures(study: Compass) -> dict[str, tuple]:
             umap_embedding(latents, cfg.seed),
             latent_ids,
             "UMAP of latents (colour: token)",
-            study.n_codes,
+            tokens.table.n_codes,
         ),
     }
 
 
-def gallery(study: Compass):
-    """Random frame pairs of the most used tokens, with their mean flow drawn in."""
-    cfg, table, ids = study.config, study._table(), study.ids
-    counts = usage(study)["counts"]
+def gallery(study: CompassStudy, table: TokenTable):
+    """Random frame pairs of the most used tokens, with their mean flow drawn in;
+    (None, None) when no pair references frames."""
+    cfg, df, ids = study.config, table.df, table.ids
+    with_frames = frame_pairs.has_frames(df)
+    if not with_frames.any():
+        return None, None
+    counts = usage(table)["counts"]
     top = [int(c) for c in np.argsort(counts)[::-1][: cfg.gallery_tokens] if counts[c] > 0]
     rng = np.random.default_rng(cfg.seed)
-    with_frames = study.with_frames
-    flow = compass.motion_vectors(table, "flow") if "flow_dx" in table.columns else None
+    flow = table.motion("flow") if "flow_dx" in df.columns else None
     rows = []
     for code in top:
         members = np.flatnonzero((ids == code) & with_frames)
@@ -366,11 +392,11 @@ def gallery(study: Compass):
             else []
         )
         firsts, seconds = (
-            frame_pairs.pair_frames(table, picks, study.store) if len(picks) else ([], [])
+            frame_pairs.pair_frames(df, picks, study.store) if len(picks) else ([], [])
         )
         pairs = []
         for j, i in enumerate(picks):
-            r = table.iloc[int(i)]
+            r = df.iloc[int(i)]
             pairs.append(
                 {
                     "first": firsts[j],
@@ -384,31 +410,6 @@ def gallery(study: Compass):
     return plots.plot_gallery(rows)
 
 
-def plotly_scatter(study: Compass):
+def plotly_scatter(study: CompassStudy, table: TokenTable):
     """Interactive scatter of every pair's motion coloured by token, hover for details."""
-    return plots.plotly_scatter(study._table(), study.ids, study.config.motion)
-
-
-def verdict(study: Compass) -> Verdict:
-    """CONSISTENT / PARTIAL / INCONSISTENT / UNDETERMINED, from the across-datasets view."""
-    return compass.verdict(_views(study)["across datasets"])
-
-
-def metrics(study: Compass) -> dict:
-    """What metrics.json records beside the verdict's numbers: every view's summary, the
-    stride check, the ablation and the model's training record."""
-    return {
-        "pairs": len(study._table()),
-        **{name.replace(" ", "_"): summary for name, summary in _views(study).items()},
-        "flow_vs_reference_median_deg": None
-        if study.strides is None
-        else frame_pairs.records(study.strides),
-        "permutation_ablation": study.ablation,
-        "latent_model": None if study.model is None else study.model.meta,
-    }
-
-
-def _views(study: Compass) -> dict:
-    if study.views is None:
-        raise ParameterError("no metrics yet: run tokens.analyse(study) first")
-    return study.views
+    return plots.plotly_scatter(table, study.config.motion)
