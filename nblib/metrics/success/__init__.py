@@ -21,6 +21,8 @@ Modules, one idea each:
   bootstrap interval (:func:`stratified_bootstrap`), the paired suite comparison
   (:func:`compare_overall`), :func:`iqm`, :func:`iqm_interval`,
   :func:`probability_of_improvement`, :func:`bootstrap_probability_of_improvement`;
+- :mod:`~nblib.metrics.success.profiles`: :func:`performance_profiles` (fraction of
+  scores above each threshold, with bands) and :func:`episode_outcomes`;
 - :mod:`~nblib.metrics.success.power`: :func:`detection_power`,
   :func:`minimum_detectable_difference`, :func:`trials_needed` (two-proportion z-test);
 - :mod:`~nblib.metrics.success.checks`: the input checks they share.
@@ -47,6 +49,7 @@ from nblib.metrics.success.power import (
     minimum_detectable_difference,
     trials_needed,
 )
+from nblib.metrics.success.profiles import episode_outcomes, performance_profiles
 from nblib.metrics.success.proportions import (
     adjust_pvalues,
     clopper_pearson_interval,
@@ -63,9 +66,11 @@ __all__ = [
     "compare_overall",
     "compare_tasks",
     "detection_power",
+    "episode_outcomes",
     "iqm",
     "iqm_interval",
     "minimum_detectable_difference",
+    "performance_profiles",
     "probability_of_improvement",
     "stratified_bootstrap",
     "trials_needed",
