@@ -163,10 +163,3 @@ def scores(name: str, values, tasks: int | None = None) -> np.ndarray:
     if bad.any():
         raise ParameterError(f"{name} must be finite, got {first_bad(name, arr, bad)}")
     return arr
-
-
-def scalar_or_array(low: np.ndarray, high: np.ndarray):
-    """Python floats for scalar input, arrays otherwise."""
-    if low.ndim == 0:
-        return float(low), float(high)
-    return low, high

@@ -45,7 +45,9 @@ def _confint(successes, trials, confidence, method: str):
     # rounding error away (5.6e-17, 0.9999999999999999), which a "100 %" cell would show
     low = np.where(k == 0, 0.0, low)
     high = np.where(k == n, 1.0, high)
-    return checks.scalar_or_array(low, high)
+    if low.ndim == 0:  # scalar counts in, Python floats out
+        return float(low), float(high)
+    return low, high
 
 
 def wilson_interval(successes, trials, confidence: float = 0.95):
