@@ -17,8 +17,7 @@ from scipy import stats
 
 from nblib.errors import ParameterError
 from nblib.metrics.success import (
-    _holm,
-    _improvement,
+    adjust_pvalues,
     bootstrap_probability_of_improvement,
     clopper_pearson_interval,
     cochran_mantel_haenszel,
@@ -33,6 +32,7 @@ from nblib.metrics.success import (
     trials_needed,
     wilson_interval,
 )
+from nblib.metrics.success.aggregates import improvement
 
 # Agresti (1990) pp. 231-237, R's mantelhaen.test example: penicillin given at once (A) or
 # 1.5 h later (B), cured rabbits per penicillin level (5 strata).
@@ -187,12 +187,24 @@ def test_stratified_bootstrap_validation(kwargs, named):
 # ---------------------------------------------------------------------------- per-task tests
 
 
+def _holm(p):
+    return adjust_pvalues(p, "holm")
+
+
 def test_holm_and_bh_by_hand():
     p = np.array([0.01, 0.04, 0.03, 0.005])
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max
     np.testing.assert_allclose(_holm(p), [0.03, 0.06, 0.06, 0.02])
     np.testing.assert_allclose(_holm(np.array([0.5, 0.9])), [1.0, 1.0])  # capped at 1
     np.testing.assert_allclose(_holm(np.array([0.2])), [0.2])
+    # BH: p_(i) * m / i = 0.02, 0.02, 0.04, 0.04 -> running minimum from the largest down
+    np.testing.assert_allclose(adjust_pvalues(p, "bh"), [0.02, 0.04, 0.04, 0.02])
+    # NaN (a test that could not be made) stays NaN and is not counted in the family
+    with_nan = adjust_pvalues([0.01, float("nan"), 0.04], "holm")
+    np.testing.assert_allclose(with_nan, [0.02, np.nan, 0.04])
+    np.testing.assert_array_equal(adjust_pvalues(p, "none"), p)
+    with pytest.raises(ParameterError, match="correction='sidak' is unknown"):
+        adjust_pvalues(p, "sidak")
 
 
 def test_compare_tasks_fisher_value_and_table():
@@ -394,14 +406,17 @@ def test_probability_of_improvement_by_hand_and_mann_whitney():
 
 
 def test_improvement_batches_match_pair_counting():
+    # the bootstrap's vectorised statistic: task columns (replicates, runs) of x, then y
     rng = np.random.default_rng(1)
     x = rng.integers(0, 3, size=(7, 4, 3)).astype(float)  # (replicates, runs, tasks)
     y = rng.integers(0, 3, size=(7, 5, 3)).astype(float)
-    batched = _improvement(x, y)
+    batched = improvement(*np.moveaxis(x, -1, 0), *np.moveaxis(y, -1, 0), axis=-1)
+    assert batched.shape == (7,)
     for r in range(7):
         wins = (x[r][:, None, :] > y[r][None, :, :]).mean(axis=(0, 1))
         ties = (x[r][:, None, :] == y[r][None, :, :]).mean(axis=(0, 1))
-        np.testing.assert_allclose(batched[r], wins + ties / 2)
+        assert batched[r] == pytest.approx(np.mean(wins + ties / 2), abs=1e-12)
+        assert batched[r] == pytest.approx(probability_of_improvement(x[r], y[r]), abs=1e-12)
 
 
 def test_bootstrap_probability_of_improvement():

@@ -1,5 +1,6 @@
 """Figures of the LIBERO comparison (``05_libero_comparison``): grouped success-rate bars
-with interval whiskers, the per-task heatmap and the perturbation breakdown.
+with interval whiskers, the per-task heatmap, the perturbation breakdown, the paired
+differences and performance profiles.
 
 Each function takes tables (never reads a file) and a ``colours`` mapping method → colour,
 built once per study so a method has one colour in every figure; it returns ``(fig, axes)``.
@@ -13,7 +14,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from nblib.plots import DOUBLE_COLUMN_IN, new_figure
+from nblib.plots import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN, new_figure
 
 SUITE_LABELS = {
     "libero_spatial": "Spatial",
@@ -207,4 +208,35 @@ def plot_differences(table: pd.DataFrame, colours: dict[str, str]):
     ax.set_yticks(range(len(rows)), labels, fontsize=5)
     ax.invert_yaxis()
     ax.set_xlabel("difference, run − reference (pp)")
+    return fig, ax
+
+
+def plot_performance_profiles(
+    table: pd.DataFrame,
+    colours: dict[str, str],
+    xlabel: str = r"threshold $\tau$",
+    ylabel: str = r"fraction of scores $> \tau$",
+):
+    """Performance profiles (Agarwal et al. 2021): per method, the fraction of scores above
+    each threshold tau as a line, its bootstrap band shaded. ``table``: the columns of
+    :func:`nblib.metrics.success.performance_profiles` (``method, tau, profile, ci_low,
+    ci_high``; tau in the scores' unit, the rest fractions in [0, 1]). A curve that stays
+    higher for longer is better at every level of performance, not only on average."""
+    fig, ax = new_figure(width=SINGLE_COLUMN_IN, height=2.4)
+    for method, part in table.groupby("method", sort=False):
+        tau = part["tau"].to_numpy(float)
+        ax.plot(tau, part["profile"].to_numpy(float), color=colours[method], lw=1.0, label=method)
+        ax.fill_between(
+            tau,
+            part["ci_low"].to_numpy(float),
+            part["ci_high"].to_numpy(float),
+            color=colours[method],
+            alpha=0.2,
+            linewidth=0,
+        )
+    ax.set_xlim(table["tau"].min(), table["tau"].max())
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=5, frameon=False)
     return fig, ax

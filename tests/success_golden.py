@@ -1,0 +1,134 @@
+"""Golden numbers of notebook 05 and of ``nblib results summarize`` / ``baselines``.
+
+Every table the comparison study builds from its bundled example results
+(``ComparisonConfig()`` defaults: Boschloo + Holm, 2000 bootstrap draws, seed 0; and the
+paired tables once more with Fisher + Benjamini-Hochberg) and the CLI's printed summaries
+of the same files, as CSV / JSON / text under ``tests/fixtures/success_golden/``.
+``tests/test_success_golden.py`` rebuilds them and compares.
+
+They were written by the statistics code before it moved onto statsmodels / SciPy /
+rliable (commit of the fixture folder). Regenerate only when a change of numbers is
+intended, and say which numbers moved and why:
+
+    PYTHONPATH=$PWD python tests/success_golden.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+FOLDER = Path(__file__).parent / "fixtures" / "success_golden"
+
+
+def study_tables(**config) -> dict[str, pd.DataFrame]:
+    """Every table of the comparison study on its bundled examples, by fixture name."""
+    from nblib.studies import comparison as c
+
+    study = c.prepare(c.ComparisonConfig(**config))
+    per_task, per_suite = c.paired_tables(study)
+    perturbed, totals = c.perturbation_table(study)
+    return {
+        "runs": c.runs_table(study),
+        "tasks": c.task_summary(study),
+        "task_matrix": c.task_matrix(study).reset_index(),
+        "suites": c.suite_summary(study),
+        "average": c.average_summary(study),
+        "suite_table": c.suite_table(study),
+        "paired_per_task": per_task,
+        "paired_per_suite": per_suite,
+        "baseline_tests": c.baseline_tests(study),
+        "sample_sizes": c.sample_sizes(study),
+        "perturbation": perturbed,
+        "perturbation_totals": totals,
+    }, _study_json(c, study)
+
+
+def _study_json(c, study) -> dict:
+    verdict = c.verdict(study)
+    metrics = c.metrics(study)
+    metrics.pop("sources")  # absolute paths of this checkout
+    return {
+        "verdict": {
+            "label": verdict.label,
+            "reasons": list(verdict.reasons),
+            "numbers": verdict.numbers,
+        },
+        "metrics": metrics,
+    }
+
+
+# Fisher + BH: the other correction's path through the paired tables (Boschloo + Holm is
+# the default run)
+VARIANTS = {"fisher_bh": {"test": "fisher", "correction": "bh"}}
+
+
+def cli_outputs() -> dict[str, str]:
+    """stdout of the results commands on the bundled example files, by fixture name."""
+    from nblib.cli import main
+    from nblib.studies.comparison import examples_dir
+
+    commands = {
+        "summarize_table": ["results", "summarize", str(examples_dir())],
+        "summarize_csv": ["results", "summarize", str(examples_dir()), "--format", "csv"],
+    }
+    for benchmark in ("libero", "libero_plus", "libero_pro"):
+        for fmt in ("table", "csv"):
+            commands[f"baselines_{benchmark}_{fmt}"] = [
+                "results",
+                "baselines",
+                "--benchmark",
+                benchmark,
+                "--format",
+                fmt,
+            ]
+    out = {}
+    for name, argv in commands.items():
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = main(argv)
+        if code != 0:
+            raise RuntimeError(f"nblib {' '.join(argv)} exited {code}")
+        out[name] = buffer.getvalue()
+    return out
+
+
+def build() -> dict[str, object]:
+    """file name -> content: DataFrames (CSV), dicts (JSON), strings (text)."""
+    files: dict[str, object] = {}
+    tables, extra = study_tables()
+    files |= {f"{name}.csv": frame for name, frame in tables.items()}
+    files["study.json"] = extra
+    for variant, config in VARIANTS.items():
+        tables, extra = study_tables(**config)
+        for name in ("paired_per_task", "paired_per_suite"):
+            files[f"{variant}_{name}.csv"] = tables[name]
+        files[f"{variant}_study.json"] = extra
+    files |= {f"cli_{name}.txt": text for name, text in cli_outputs().items()}
+    return files
+
+
+def to_text(content) -> str:
+    """A file's text; CSV keeps every float to the last bit (repr round-trips)."""
+    if isinstance(content, pd.DataFrame):
+        return content.to_csv(index=False)
+    if isinstance(content, dict):
+        return json.dumps(content, indent=1, sort_keys=True, allow_nan=True) + "\n"
+    return content
+
+
+def main() -> int:
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    for name, content in build().items():
+        (FOLDER / name).write_text(to_text(content))
+        print(FOLDER / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
