@@ -30,12 +30,11 @@ from nblib.data.lerobot_export import (
     codec_error,
     export_lerobot,
     open_source,
-    scheduling_kept,
-    set_thread_scheduling,
 )
 from nblib.data.manifest import load_manifest, open_dataset, verify_dataset, write_manifest
 from nblib.errors import DataError, ParameterError
 from nblib.run.report import to_jsonable
+from nblib.threads import scheduling_kept, set_thread_scheduling
 
 FPS = 80  # Meta-World's control rate, which the export reads from the generator's file
 

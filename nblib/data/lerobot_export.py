@@ -15,7 +15,6 @@ interrupted export never leaves a folder that looks finished.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 from nblib.data.dataset import DemoStore
 from nblib.data.lerobot import CODEBASE_VERSION, EPISODES, INFO, STATS, TASKS, episode_name
 from nblib.errors import DataError, ParameterError
+from nblib.threads import scheduling_kept
 
 CHUNKS_SIZE = 1000  # files per chunk folder (LeRobot's DEFAULT_CHUNK_SIZE)
 DATA_FILE_MB = 100  # LeRobot's DEFAULT_DATA_FILE_SIZE_IN_MB
@@ -188,47 +188,6 @@ def _stats(values: np.ndarray) -> dict:
     out = {k: np.atleast_1d(x).tolist() for k, x in out.items()}
     out["count"] = [len(v)]
     return out
-
-
-def set_thread_scheduling(policy: int, priority: int = 0) -> None:
-    """The calling thread's scheduling, set through ``pthread_setschedparam``. glibc keeps
-    its own record of a thread's policy, which ``pthread_getschedparam`` returns and
-    threads started later copy; only this call updates it along with the kernel's
-    (``os.sched_setscheduler`` changes the kernel's alone, and libzmq, which re-applies
-    the record to its I/O threads, then started them real-time)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    libc.pthread_self.restype = ctypes.c_ulong
-    libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.c_void_p]
-    err = libc.pthread_setschedparam(
-        libc.pthread_self(), policy, ctypes.byref(ctypes.c_int(priority))
-    )
-    if err:
-        raise OSError(err, f"pthread_setschedparam({policy}, {priority}): {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def scheduling_kept():
-    """The calling thread's scheduling policy and priority, restored on exit if changed.
-
-    SVT-AV1 (libsvtav1 4.1, PyAV's wheel), in a process running as root, switches the
-    thread that starts an encoder to real-time SCHED_FIFO priority 99 and never switches it
-    back (measured: ``os.sched_getscheduler(0)`` is SCHED_FIFO after the first encoded
-    frame). Every process and thread that thread starts afterwards inherits it, and a busy
-    real-time child then starves the rest of the machine: in CI, after the loader
-    benchmark's export, Chromium and Playwright's driver ran real-time at ~94 % CPU each
-    and froze pytest, its watchdog threads included.
-    """
-    if not hasattr(os, "sched_getscheduler"):  # not Linux: nothing to guard
-        yield
-        return
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    try:
-        yield
-    finally:
-        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
-            set_thread_scheduling(policy, param.sched_priority)
 
 
 class _VideoWriter:
