@@ -69,7 +69,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from nblib.data.checks import check_dataset, format_summary
+    from nblib.data.formats import check_dataset
+    from nblib.data.summary import format_summary
 
     summary = check_dataset(args.path, mapping=args.mapping, horizon=args.horizon)
     print(format_summary(summary))
@@ -113,7 +114,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _write_folder_manifest(folder: Path, name: str, description: str = "") -> None:
-    from nblib.data.lerobot import describe_folder
+    from nblib.data.lerobot_check import describe_folder
     from nblib.data.manifest import write_manifest
     from nblib.paths import manifests_dir
 
@@ -125,7 +126,7 @@ def _write_folder_manifest(folder: Path, name: str, description: str = "") -> No
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    from nblib.data.lerobot import is_lerobot_folder
+    from nblib.data.formats import is_lerobot_folder
     from nblib.errors import ParameterError
 
     if not is_lerobot_folder(args.path):

@@ -22,17 +22,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from nblib.cli import main
-from nblib.data.checks import check_dataset
-from nblib.data.dataset import ChunkDataset, FramePairDataset, open_store
-from nblib.data.lerobot import LeRobotStore, content_sha256, describe_folder
-from nblib.data.lerobot_export import (
-    VideoOptions,
-    codec_error,
-    export_lerobot,
-    open_source,
-)
+from nblib.data.dataset import ChunkDataset, FramePairDataset
+from nblib.data.formats import check_dataset, open_store
+from nblib.data.lerobot import LeRobotStore
+from nblib.data.lerobot_check import describe_folder
+from nblib.data.lerobot_export import VideoOptions, codec_error, export_lerobot, open_source
+from nblib.data.lerobot_layout import content_sha256
 from nblib.data.manifest import load_manifest, open_dataset, verify_dataset, write_manifest
-from nblib.errors import DataError, ParameterError
+from nblib.errors import CapabilityError, DataError, ParameterError
 from nblib.run.report import to_jsonable
 from nblib.threads import scheduling_kept, set_thread_scheduling
 
@@ -484,5 +481,14 @@ def test_overfit_and_token_compass_engines_run_on_the_folder(lerobot_manifest, t
 def test_geometry_tokens_refuse_a_folder(folder):
     from nblib.data.geometry import geometry_tokens
 
-    with pytest.raises(DataError, match="a lerobot dataset cannot be replayed"):
+    with pytest.raises(CapabilityError, match="no replay_records .*a lerobot dataset cannot be"):
         geometry_tokens(LeRobotStore(folder), progress=False)
+
+
+def test_a_folder_has_the_capabilities_its_format_records(folder):
+    store = LeRobotStore(folder)
+    assert store.capabilities == {"control_rate"} and store.control_rate() == FPS
+    for capability in ("success_flags", "camera_calibration", "instruction_phrasings"):
+        assert not store.has(capability)
+        with pytest.raises(CapabilityError, match=f"{folder}: no {capability} "):
+            getattr(store, capability)()

@@ -1,9 +1,9 @@
 """Dataset manifests: what a dataset is, where its file lives, and how to check it.
 
 A manifest is a YAML file in ``data_manifests/``. ``kind: dataset`` describes one HDF5
-file (layout via ``key_mapping``, tasks, counts, cameras, generator and seed, checksums);
-``kind: mixture`` a weighted list of datasets with their episode counts (seed 002's
-``libero_all``).
+file or LeRobot folder (layout via ``key_mapping``, tasks, counts, cameras, generator and
+seed, checksums); ``kind: mixture`` a weighted list of datasets with their episode counts
+(seed 002's ``libero_all``).
 
 Two checksums are kept because rendering differs between machines (Mesa's llvmpipe vs a
 GPU's EGL driver give slightly different pixels) while MuJoCo physics does not:
@@ -21,9 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from nblib.data.dataset import StoreBase, open_store
+from nblib.data.formats import is_lerobot_folder, open_store
 from nblib.data.hdf5 import demo_names, open_h5
+from nblib.data.lerobot_layout import content_sha256 as folder_sha256
 from nblib.data.mapping import KeyMapping
+from nblib.data.store import StoreBase
 from nblib.errors import DataError, ManifestError
 from nblib.paths import data_dir, manifests_dir, write_text_atomic
 
@@ -134,9 +136,6 @@ def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
     Raises DataError when neither checksum matches; warns when only the content does.
     """
     path = path or manifest.data_path
-    from nblib.data.lerobot import content_sha256 as folder_sha256
-    from nblib.data.lerobot import is_lerobot_folder
-
     if is_lerobot_folder(path):  # its Parquet content is what can be checked
         want = manifest.raw.get("content_sha256")
         if not want:

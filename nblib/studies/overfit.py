@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from nblib.cache import OUTPUTS, FeatureCache
-from nblib.data.dataset import DemoStore, load_norm_stats
-from nblib.data.normalization import NormStats
+from nblib.data.hdf5 import DemoStore
+from nblib.data.normalization import NormStats, load_norm_stats
 from nblib.data.splits import Split
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.metrics.openloop import open_loop_errors

@@ -211,8 +211,8 @@ def _prepared(manifest: str, demos: int, head: str):
     key = (manifest, demos, head)
     if key not in _PREPARED:
         from nblib.cache import FeatureCache
-        from nblib.data.dataset import load_norm_stats
         from nblib.data.manifest import open_dataset
+        from nblib.data.normalization import load_norm_stats
         from nblib.data.splits import split_episodes, subset_train
         from nblib.models.backbone import load_backbone
         from nblib.models.vla import build_policy, load_samples, precompute_features

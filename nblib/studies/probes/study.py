@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.metrics import representations as rep
 from nblib.models.vla import PolicyWithBackbone, Samples
@@ -176,7 +176,7 @@ def prepare(config: ProbesConfig, progress: bool = True) -> Probes:
 def _train_policy(store: DemoStore, config: ProbesConfig, progress: bool):
     """The backbone named by ``config.policy`` and a policy trained on it here."""
     from nblib.cache import FeatureCache
-    from nblib.data.dataset import load_norm_stats
+    from nblib.data.normalization import load_norm_stats
     from nblib.data.splits import split_episodes, subset_train
     from nblib.models.backbone import load_backbone
     from nblib.models.vla import (
@@ -540,23 +540,10 @@ def instruction_variants(probes: Probes) -> dict[str, list[str]]:
 
 
 def _paraphrases(store: DemoStore) -> dict[str, list[str]]:
-    """task -> its phrasings, from the file's ``instructions`` attribute (the generator's)."""
-    import json
-
-    from nblib.data.hdf5 import open_h5
-
-    if store.mapping.format != "hdf5":  # only the generator's HDF5 files list phrasings
+    """task -> its phrasings, where the dataset lists them (the generator's files do)."""
+    if not store.has("instruction_phrasings"):
         return {}
-    with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group] if store.mapping.demo_group in f else None
-        raw = group.attrs.get("instructions") if group is not None else None
-    if raw is None:
-        return {}
-    try:
-        table = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return {str(k): [str(p) for p in v] for k, v in table.items() if isinstance(v, list)}
+    return store.instruction_phrasings()
 
 
 def _another(phrasings: list[str], original: str) -> str | None:
