@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_cmd_generate)
 
     chk = dsub.add_parser("check", help="validate a dataset file or folder and print a summary")
-    chk.add_argument("path", help="HDF5 file or LeRobot v3.0 folder")
+    chk.add_argument("path", help="HDF5 file or LeRobot folder (v3.0, v2.1, v2.0)")
     chk.add_argument(
         "--mapping",
         help="key mapping name or JSON path (default: metaworld for HDF5, lerobot for folders)",
@@ -446,9 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=_cmd_check)
 
     dsc = dsub.add_parser(
-        "describe", help="write a manifest for a LeRobot v3.0 folder (counts, cameras, checksum)"
+        "describe", help="write a manifest for a LeRobot folder (counts, cameras, checksum)"
     )
-    dsc.add_argument("path", help="LeRobot v3.0 folder")
+    dsc.add_argument("path", help="LeRobot folder (v3.0, v2.1, v2.0)")
     dsc.add_argument("--manifest", required=True, help="manifest name: data_manifests/NAME.yaml")
     dsc.add_argument("--description", default="", help="one line saying what the data is")
     dsc.set_defaults(func=_cmd_describe)

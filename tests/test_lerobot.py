@@ -272,11 +272,11 @@ def test_mappings_must_fit_the_format(folder, source):
         LeRobotStore(folder, mapping="metaworld")
     with pytest.raises(ParameterError, match="is an HDF5 file"):
         open_store(source.path, mapping="lerobot")
-    with pytest.raises(DataError, match="codebase_version v2.1"):
+    with pytest.raises(DataError, match="codebase_version v1.6; nblib reads LeRobot v2.0, v2.1"):
         info = json.loads((folder / "meta/info.json").read_text())
         bad = folder.parent / "old"
         shutil.copytree(folder, bad, dirs_exist_ok=True)
-        (bad / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v2.1"}))
+        (bad / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v1.6"}))
         LeRobotStore(bad)
 
 

@@ -38,7 +38,7 @@ def open_store(
     demos: list[str] | None = None,
     cameras: list[str] | None = None,
 ) -> StoreBase:
-    """The store for ``path``: a LeRobot v3.0 folder (mapping default
+    """The store for ``path``: a LeRobot folder (v3.0, v2.1, v2.0; mapping default
     ``lerobot``) or an HDF5 file (mapping default ``metaworld``)."""
     fmt = dataset_format(path)
     store = LeRobotStore if fmt == "lerobot" else DemoStore

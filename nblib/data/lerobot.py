@@ -1,4 +1,4 @@
-"""LeRobot v3.0 dataset folders behind the store interface, read with pyarrow
+"""LeRobot dataset folders (v3.0, v2.1, v2.0) behind the store interface, read with pyarrow
 and PyAV (the layouts: :mod:`nblib.data.lerobot_layout`).
 
 Low-dimensional columns are read into memory once; a camera frame is decoded on demand,
@@ -94,7 +94,7 @@ class VideoFrames:
 
 
 class LeRobotStore(StoreBase):
-    """The episodes of one LeRobot v3.0 folder, with the attributes and
+    """The episodes of one LeRobot folder (v3.0, v2.1 or v2.0), with the attributes and
     methods of every store (:class:`~nblib.data.store.StoreBase`): ``demos``
     (``episode_<index>``), ``lengths``, ``actions``, ``proprio``, ``instruction``,
     ``task``, ``frames()``; ``timestamps`` per demo (seconds) and ``fps``. Capabilities:

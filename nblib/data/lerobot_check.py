@@ -1,4 +1,4 @@
-"""Check a LeRobot v3.0 folder before anything trains on it, as strictly as an
+"""Check a LeRobot folder (v3.0, v2.1, v2.0) before anything trains on it, as strictly as an
 HDF5 file, and describe it for a manifest.
 
 :func:`check_lerobot` reads the metadata, every data file and the packet index of every

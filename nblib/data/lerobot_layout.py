@@ -1,6 +1,7 @@
-"""LeRobot v3.0 dataset folders' metadata, read with pyarrow (:class:`Layout`).
+"""LeRobot dataset folders' metadata: the v3.0 layout and the older v2.0 / v2.1 one behind
+one :class:`Layout`, read with pyarrow.
 
-The layout is LeRobot's (codebase version v3.0)::
+v3.0 (LeRobot's current codebase version) packs episodes into shared files::
 
     meta/info.json                         fps, features, the data and video path templates
     meta/tasks.parquet                     task text (the index) -> task_index
@@ -10,6 +11,17 @@ The layout is LeRobot's (codebase version v3.0)::
     data/chunk-*/file-*.parquet            one row per frame: action, observation.state,
                                            timestamp, frame_index, episode_index, index, ...
     videos/<feature>/chunk-*/file-*.mp4    one camera's episodes one after another
+
+v2.0 and v2.1 (much of the Hub, seed 002's LIBERO conversions included) keep one file per
+episode (LeRobot's ``lerobot/common/datasets/utils.py`` of that era: ``DEFAULT_PARQUET_PATH``,
+``DEFAULT_VIDEO_PATH``, ``EPISODES_PATH``, ``TASKS_PATH``)::
+
+    meta/info.json                         as above, plus chunks_size (episodes per chunk)
+    meta/tasks.jsonl                       {"task_index": i, "task": text} per line
+    meta/episodes.jsonl                    {"episode_index": e, "tasks": [text], "length": n}
+    meta/episodes_stats.jsonl              (v2.1 only; not needed to read)
+    data/chunk-{e // chunks_size:03d}/episode_{e:06d}.parquet
+    videos/chunk-{e // chunks_size:03d}/<feature>/episode_{e:06d}.mp4   starting at 0 s
 
 Only Parquet, JSON and MP4 are read, so LeRobot's own packages (which pin an older torch
 and huggingface-hub than this venv has) are not needed.
@@ -28,11 +40,14 @@ import numpy as np
 from nblib.data.mapping import AUTO, KeyMapping
 from nblib.errors import DataError, ParameterError
 
-CODEBASE_VERSION = "v3.0"
+CODEBASE_VERSION = "v3.0"  # what nblib writes
+READ_VERSIONS = ("v2.0", "v2.1", "v3.0")  # what it reads (v3.x in general)
 INFO = "meta/info.json"
 TASKS = "meta/tasks.parquet"
 EPISODES = "meta/episodes"
 STATS = "meta/stats.json"
+TASKS_JSONL = "meta/tasks.jsonl"  # v2.x
+EPISODES_JSONL = "meta/episodes.jsonl"  # v2.x
 # The columns every LeRobot frame row has (LeRobot's DEFAULT_FEATURES).
 FRAME_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 # How far a decoded frame's time may be from the one asked for: LeRobot's tolerance_s.
@@ -50,20 +65,25 @@ def read_info(root: Path) -> dict:
     if not path.exists():
         found = sorted(p.name for p in root.iterdir())[:10] if root.is_dir() else []
         raise DataError(
-            f"{path}: missing. A LeRobot v3.0 dataset folder has meta/info.json, "
-            f"meta/tasks.parquet, meta/episodes/ and data/ (found in {root}: {found})"
+            f"{path}: missing. A LeRobot dataset folder has meta/info.json, data/ and its "
+            f"episode and task metadata (v3.0: meta/episodes/, meta/tasks.parquet; v2.x: "
+            f"meta/episodes.jsonl, meta/tasks.jsonl) (found in {root}: {found})"
         )
     try:
         info = json.loads(path.read_text())
     except ValueError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from err
     version = str(info.get("codebase_version", ""))
-    if not version.startswith("v3."):
+    if not version.startswith(("v3.", "v2.0", "v2.1")):
         raise DataError(
-            f"{path}: codebase_version {version or '(none)'}; nblib reads LeRobot v3.0 "
-            "folders (convert older ones with LeRobot's convert_dataset_v21_to_v30)"
+            f"{path}: codebase_version {version or '(none)'}; nblib reads LeRobot "
+            f"{', '.join(READ_VERSIONS)} folders (convert older ones with LeRobot's "
+            "convert_dataset_v1_to_v2)"
         )
-    for key, kind in (("fps", (int, float)), ("features", dict), ("data_path", str)):
+    required = [("fps", (int, float)), ("features", dict), ("data_path", str)]
+    if version.startswith("v2."):
+        required.append(("chunks_size", int))
+    for key, kind in required:
         if not isinstance(info.get(key), kind):
             raise DataError(f"{path}: '{key}' missing or not a {kind}; got {info.get(key)!r}")
     if info["fps"] <= 0:
@@ -124,6 +144,49 @@ def read_episodes(root: Path):
     return episodes.sort_values("episode_index").reset_index(drop=True)
 
 
+def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """The JSON objects of a JSON-lines file, each checked for ``required`` keys; a
+    DataError names the file and the line."""
+    if not path.exists():
+        raise DataError(f"{path}: missing")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise DataError(f"{path}, line {number}: not valid JSON ({err})") from err
+        missing = [k for k in required if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise DataError(f"{path}, line {number}: no {missing} in {line[:120]!r}")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: empty")
+    return rows
+
+
+def read_tasks_jsonl(root: Path) -> dict[int, str]:
+    """task_index -> task text from v2.x ``meta/tasks.jsonl``."""
+    rows = read_jsonl(root / TASKS_JSONL, ("task_index", "task"))
+    return {int(row["task_index"]): str(row["task"]) for row in rows}
+
+
+def read_episodes_jsonl(root: Path):
+    """v2.x ``meta/episodes.jsonl`` as the v3.0 episode table: by episode_index, with the
+    frame rows each spans (``dataset_from_index``, ``dataset_to_index``), which v2.x
+    derives as LeRobot's ``get_episode_data_index`` does, from the lengths in order."""
+    import pandas as pd
+
+    path = root / EPISODES_JSONL
+    episodes = pd.DataFrame(read_jsonl(path, ("episode_index", "length")))
+    episodes = episodes.sort_values("episode_index").reset_index(drop=True)
+    ends = np.cumsum(episodes["length"].to_numpy(dtype=np.int64))
+    episodes["dataset_from_index"] = ends - episodes["length"].to_numpy(dtype=np.int64)
+    episodes["dataset_to_index"] = ends
+    return episodes.assign(_file=str(path))
+
+
 def fill_template(template: str, **fields) -> str:
     return template.format(**{k: int(v) if k.endswith("index") else v for k, v in fields.items()})
 
@@ -173,7 +236,7 @@ def read_frame_rows(path: Path, mapping: KeyMapping) -> dict[str, np.ndarray]:
 
 @dataclass
 class Layout:
-    """What a LeRobot folder's metadata says: info, tasks and one row per episode
+    """What a LeRobot v3.0 folder's metadata says: info, tasks and one row per episode
     (``episodes``: a DataFrame with ``episode_index``, ``length``, ``dataset_from_index``,
     ``dataset_to_index``, ``tasks`` and ``_file``, the metadata file it came from)."""
 
@@ -227,11 +290,37 @@ class Layout:
         return float(episode[column])
 
 
+class LegacyLayout(Layout):
+    """A LeRobot v2.0 / v2.1 folder: one data file and one video per camera per episode,
+    in chunk ``episode_index // chunks_size``; every video starts at 0 s."""
+
+    def _chunk(self, episode) -> int:
+        return int(episode["episode_index"]) // int(self.info["chunks_size"])
+
+    def data_file(self, episode) -> Path:
+        return self.root / self.info["data_path"].format(
+            episode_chunk=self._chunk(episode), episode_index=int(episode["episode_index"])
+        )
+
+    def video_file(self, episode, key: str) -> Path:
+        return self.root / self._video_template(key).format(
+            episode_chunk=self._chunk(episode),
+            video_key=key,
+            episode_index=int(episode["episode_index"]),
+        )
+
+    def video_start(self, episode, key: str) -> float:
+        return 0.0
+
+
 def load_layout(root: str | Path) -> Layout:
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder (a LeRobot v3.0 dataset is a folder)")
-    return Layout(root, read_info(root), read_tasks(root), read_episodes(root))
+        raise DataError(f"{root}: not a folder (a LeRobot dataset is a folder)")
+    info = read_info(root)
+    if str(info["codebase_version"]).startswith("v2."):
+        return LegacyLayout(root, info, read_tasks_jsonl(root), read_episodes_jsonl(root))
+    return Layout(root, info, read_tasks(root), read_episodes(root))
 
 
 def resolve_mapping(mapping: KeyMapping, info: dict, where: Path) -> KeyMapping:
