@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from nblib.cli import main
 from nblib.data.dataset import ChunkDataset, FramePairDataset
@@ -492,3 +493,33 @@ def test_a_folder_has_the_capabilities_its_format_records(folder):
         assert not store.has(capability)
         with pytest.raises(CapabilityError, match=f"{folder}: no {capability} "):
             getattr(store, capability)()
+
+
+def test_a_mixture_of_an_hdf5_file_and_its_lerobot_export(source, folder, tmp_path):
+    """Formats mix: each component keeps its format's mapping; what one lacks, the mixture
+    lacks, and the error names that component."""
+    from nblib.studies.card import failed_demos
+
+    raw = {
+        "name": "both",
+        "kind": "mixture",
+        "components": [
+            {"name": "hdf5", "file": str(source.path), "episodes": 6},
+            {"name": "lerobot", "file": str(folder), "episodes": 6},
+        ],
+    }
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump(raw))
+    store = open_dataset(str(tmp_path / "both.yaml"), progress=False)
+    assert store.demos[5:7] == ["hdf5/demo_5", "lerobot/episode_0"]
+    assert store.mapping.name == "lerobot+metaworld" and store.cameras == source.cameras
+    for i in range(6):
+        assert np.array_equal(
+            store.actions[f"lerobot/episode_{i}"], store.actions[f"hdf5/demo_{i}"]
+        )
+    assert source.has("success_flags") and not store.has("success_flags")
+    with pytest.raises(CapabilityError, match="component 'lerobot' .*carry no success flag"):
+        store.success_flags()
+    assert failed_demos(store) == [] and store.control_rate() == FPS
+    pairs = FramePairDataset(store, camera="corner", stride=3)
+    assert len(pairs) == 2 * len(FramePairDataset(source, camera="corner", stride=3))
+    assert pairs[len(pairs) - 1]["frames"].shape == (2, 32, 32, 3)  # decoded from the folder

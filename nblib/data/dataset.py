@@ -1,8 +1,8 @@
 """Demo datasets over any store: action chunks for policy training and frame pairs for
 latent actions.
 
-Both take a store (:class:`~nblib.data.store.StoreBase`: an HDF5 file or a LeRobot
-folder; :func:`nblib.data.formats.open_store` opens one from a path) and read frames
+Both take a store (:class:`~nblib.data.store.StoreBase`: an HDF5 file, a LeRobot folder or
+a mixture; :func:`nblib.data.formats.open_store` opens one from a path) and read frames
 from it on demand, so they can be sent to DataLoader worker processes as they are.
 """
 
@@ -38,7 +38,7 @@ class ChunkDataset:
     t..t+obs_horizon-1 (padded the same way); ``obs_horizon=1`` is the usual VLA input.
 
     Args:
-        store: any store (``DemoStore``, ``LeRobotStore``).
+        store: any store (``DemoStore``, ``LeRobotStore``, ``MixtureStore``).
         horizon: action chunk length H.
         normalization: None, or a mode of :mod:`nblib.data.normalization` applied to actions
             and proprio with ``stats`` (computed on this dataset's demos when not given).

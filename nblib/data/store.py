@@ -4,7 +4,7 @@ A store holds one dataset's demos under one key mapping: ``path``, ``mapping``,
 ``cameras``, ``demos``, ``lengths`` and per demo ``actions`` (T, action_dim) and
 ``proprio`` (T, proprio_dim) float32, ``instruction`` and ``task`` text, plus
 ``frames(demo, camera, start, stop)``. Subclasses read one storage format each
-(:mod:`nblib.data.hdf5`, :mod:`nblib.data.lerobot`).
+(:mod:`nblib.data.hdf5`, :mod:`nblib.data.lerobot`, :mod:`nblib.data.mixture`).
 
 Beyond that, a format may record more, and studies ask for it by name instead of opening
 files themselves (the optional **capabilities** below). ``store.has(name)`` says cheaply
