@@ -15,6 +15,11 @@ class DataError(NblibError, ValueError):
     """A dataset file, HDF5 key, demo or step is missing or holds bad values."""
 
 
+class CapabilityError(DataError):
+    """A dataset lacks an optional part a study asked for (success flags, camera
+    calibration, ...); ``store.has(name)`` tells beforehand."""
+
+
 class ManifestError(NblibError, ValueError):
     """A manifest or key mapping is missing, malformed, or disagrees with its data."""
 

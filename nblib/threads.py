@@ -33,10 +33,15 @@ So nblib does three things:
   leave free, checked every 2 s, so a job started mid-run costs seconds, not minutes.
 
 :func:`nblib.train.train` applies the last two to every training run of the suite.
+
+A thread's scheduling policy is kept here too: :func:`scheduling_kept` gives the calling
+thread its policy and priority back after code that changes them (SVT-AV1's encoder, run
+as root, leaves the thread real-time; the LeRobot export guards every encoder call).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -152,3 +157,44 @@ class ThreadGovernor:
         torch.set_num_threads(target)
         self.changes.append((round(now - self._start, 1), target))
         return target
+
+
+def set_thread_scheduling(policy: int, priority: int = 0) -> None:
+    """The calling thread's scheduling, set through ``pthread_setschedparam``. glibc keeps
+    its own record of a thread's policy, which ``pthread_getschedparam`` returns and
+    threads started later copy; only this call updates it along with the kernel's
+    (``os.sched_setscheduler`` changes the kernel's alone, and libzmq, which re-applies
+    the record to its I/O threads, then started them real-time)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.c_void_p]
+    err = libc.pthread_setschedparam(
+        libc.pthread_self(), policy, ctypes.byref(ctypes.c_int(priority))
+    )
+    if err:
+        raise OSError(err, f"pthread_setschedparam({policy}, {priority}): {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def scheduling_kept():
+    """The calling thread's scheduling policy and priority, restored on exit if changed.
+
+    SVT-AV1 (libsvtav1 4.1, PyAV's wheel), in a process running as root, switches the
+    thread that starts an encoder to real-time SCHED_FIFO priority 99 and never switches it
+    back (measured: ``os.sched_getscheduler(0)`` is SCHED_FIFO after the first encoded
+    frame). Every process and thread that thread starts afterwards inherits it, and a busy
+    real-time child then starves the rest of the machine: in CI, after the loader
+    benchmark's export, Chromium and Playwright's driver ran real-time at ~94 % CPU each
+    and froze pytest, its watchdog threads included.
+    """
+    if not hasattr(os, "sched_getscheduler"):  # not Linux: nothing to guard
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            set_thread_scheduling(policy, param.sched_priority)

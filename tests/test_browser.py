@@ -240,7 +240,7 @@ def _interact(notebook):
 
 
 def test_00_frame_browser_first_display_and_every_control(browser, lab, tmp_path):
-    from nblib.data.dataset import DemoStore
+    from nblib.data.hdf5 import DemoStore
     from nblib.data.manifest import load_manifest
 
     store = DemoStore(load_manifest("metaworld_default").data_path)

@@ -1,4 +1,4 @@
-"""Tests for nblib.data.checks: every kind of bad file gives a DataError that says where.
+"""Tests for nblib.data.hdf5_check (through nblib.data.formats.check_dataset): every kind of bad file gives a DataError that says where.
 
 One good tiny file (3 demos of 12, 9 and 15 steps) is written once; each bad case copies it
 and breaks one thing with the helpers of ``tiny_data``.
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from tiny_data import corrupt, write_tiny_dataset
 
-from nblib.data.checks import DatasetSummary, check_dataset, format_summary
+from nblib.data.formats import check_dataset
 from nblib.data.mapping import available_mappings, load_mapping
+from nblib.data.summary import DatasetSummary, format_summary
 from nblib.errors import DataError
 
 LENGTHS = (12, 9, 15)

@@ -64,7 +64,7 @@ def test_perfect_tokens_are_consistent_and_random_ones_are_not():
 def tiny(tmp_path_factory):
     from tiny_data import write_tiny_dataset
 
-    from nblib.data.dataset import DemoStore
+    from nblib.data.hdf5 import DemoStore
 
     path = write_tiny_dataset(
         tmp_path_factory.mktemp("compass") / "tiny.h5", lengths=(30, 25, 28), image_size=48
@@ -107,12 +107,10 @@ def test_eef_positions_by_mapping_key(tiny):
     assert np.array_equal(eef[demo], tiny.proprio[demo][:, :3])
     from dataclasses import replace
 
+    from nblib.data.hdf5 import DemoStore
+
     no_eef = replace(tiny.mapping, proprio={"obs/gripper_opening": 1})
-
-    class Store:  # only what eef_positions reads
-        mapping, proprio = no_eef, {demo: tiny.proprio[demo][:, 3:4]}
-
-    assert frame_pairs.eef_positions(Store()) is None
+    assert frame_pairs.eef_positions(DemoStore(tiny.path, mapping=no_eef)) is None
 
 
 def test_stride_effect_skips_cameras_without_reference(tiny):

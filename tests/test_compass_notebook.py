@@ -27,7 +27,7 @@ PHRASES = ["reach the goal", "go to the goal", "press the button"]  # two kinds 
 
 
 def token_table(frames_file) -> pd.DataFrame:
-    from nblib.data.dataset import DemoStore
+    from nblib.data.hdf5 import DemoStore
 
     store = DemoStore(frames_file)
     rows = []

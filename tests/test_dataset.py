@@ -1,5 +1,5 @@
-"""Tests for nblib.data.dataset (DemoStore, ChunkDataset, FramePairDataset, load_norm_stats)
-and nblib.data.normalization, on a tiny file of 3 demos (12, 9 and 15 steps)."""
+"""Tests for nblib.data.dataset (ChunkDataset, FramePairDataset), nblib.data.hdf5 (DemoStore)
+and nblib.data.normalization (load_norm_stats), on a tiny file of 3 demos (12, 9 and 15 steps)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from tiny_data import write_tiny_dataset
 
-from nblib.data.dataset import ChunkDataset, DemoStore, FramePairDataset, load_norm_stats
-from nblib.data.normalization import MODES, NormStats, Stats
-from nblib.errors import DataError, ParameterError
+from nblib.data.dataset import ChunkDataset, FramePairDataset
+from nblib.data.hdf5 import DemoStore
+from nblib.data.normalization import MODES, NormStats, Stats, load_norm_stats
+from nblib.data.store import CAPABILITIES
+from nblib.errors import CapabilityError, DataError, ParameterError
 
 LENGTHS = (12, 9, 15)
 TASKS = ("reach", "push", "reach")
@@ -48,7 +50,7 @@ def raw(tiny) -> dict:
 
 
 def test_chunk_item_keys_shapes_dtypes(tiny, raw):
-    ds = ChunkDataset(tiny, horizon=4)
+    ds = ChunkDataset(DemoStore(tiny), horizon=4)
     item = ds[0]
     assert set(item) == {"images", "proprio", "instruction", "actions", "action_mask", "demo", "t"}
     assert set(item["images"]) == set(CAMERAS)
@@ -64,14 +66,14 @@ def test_chunk_item_keys_shapes_dtypes(tiny, raw):
 
 
 def test_chunk_len_is_total_steps(tiny):
-    ds = ChunkDataset(tiny, horizon=4)
+    ds = ChunkDataset(DemoStore(tiny), horizon=4)
     assert len(ds) == sum(LENGTHS) == 36
     with pytest.raises(IndexError):
         ds[36]
 
 
 def test_chunk_actions_proprio_images_match_file(tiny, raw):
-    ds = ChunkDataset(tiny, horizon=5)
+    ds = ChunkDataset(DemoStore(tiny), horizon=5)
     for index in (0, 3, 12, 13, 20, 25, 35):
         item = ds[index]
         demo, t = item["demo"], item["t"]
@@ -86,7 +88,7 @@ def test_chunk_actions_proprio_images_match_file(tiny, raw):
 
 
 def test_chunk_padding_at_episode_end(tiny, raw):
-    ds = ChunkDataset(tiny, horizon=4)
+    ds = ChunkDataset(DemoStore(tiny), horizon=4)
     a = raw["demo_0"]["actions"]  # 12 steps
     item = ds[ds.index_of("demo_0", 10)]
     np.testing.assert_array_equal(item["actions"], a[[10, 11, 11, 11]])
@@ -99,7 +101,7 @@ def test_chunk_padding_at_episode_end(tiny, raw):
 
 
 def test_chunk_obs_horizon_pads_frames_with_last(tiny, raw):
-    ds = ChunkDataset(tiny, horizon=2, obs_horizon=3)
+    ds = ChunkDataset(DemoStore(tiny), horizon=2, obs_horizon=3)
     frames = raw["demo_1"]["corner"]  # 9 steps
     item = ds[ds.index_of("demo_1", 7)]
     assert item["images"]["corner"].shape == (3, SIZE, SIZE, 3)
@@ -113,19 +115,19 @@ def test_chunk_obs_horizon_pads_frames_with_last(tiny, raw):
 
 def test_horizon_longer_than_demo_raises(tiny):
     with pytest.raises(DataError, match=r"demo_1.*9 steps"):
-        ChunkDataset(tiny, horizon=10)
-    assert len(ChunkDataset(tiny, horizon=9)) == 36  # exactly the demo length is fine
-    assert len(ChunkDataset(tiny, horizon=10, check_horizon=False)) == 36
+        ChunkDataset(DemoStore(tiny), horizon=10)
+    assert len(ChunkDataset(DemoStore(tiny), horizon=9)) == 36  # exactly the demo length is fine
+    assert len(ChunkDataset(DemoStore(tiny), horizon=10, check_horizon=False)) == 36
 
 
 def test_bad_horizon_is_parameter_error(tiny):
     with pytest.raises(ParameterError):
-        ChunkDataset(tiny, horizon=0)
+        ChunkDataset(DemoStore(tiny), horizon=0)
 
 
 @pytest.mark.parametrize("mode", ["mean_std", "min_max"])
 def test_chunk_normalization_round_trips(tiny, raw, mode):
-    ds = ChunkDataset(tiny, horizon=3, normalization=mode)
+    ds = ChunkDataset(DemoStore(tiny), horizon=3, normalization=mode)
     for index in (0, 15, 35):
         item = ds[index]
         demo, t = item["demo"], item["t"]
@@ -289,7 +291,7 @@ def test_frame_handle_lru_bounded(tiny):
 
 def test_frame_handle_lru_class_attribute(tiny, monkeypatch, raw):
     monkeypatch.setattr(DemoStore, "MAX_OPEN", 1)
-    ds = ChunkDataset(tiny, horizon=2)
+    ds = ChunkDataset(DemoStore(tiny), horizon=2)
     for index in range(0, len(ds), 5):
         item = ds[index]
         assert len(ds.store._frames) <= 1
@@ -304,7 +306,7 @@ def test_frame_handle_lru_class_attribute(tiny, monkeypatch, raw):
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_frame_pairs(tiny, raw, k):
-    ds = FramePairDataset(tiny, camera="behindGripper", stride=k)
+    ds = FramePairDataset(DemoStore(tiny), camera="behindGripper", stride=k)
     assert len(ds) == sum(n - k for n in LENGTHS)
     seen = set()
     for index in range(len(ds)):
@@ -321,8 +323,65 @@ def test_frame_pairs(tiny, raw, k):
 
 def test_frame_pairs_bad_arguments(tiny):
     with pytest.raises(ParameterError):
-        FramePairDataset(tiny, stride=0)
+        FramePairDataset(DemoStore(tiny), stride=0)
     with pytest.raises(ParameterError):
         FramePairDataset(DemoStore(tiny, cameras=["corner"]), camera="behindGripper")
     with pytest.raises(DataError, match="stride 15"):
-        FramePairDataset(tiny, stride=15)
+        FramePairDataset(DemoStore(tiny), stride=15)
+
+
+def test_datasets_take_a_store_not_a_path(tiny):
+    with pytest.raises(ParameterError, match="expected a store, got PosixPath"):
+        ChunkDataset(tiny)
+    with pytest.raises(ParameterError, match="open_store"):
+        FramePairDataset(str(tiny))
+
+
+# --- store capabilities -------------------------------------------------------------------
+
+
+def test_a_generator_file_has_every_capability(tiny, raw):
+    store = DemoStore(tiny)
+    assert store.capabilities == set(CAPABILITIES)
+    assert store.success_flags() == {"demo_0": True, "demo_1": True, "demo_2": True}
+    assert store.instruction_phrasings() == {"reach": ["reach the goal"], "push": ["push the puck"]}
+    for demo, values in raw.items():
+        np.testing.assert_array_equal(store.eef_positions()[demo], values["proprio"][:, :3])
+    calibration = store.camera_calibration()
+    assert sorted(calibration) == sorted((c, d) for c in CAMERAS for d in raw)
+    intrinsics, extrinsics = calibration["corner", "demo_2"]
+    assert intrinsics.shape == (3, 3) and extrinsics.shape == (LENGTHS[2], 4, 4)
+    record = store.replay_records(["demo_1"])["demo_1"]
+    assert record["task"] == "push" and isinstance(record["seed"], int)
+    np.testing.assert_array_equal(record["actions"], raw["demo_1"]["actions"])
+    assert record["state"].shape == (LENGTHS[1], 39)
+    assert store.control_rate() == 80.0  # a Meta-World file: 5 x 2.5 ms per action
+    with pytest.raises(ParameterError, match="'depth' is not one of"):
+        store.has("depth")
+
+
+def test_a_store_lacking_a_capability_says_which_and_why(tmp_path):
+    path = write_tiny_dataset(tmp_path / "bare.h5", lengths=(5, 6), tasks=TASKS[:2], image_size=8)
+    with h5py.File(path, "a") as f:
+        del f["data"].attrs["instructions"]
+        f["data"].attrs["env_args"] = json.dumps({"env_name": "Lift"})
+        for demo in f["data"].values():
+            del demo.attrs["success"], demo.attrs["seed"], demo["camera"]
+    store = DemoStore(path)
+    assert store.capabilities == {"eef_positions"}
+    reasons = {
+        "success_flags": "no demo has a 'success' attribute",
+        "instruction_phrasings": "has no 'instructions' attribute",
+        "camera_calibration": "no demo has a camera/<name>/ group",
+        "replay_records": "demo '/data/demo_0' lacks what a replay needs",
+        "control_rate": "it records no 'fps' attribute",
+    }
+    for capability, why in reasons.items():
+        assert not store.has(capability)
+        with pytest.raises(CapabilityError) as err:
+            getattr(store, capability)()
+        assert str(err.value).startswith(f"{path}: no {capability} (")
+        assert why in str(err.value) and f"store.has('{capability}')" in str(err.value)
+    with h5py.File(path, "a") as f:
+        f["data"].attrs["fps"] = 20
+    assert DemoStore(path).control_rate() == 20.0

@@ -24,6 +24,7 @@ except Exception as err:  # ImportError, or a broken MuJoCo/OpenGL install
     )
 
 from nblib.data.dataset import ChunkDataset  # noqa: E402
+from nblib.data.hdf5 import DemoStore  # noqa: E402
 from nblib.data.manifest import content_sha256, describe_generated, file_sha256  # noqa: E402
 from nblib.data.metaworld_gen import (  # noqa: E402
     GENERATOR_VERSION,
@@ -207,7 +208,7 @@ def test_wrist_camera_moves_with_the_hand(demos):
 
 
 def test_loads_as_chunk_dataset(generated, demos):
-    ds = ChunkDataset(generated[0], horizon=8)
+    ds = ChunkDataset(DemoStore(generated[0]), horizon=8)
     assert len(ds) == sum(int(d["attrs"]["num_samples"]) for d in demos.values())
     item = ds[3]
     assert item["images"]["corner"].shape == (1, SIZE, SIZE, 3)

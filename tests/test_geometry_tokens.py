@@ -11,14 +11,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from nblib.data.dataset import DemoStore  # noqa: E402
 from nblib.data.geometry import (  # noqa: E402
-    _demo_records,
     geometry_tokens,
     point_map,
     point_tokens,
     replay_tokens,
 )
+from nblib.data.hdf5 import DemoStore  # noqa: E402
 from nblib.data.manifest import load_manifest  # noqa: E402
 from nblib.errors import DataError, ParameterError  # noqa: E402
 from nblib.models.policy import PolicyConfig, VLAPolicy  # noqa: E402
@@ -74,7 +73,7 @@ def default_store():
 def test_replayed_demo_gives_the_scene_in_metres(default_store):
     """Replaying a default demo reproduces its recorded states (checked at every step) and
     its point maps put the table top at z = 0 and the gripper in front of the cameras."""
-    record = _demo_records(default_store, ["demo_0"])["demo_0"]
+    record = default_store.replay_records(["demo_0"])["demo_0"]
     tokens = replay_tokens(record, default_store.cameras, 128)
     steps = len(record["actions"])
     assert tokens.shape == (steps, 2 * 64, 48) and tokens.dtype == np.float32

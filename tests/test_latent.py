@@ -58,8 +58,9 @@ def _frames(n: int, size: int = SIZE, seed: int = 0) -> np.ndarray:
 
 def _pairs(path, stride=2):
     from nblib.data.dataset import FramePairDataset
+    from nblib.data.hdf5 import DemoStore
 
-    ds = FramePairDataset(path, camera="corner", stride=stride)
+    ds = FramePairDataset(DemoStore(path), camera="corner", stride=stride)
     frames = np.stack([ds[i]["frames"] for i in range(len(ds))])
     return frames[:, 0], frames[:, 1]
 

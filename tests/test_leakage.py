@@ -13,7 +13,7 @@ import h5py
 import pytest
 from tiny_data import write_tiny_dataset
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.data.leakage import leakage_report
 
 LENGTHS = (12, 9, 15)

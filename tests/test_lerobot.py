@@ -20,22 +20,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from nblib.cli import main
-from nblib.data.checks import check_dataset
-from nblib.data.dataset import ChunkDataset, FramePairDataset, open_store
-from nblib.data.lerobot import LeRobotStore, content_sha256, describe_folder
-from nblib.data.lerobot_export import (
-    VideoOptions,
-    codec_error,
-    export_lerobot,
-    open_source,
-    scheduling_kept,
-    set_thread_scheduling,
-)
+from nblib.data.dataset import ChunkDataset, FramePairDataset
+from nblib.data.formats import check_dataset, open_store
+from nblib.data.lerobot import LeRobotStore
+from nblib.data.lerobot_check import describe_folder
+from nblib.data.lerobot_export import VideoOptions, codec_error, export_lerobot, open_source
+from nblib.data.lerobot_layout import content_sha256
 from nblib.data.manifest import load_manifest, open_dataset, verify_dataset, write_manifest
-from nblib.errors import DataError, ParameterError
+from nblib.errors import CapabilityError, DataError, ParameterError
 from nblib.run.report import to_jsonable
+from nblib.threads import scheduling_kept, set_thread_scheduling
 
 FPS = 80  # Meta-World's control rate, which the export reads from the generator's file
 
@@ -276,11 +273,11 @@ def test_mappings_must_fit_the_format(folder, source):
         LeRobotStore(folder, mapping="metaworld")
     with pytest.raises(ParameterError, match="is an HDF5 file"):
         open_store(source.path, mapping="lerobot")
-    with pytest.raises(DataError, match="codebase_version v2.1"):
+    with pytest.raises(DataError, match="codebase_version v1.6; nblib reads LeRobot v2.0, v2.1"):
         info = json.loads((folder / "meta/info.json").read_text())
         bad = folder.parent / "old"
         shutil.copytree(folder, bad, dirs_exist_ok=True)
-        (bad / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v2.1"}))
+        (bad / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v1.6"}))
         LeRobotStore(bad)
 
 
@@ -486,5 +483,44 @@ def test_overfit_and_token_compass_engines_run_on_the_folder(lerobot_manifest, t
 def test_geometry_tokens_refuse_a_folder(folder):
     from nblib.data.geometry import geometry_tokens
 
-    with pytest.raises(DataError, match="a lerobot dataset cannot be replayed"):
+    with pytest.raises(CapabilityError, match="no replay_records .*a lerobot dataset cannot be"):
         geometry_tokens(LeRobotStore(folder), progress=False)
+
+
+def test_a_folder_has_the_capabilities_its_format_records(folder):
+    store = LeRobotStore(folder)
+    assert store.capabilities == {"control_rate"} and store.control_rate() == FPS
+    for capability in ("success_flags", "camera_calibration", "instruction_phrasings"):
+        assert not store.has(capability)
+        with pytest.raises(CapabilityError, match=f"{folder}: no {capability} "):
+            getattr(store, capability)()
+
+
+def test_a_mixture_of_an_hdf5_file_and_its_lerobot_export(source, folder, tmp_path):
+    """Formats mix: each component keeps its format's mapping; what one lacks, the mixture
+    lacks, and the error names that component."""
+    from nblib.studies.card import failed_demos
+
+    raw = {
+        "name": "both",
+        "kind": "mixture",
+        "components": [
+            {"name": "hdf5", "file": str(source.path), "episodes": 6},
+            {"name": "lerobot", "file": str(folder), "episodes": 6},
+        ],
+    }
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump(raw))
+    store = open_dataset(str(tmp_path / "both.yaml"), progress=False)
+    assert store.demos[5:7] == ["hdf5/demo_5", "lerobot/episode_0"]
+    assert store.mapping.name == "lerobot+metaworld" and store.cameras == source.cameras
+    for i in range(6):
+        assert np.array_equal(
+            store.actions[f"lerobot/episode_{i}"], store.actions[f"hdf5/demo_{i}"]
+        )
+    assert source.has("success_flags") and not store.has("success_flags")
+    with pytest.raises(CapabilityError, match="component 'lerobot' .*carry no success flag"):
+        store.success_flags()
+    assert failed_demos(store) == [] and store.control_rate() == FPS
+    pairs = FramePairDataset(store, camera="corner", stride=3)
+    assert len(pairs) == 2 * len(FramePairDataset(source, camera="corner", stride=3))
+    assert pairs[len(pairs) - 1]["frames"].shape == (2, 32, 32, 3)  # decoded from the folder

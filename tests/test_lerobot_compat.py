@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from lerobot_venv import run_probe
 
-from nblib.data.checks import check_dataset
+from nblib.data.formats import check_dataset
 from nblib.data.lerobot import LeRobotStore
 from nblib.data.lerobot_export import export_lerobot
 from nblib.data.manifest import open_dataset

@@ -1,4 +1,5 @@
-"""Tests for nblib.data.manifest: loading, mixtures, checksum verification, ensure_dataset.
+"""Tests for nblib.data.manifest: loading, mixtures (opened as one store), checksum
+verification, ensure_dataset.
 
 The committed manifests are read as they are; everything else is written to tmp_path with
 NBLIB_DATA / NBLIB_MANIFESTS pointing there, so the real data folder is never touched.
@@ -6,14 +7,18 @@ NBLIB_DATA / NBLIB_MANIFESTS pointing there, so the real data folder is never to
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import yaml
 from tiny_data import set_value, write_tiny_dataset
 
+from nblib.data.dataset import ChunkDataset
+from nblib.data.hdf5 import DemoStore
 from nblib.data.manifest import (
     config_from_manifest,
     content_sha256,
@@ -24,7 +29,9 @@ from nblib.data.manifest import (
     verify_dataset,
     write_manifest,
 )
-from nblib.errors import DataError, ManifestError
+from nblib.data.mixture import MixtureStore
+from nblib.data.normalization import load_norm_stats
+from nblib.errors import CapabilityError, DataError, ManifestError
 from nblib.paths import repo_root
 
 COMMITTED = repo_root() / "data_manifests"
@@ -84,7 +91,7 @@ def test_committed_generator_settings_build_a_config():
 
 def test_load_committed_mixture():
     m = load_manifest("libero_all")
-    assert m.kind == "mixture" and m.key_mapping == "libero"
+    assert m.kind == "mixture" and m.key_mapping == "lerobot"  # LeRobot folders
     assert len(m.raw["components"]) == 4
     with pytest.raises(ManifestError, match="no dataset file"):
         _ = m.data_path
@@ -233,3 +240,131 @@ def test_absolute_file_path_is_kept(dirs, tmp_path):
     target = tmp_path / "elsewhere" / "x.h5"
     write_manifest({"name": "abs", "kind": "dataset", "file": str(target)}, manifests / "abs.yaml")
     assert load_manifest("abs").data_path == target
+
+
+# --- mixtures as one store ----------------------------------------------------------------
+
+
+@pytest.fixture
+def mixture(dirs):
+    """A mixture 'mix' of two tiny files: 'alpha' through a dataset manifest of its own
+    (checksums recorded), 'beta' through the component's 'file'. Returns both paths."""
+    data, manifests = dirs
+    shutil.copytree(COMMITTED / "key_mappings", manifests / "key_mappings")
+    alpha = write_tiny_dataset(
+        data / "alpha.h5", lengths=(6, 5), tasks=("reach", "push"), image_size=8,
+        successes=[True, False],
+    )  # fmt: skip
+    beta = write_tiny_dataset(
+        data / "beta.h5", lengths=(4, 7, 5), tasks=("push", "push", "reach"), image_size=8, seed=3
+    )
+    write_manifest(
+        {"name": "alpha", "kind": "dataset", "file": "alpha.h5", "key_mapping": "metaworld",
+         "sha256": file_sha256(alpha), "content_sha256": content_sha256(alpha)},
+        manifests / "alpha.yaml",
+    )  # fmt: skip
+    _write_mixture(manifests, [{"name": "alpha", "episodes": 2}, {"name": "beta", "file": "beta.h5", "episodes": 3}])  # fmt: skip
+    return alpha, beta
+
+
+def _write_mixture(manifests: Path, components: list[dict], name: str = "mix") -> None:
+    raw = {"name": name, "kind": "mixture", "key_mapping": "metaworld", "components": components}
+    (manifests / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_a_mixture_opens_as_one_store_of_its_components(mixture, dirs):
+    alpha_path, beta_path = mixture
+    alpha, beta = DemoStore(alpha_path), DemoStore(beta_path)
+    store = open_dataset("mix", progress=False)
+    assert isinstance(store, MixtureStore) and store.path == dirs[1] / "mix.yaml"
+    assert store.demos == [f"alpha/{d}" for d in alpha.demos] + [f"beta/{d}" for d in beta.demos]
+    for part, name in ((alpha, "alpha"), (beta, "beta")):
+        for demo in part.demos:
+            key = f"{name}/{demo}"
+            assert np.array_equal(store.actions[key], part.actions[demo])
+            assert np.array_equal(store.proprio[key], part.proprio[demo])
+            assert store.instruction[key] == part.instruction[demo]
+            assert np.array_equal(
+                store.frames(key, "corner", 1, 4), part.frames(demo, "corner", 1, 4)
+            )
+    assert len(ChunkDataset(store, horizon=3)) == sum(alpha.lengths.values()) + 16
+    # Capabilities both files have are the mixture's, under its demo names.
+    assert store.success_flags() == {
+        "alpha/demo_0": True, "alpha/demo_1": False,
+        "beta/demo_0": True, "beta/demo_1": True, "beta/demo_2": True,
+    }  # fmt: skip
+    calibration = store.camera_calibration()
+    assert np.array_equal(
+        calibration["behindGripper", "beta/demo_1"][1],
+        beta.camera_calibration()["behindGripper", "demo_1"][1],
+    )
+    assert store.control_rate() == 80.0  # both are Meta-World files
+    assert store.instruction_phrasings()["push"] == ["push the puck"]
+    # Statistics are cached in the data folder under the mixture's name.
+    stats = load_norm_stats(store)
+    assert (dirs[0] / "mix.norm_stats.json").exists() and stats.actions.count == 11 + 16
+    part = open_dataset("mix", demos=["beta/demo_2", "alpha/demo_0"], progress=False)
+    assert part.demos == ["beta/demo_2", "alpha/demo_0"]
+    assert part.success_flags() == {"beta/demo_2": True, "alpha/demo_0": True}
+
+
+def test_a_mixture_component_is_checked_against_its_own_manifest(mixture):
+    alpha, _ = mixture
+    set_value(alpha, "data/demo_1/actions", (0, 0), 0.5)
+    with pytest.raises(DataError, match="does not match manifest 'alpha'"):
+        open_dataset("mix", progress=False)
+
+
+def test_a_mixture_with_missing_components_says_where_it_looked(mixture, dirs):
+    data, manifests = dirs
+    _write_mixture(
+        manifests,
+        [{"name": "alpha", "episodes": 2}, {"name": "gamma", "episodes": 1},
+         {"name": "delta", "file": "sub/delta.h5", "episodes": 1}],
+        name="gappy",
+    )  # fmt: skip
+    with pytest.raises(DataError) as err:
+        open_dataset("gappy", progress=False)
+    message = str(err.value)
+    assert "missing 2 of its 3 components" in message and "'alpha'" not in message
+    assert (
+        f"'gamma' (looked for a manifest {manifests / 'gamma.yaml'} or {data / 'gamma'})" in message
+    )
+    assert f"'delta' (looked for {data / 'sub' / 'delta.h5'})" in message
+
+
+def test_the_committed_libero_mixture_lists_its_missing_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("NBLIB_DATA", str(tmp_path))
+    with pytest.raises(DataError) as err:
+        open_dataset("libero_all", progress=False)
+    assert "missing 4 of its 4 components" in str(err.value)
+    assert str(tmp_path / "libero_10_no_noops_1.0.0_lerobot") in str(err.value)
+
+
+def test_mixtures_refuse_weights_and_disagreeing_components(mixture, dirs):
+    data, manifests = dirs
+    weighted = [{"name": "alpha", "episodes": 2}, {"name": "beta", "file": "beta.h5", "episodes": 3, "weight": 2.0}]  # fmt: skip
+    _write_mixture(manifests, weighted)
+    with pytest.raises(ManifestError, match=r"components\[1\] \('beta'\): mixture weights are not"):
+        open_dataset("mix", progress=False)
+    _write_mixture(manifests, [{"name": "alpha", "episodes": 2}, {"name": "beta", "file": "beta.h5", "episodes": 4}])  # fmt: skip
+    with pytest.raises(DataError, match=r"beta\.h5: component 'beta' of mixture 'mix' holds 3 episodes, its manifest .* says 4"):  # fmt: skip
+        open_dataset("mix", progress=False)
+    write_tiny_dataset(data / "wide.h5", lengths=(5,), tasks=("reach",), mapping="robomimic")
+    _write_mixture(manifests, [{"name": "alpha", "episodes": 2}, {"name": "wide", "file": "wide.h5", "episodes": 1, "key_mapping": "robomimic"}])  # fmt: skip
+    with pytest.raises(DataError, match="components of mixture 'mix' disagree on cameras"):
+        open_dataset("mix", progress=False)
+
+
+def test_a_capability_one_component_lacks_is_not_the_mixtures(mixture, dirs):
+    data, manifests = dirs
+    plain = write_tiny_dataset(data / "plain.h5", lengths=(5,), tasks=("reach",), image_size=8)
+    with h5py.File(plain, "a") as f:
+        del f["data"].attrs["instructions"]
+    _write_mixture(manifests, [{"name": "alpha", "episodes": 2}, {"name": "plain", "file": "plain.h5", "episodes": 1}])  # fmt: skip
+    store = open_dataset("mix", progress=False)
+    assert store.has("success_flags") and not store.has("instruction_phrasings")
+    with pytest.raises(CapabilityError) as err:
+        store.instruction_phrasings()
+    assert "mix.yaml: no instruction_phrasings" in str(err.value)
+    assert f"component 'plain' ({plain}) has none" in str(err.value)

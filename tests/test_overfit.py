@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from tiny_data import write_tiny_dataset
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.errors import ParameterError
 from nblib.models import vla
 from nblib.models.backbone import Backbone

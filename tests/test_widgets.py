@@ -2,7 +2,7 @@
 
 from tiny_data import write_tiny_dataset
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.studies.card import frame_browser
 
 

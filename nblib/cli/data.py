@@ -52,7 +52,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from nblib.data.checks import check_dataset, format_summary
+    from nblib.data.formats import check_dataset
+    from nblib.data.summary import format_summary
 
     summary = check_dataset(args.path, mapping=args.mapping, horizon=args.horizon)
     print(format_summary(summary))
@@ -91,7 +92,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _write_folder_manifest(folder: Path, name: str, description: str = "") -> None:
-    from nblib.data.lerobot import describe_folder
+    from nblib.data.lerobot_check import describe_folder
     from nblib.data.manifest import write_manifest
     from nblib.paths import manifests_dir
 
@@ -103,7 +104,7 @@ def _write_folder_manifest(folder: Path, name: str, description: str = "") -> No
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    from nblib.data.lerobot import is_lerobot_folder
+    from nblib.data.formats import is_lerobot_folder
     from nblib.errors import ParameterError
 
     if not is_lerobot_folder(args.path):
@@ -136,7 +137,7 @@ def register(sub) -> None:
     gen.set_defaults(func=_cmd_generate)
 
     chk = dsub.add_parser("check", help="validate a dataset file or folder and print a summary")
-    chk.add_argument("path", help="HDF5 file or LeRobot v3.0 folder")
+    chk.add_argument("path", help="HDF5 file or LeRobot folder (v3.0, v2.1, v2.0)")
     chk.add_argument(
         "--mapping",
         help="key mapping name or JSON path (default: metaworld for HDF5, lerobot for folders)",
@@ -147,9 +148,9 @@ def register(sub) -> None:
     chk.set_defaults(func=_cmd_check)
 
     dsc = dsub.add_parser(
-        "describe", help="write a manifest for a LeRobot v3.0 folder (counts, cameras, checksum)"
+        "describe", help="write a manifest for a LeRobot folder (counts, cameras, checksum)"
     )
-    dsc.add_argument("path", help="LeRobot v3.0 folder")
+    dsc.add_argument("path", help="LeRobot folder (v3.0, v2.1, v2.0)")
     dsc.add_argument("--manifest", required=True, help="manifest name: data_manifests/NAME.yaml")
     dsc.add_argument("--description", default="", help="one line saying what the data is")
     dsc.set_defaults(func=_cmd_describe)

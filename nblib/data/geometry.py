@@ -72,35 +72,6 @@ def frame_tokens(depths: dict, intrinsics: dict, extrinsics: dict, cameras) -> n
 # ----------------------------------------------------------------------------- demos
 
 
-def _demo_records(store, demos: list[str]) -> dict[str, dict]:
-    """What a replay needs from the file, per demo: task, seed, recorded states and actions
-    (read in one pass over the file)."""
-    from nblib.data.hdf5 import open_h5
-
-    if store.mapping.format != "hdf5":
-        raise DataError(
-            f"{store.path}: geometry tokens replay demos from the HDF5 file nblib generated "
-            f"(task, seed, obs/state); a {store.mapping.format} dataset cannot be replayed"
-        )
-    out = {}
-    with open_h5(store.path) as f:
-        for demo in demos:
-            group = f[store.mapping.demo_group][demo]
-            missing = [k for k in ("task", "seed") if k not in group.attrs]
-            if missing or "obs/state" not in group:
-                raise DataError(
-                    f"{store.path}: demo '{demo}' lacks what a replay needs (attributes task "
-                    "and seed, obs/state): geometry tokens exist only for demos nblib generated"
-                )
-            out[demo] = {
-                "task": str(group.attrs["task"]),
-                "seed": int(group.attrs["seed"]),
-                "state": np.asarray(group["obs/state"][()], dtype=np.float32),
-                "actions": np.asarray(group["actions"][()], dtype=np.float32),
-            }
-    return out
-
-
 def cache_key(record: dict, cameras, size: int) -> str:
     digest = hashlib.sha1()
     digest.update(f"{ENCODER_VERSION}/{PATCH}/{GRID}/{MAX_DEPTH}/{record['task']}".encode())
@@ -144,7 +115,8 @@ def geometry_tokens(
     store, demos: list[str] | None = None, cache: str | Path | None = None, progress: bool = True
 ) -> dict[str, np.ndarray]:
     """Every demo's geometry tokens (T, G, D) for ``store``'s cameras at its frame size,
-    from the cache when present, else replayed (and cached)."""
+    from the cache when present, else replayed (and cached). The store must have replay
+    records (``store.has("replay_records")``: demos nblib generated)."""
     from tqdm.auto import tqdm
 
     from nblib.paths import atomic_path, cache_dir
@@ -153,7 +125,7 @@ def geometry_tokens(
     folder = Path(cache) if cache is not None else cache_dir() / "geometry"
     size = int(store.frames(demos[0], store.cameras[0], 0, 1).shape[1]) if demos else 0
     out = {}
-    records = _demo_records(store, demos)
+    records = store.replay_records(demos)  # a CapabilityError for data nblib did not generate
     for demo in tqdm(demos, desc="geometry tokens", disable=not progress):
         record = records[demo]
         path = folder / f"{cache_key(record, store.cameras, size)}.npy"

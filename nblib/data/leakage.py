@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nblib.data.dataset import DemoStore
+from nblib.data.store import StoreBase
 
 
 @dataclass
@@ -47,7 +47,7 @@ class LeakageReport:
         }
 
 
-def _thumbnails(store: DemoStore, demos: list[str], camera: str, size: int):
+def _thumbnails(store: StoreBase, demos: list[str], camera: str, size: int):
     """(N, size*size) float32 grayscale thumbnails, byte digests and (demo, t) per row."""
     import cv2
 
@@ -63,7 +63,7 @@ def _thumbnails(store: DemoStore, demos: list[str], camera: str, size: int):
 
 
 def leakage_report(
-    store: DemoStore,
+    store: StoreBase,
     train: list[str],
     val: list[str],
     camera: str | None = None,

@@ -1,367 +1,39 @@
-"""LeRobot v3.0 dataset folders, read with pyarrow and PyAV behind the DemoStore interface.
+"""LeRobot dataset folders (v3.0, v2.1, v2.0) behind the store interface, read with pyarrow
+and PyAV (the layouts: :mod:`nblib.data.lerobot_layout`).
 
-The layout is LeRobot's (codebase version v3.0)::
-
-    meta/info.json                         fps, features, the data and video path templates
-    meta/tasks.parquet                     task text (the index) -> task_index
-    meta/episodes/chunk-*/file-*.parquet   one row per episode: length, the frame rows it
-                                           spans, the data file and the video files holding
-                                           it, and where it starts in each video
-    data/chunk-*/file-*.parquet            one row per frame: action, observation.state,
-                                           timestamp, frame_index, episode_index, index, ...
-    videos/<feature>/chunk-*/file-*.mp4    one camera's episodes one after another
-
-Only Parquet and MP4 are read, so LeRobot's own packages (which pin an older torch and
-huggingface-hub than this venv has) are not needed. Low-dimensional columns are read into
-memory once; a camera frame is decoded on demand, seeking to the key frame before it and
-decoding forward to it, so a sample costs only the frames it needs.
+Low-dimensional columns are read into memory once; a camera frame is decoded on demand,
+seeking to the key frame before it and decoding forward to it, so a sample costs only the
+frames it needs.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 
-from nblib.data.dataset import StoreBase
-from nblib.data.mapping import AUTO, KeyMapping, load_mapping
-from nblib.errors import DataError, ParameterError
+from nblib.data.lerobot_layout import (
+    INFO,
+    TOLERANCE_S,
+    episode_name,
+    load_layout,
+    read_frame_rows,
+    resolve_mapping,
+)
+from nblib.data.mapping import KeyMapping, load_mapping
+from nblib.data.store import StoreBase
+from nblib.errors import DataError
 
-CODEBASE_VERSION = "v3.0"
-INFO = "meta/info.json"
-TASKS = "meta/tasks.parquet"
-EPISODES = "meta/episodes"
-STATS = "meta/stats.json"
-# The columns every LeRobot frame row has (LeRobot's DEFAULT_FEATURES).
-FRAME_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
-# How far a decoded frame's time may be from the one asked for: LeRobot's tolerance_s.
-TOLERANCE_S = 1e-4
-
-
-def is_lerobot_folder(path: str | Path) -> bool:
-    """A directory is read as a LeRobot dataset (HDF5 datasets are single files)."""
-    return Path(path).is_dir()
-
-
-def episode_name(index: int) -> str:
-    """The demo name nblib gives LeRobot episode ``index`` (token tables, splits use it)."""
-    return f"episode_{index}"
-
-
-def read_info(root: Path) -> dict:
-    """``meta/info.json``, checked for what reading needs; a DataError names the file."""
-    path = root / INFO
-    if not path.exists():
-        found = sorted(p.name for p in root.iterdir())[:10] if root.is_dir() else []
-        raise DataError(
-            f"{path}: missing. A LeRobot v3.0 dataset folder has meta/info.json, "
-            f"meta/tasks.parquet, meta/episodes/ and data/ (found in {root}: {found})"
-        )
-    try:
-        info = json.loads(path.read_text())
-    except ValueError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-    version = str(info.get("codebase_version", ""))
-    if not version.startswith("v3."):
-        raise DataError(
-            f"{path}: codebase_version {version or '(none)'}; nblib reads LeRobot v3.0 "
-            "folders (convert older ones with LeRobot's convert_dataset_v21_to_v30)"
-        )
-    for key, kind in (("fps", (int, float)), ("features", dict), ("data_path", str)):
-        if not isinstance(info.get(key), kind):
-            raise DataError(f"{path}: '{key}' missing or not a {kind}; got {info.get(key)!r}")
-    if info["fps"] <= 0:
-        raise DataError(f"{path}: fps must be positive, got {info['fps']}")
-    return info
-
-
-def read_parquet(path: Path, columns: list[str] | None = None):
-    """A Parquet file (only ``columns``, when given) as a pyarrow Table; a DataError naming
-    the file when it is missing, unreadable or lacks one of ``columns``."""
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        raise DataError(f"{path}: missing")
-    try:
-        file = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises ArrowInvalid, OSError, KeyError ...
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
-    with file:
-        present = file.schema_arrow.names
-        absent = [c for c in columns or [] if c not in present]
-        if absent:
-            raise DataError(f"{path}: no column(s) {absent} (columns: {present})")
-        try:
-            return file.read(columns=columns)
-        except Exception as err:
-            raise DataError(
-                f"{path}: not a readable Parquet file with {columns or 'its'} columns ({err})"
-            ) from err
-
-
-def read_tasks(root: Path) -> dict[int, str]:
-    """task_index -> task text from ``meta/tasks.parquet`` (the text is the pandas index)."""
-    table = read_parquet(root / TASKS).to_pandas()
-    if "task_index" not in table.columns:
-        raise DataError(f"{root / TASKS}: no 'task_index' column (columns: {list(table.columns)})")
-    texts = table["task"] if "task" in table.columns else table.index
-    return {int(i): str(t) for i, t in zip(table["task_index"], texts, strict=True)}
-
-
-def read_episodes(root: Path):
-    """Every ``meta/episodes/chunk-*/file-*.parquet`` row as one DataFrame, by episode_index."""
-    import pandas as pd
-
-    files = sorted((root / EPISODES).glob("chunk-*/file-*.parquet"))
-    if not files:
-        raise DataError(f"{root / EPISODES}: no chunk-*/file-*.parquet episode metadata")
-    frames = [read_parquet(f).to_pandas().assign(_file=str(f)) for f in files]
-    episodes = pd.concat(frames, ignore_index=True)
-    required = ["episode_index", "length", "dataset_from_index", "dataset_to_index"]
-    required += ["data/chunk_index", "data/file_index"]
-    missing = [c for c in required if c not in episodes.columns]
-    if missing:
-        raise DataError(
-            f"{files[0]}: episode metadata lacks columns {missing} "
-            f"(columns: {[c for c in episodes.columns if not c.startswith('stats/')][:20]})"
-        )
-    return episodes.sort_values("episode_index").reset_index(drop=True)
-
-
-def video_features(info: dict) -> list[str]:
-    return [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
-
-
-def fill_template(template: str, **fields) -> str:
-    return template.format(**{k: int(v) if k.endswith("index") else v for k, v in fields.items()})
-
-
-def _is_list(kind) -> bool:
-    import pyarrow as pa
-
-    return (
-        pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_large_list(kind)
-    )
-
-
-def column_array(table, name: str, width: int | None, where: Path) -> np.ndarray:
-    """Column ``name`` as float32 (rows,) or (rows, width), from scalar or list cells."""
-    if name not in table.column_names:
-        raise DataError(f"{where}: no column '{name}' (columns: {table.column_names})")
-    column = table.column(name).combine_chunks()
-    if _is_list(column.type):
-        if column.null_count:
-            raise DataError(f"{where}: column '{name}' has {column.null_count} empty rows")
-        values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-        if width is None or values.size != len(column) * width:
-            raise DataError(
-                f"{where}: column '{name}' should hold {width} values per row, got "
-                f"{values.size} values in {len(column)} rows"
-            )
-        return values.reshape(len(column), width)
-    values = column.to_numpy(zero_copy_only=False).astype(np.float32)
-    return values if width in (None, 1) and values.ndim == 1 else values.reshape(len(column), -1)
-
-
-def read_frame_rows(path: Path, mapping: KeyMapping) -> dict[str, np.ndarray]:
-    """What nblib reads of one data file, a row per frame: LeRobot's index columns as
-    int64, ``timestamp`` as float64 and the mapping's features as float32 (rows, width).
-    Only those columns are read; a missing one is a DataError naming the file."""
-    widths = {mapping.actions: mapping.action_dim, **mapping.proprio}
-    table = read_parquet(path, list(dict.fromkeys([*widths, *FRAME_COLUMNS])))
-    out = {
-        name: column_array(table, name, None, path).astype(np.int64)
-        for name in ("episode_index", "frame_index", "index", "task_index")
-    }
-    out["timestamp"] = table.column("timestamp").to_numpy().astype(np.float64)
-    for key, width in widths.items():
-        out[key] = column_array(table, key, width, path).reshape(table.num_rows, width)
-    return out
-
-
-@dataclass
-class Layout:
-    """What a LeRobot folder's metadata says: info, tasks and one row per episode."""
-
-    root: Path
-    info: dict
-    tasks: dict[int, str]
-    episodes: object  # pandas DataFrame
-
-    @property
-    def fps(self) -> float:
-        return float(self.info["fps"])
-
-    def data_file(self, episode) -> Path:
-        chunk, file = episode["data/chunk_index"], episode["data/file_index"]
-        return self.root / fill_template(self.info["data_path"], chunk_index=chunk, file_index=file)
-
-    def video_file(self, episode, key: str) -> Path:
-        template = self.info.get("video_path")
-        if not template:
-            raise DataError(
-                f"{self.root / INFO}: '{key}' is a video feature but video_path is unset"
-            )
-        columns = [f"videos/{key}/{c}" for c in ("chunk_index", "file_index")]
-        missing = [c for c in columns if c not in episode]
-        if missing:
-            raise DataError(
-                f"{episode['_file']}: episode {int(episode['episode_index'])} has no {missing[0]}"
-            )
-        chunk, file = (episode[c] for c in columns)
-        return self.root / fill_template(
-            template, video_key=key, chunk_index=chunk, file_index=file
-        )
-
-    def video_start(self, episode, key: str) -> float:
-        """Where the episode starts in its video file, seconds."""
-        column = f"videos/{key}/from_timestamp"
-        if column not in episode:
-            raise DataError(f"{episode['_file']}: no column '{column}'")
-        return float(episode[column])
-
-
-def load_layout(root: str | Path) -> Layout:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder (a LeRobot v3.0 dataset is a folder)")
-    return Layout(root, read_info(root), read_tasks(root), read_episodes(root))
-
-
-def resolve_mapping(mapping: KeyMapping, info: dict, where: Path) -> KeyMapping:
-    """The mapping with its camera wildcard and "auto" widths filled in from info.json."""
-    if mapping.format != "lerobot":
-        raise ParameterError(
-            f"mapping '{mapping.name}' names HDF5 keys, but {where} is a LeRobot folder: "
-            'use the mapping \'lerobot\' (or another with "format": "lerobot")'
-        )
-    features = info["features"]
-    images: dict[str, str] = {}
-    for camera, key in mapping.images.items():
-        if "*" in camera:  # {"*": "observation.images.*"}: every matching video feature
-            prefix = key.split("*")[0]
-            for name in features:
-                if fnmatch(name, key) and features[name].get("dtype") in ("video", "image"):
-                    images[name[len(prefix) :]] = name
-        else:
-            images[camera] = key
-    for camera, key in images.items():
-        ft = features.get(key)
-        if ft is None:
-            raise DataError(f"{where / INFO}: no feature '{key}' for camera '{camera}'")
-        if ft.get("dtype") != "video":
-            raise DataError(
-                f"{where / INFO}: camera feature '{key}' has dtype {ft.get('dtype')!r}; nblib "
-                "reads cameras stored as video (LeRobot's default), not images in Parquet"
-            )
-
-    def width(key: str, declared: int) -> int:
-        ft = features.get(key)
-        if ft is None:
-            raise DataError(
-                f"{where / INFO}: no feature '{key}' (mapping '{mapping.name}'); features: "
-                f"{sorted(features)}"
-            )
-        shape = list(ft.get("shape") or [1])
-        found = int(np.prod(shape))
-        if declared not in (AUTO, found):
-            raise DataError(
-                f"{where / INFO}: feature '{key}' has shape {shape}, mapping '{mapping.name}' "
-                f"expects width {declared}"
-            )
-        return found
-
-    proprio = {key: width(key, w) for key, w in mapping.proprio.items()}
-    action_dim = width(mapping.actions, mapping.action_dim)
-    names = mapping.action_names
-    declared = features[mapping.actions].get("names")
-    if names is None and isinstance(declared, list) and len(declared) == action_dim:
-        names = [str(n) for n in declared]
-    return replace(
-        mapping, images=images, proprio=proprio, action_dim=action_dim, action_names=names
-    )
-
-
-def content_sha256(root: str | Path) -> str:
-    """Hash of the task texts and every Parquet data column (actions, states, indices,
-    timestamps), in file order: what a manifest checks for a LeRobot folder. Videos are
-    left out, as images are for HDF5 files, since encoders differ between machines."""
-    import hashlib
-
-    root = Path(root)
-    digest = hashlib.sha256()
-    for index, text in sorted(read_tasks(root).items()):
-        digest.update(f"{index}:{text}\n".encode())
-    files = sorted((root / "data").glob("chunk-*/file-*.parquet"))
-    if not files:
-        raise DataError(f"{root / 'data'}: no chunk-*/file-*.parquet data files")
-    for file in files:
-        table = read_parquet(file)
-        for name in sorted(table.column_names):
-            column = table.column(name).combine_chunks()
-            while _is_list(column.type):
-                column = column.flatten()
-            values = column.to_numpy(zero_copy_only=False)
-            digest.update(name.encode())
-            if values.dtype == object:  # text or nested cells: hash their values, not pointers
-                digest.update(repr(values.tolist()).encode())
-            else:
-                digest.update(np.ascontiguousarray(values).tobytes())
-    return digest.hexdigest()
-
-
-def describe_folder(root: str | Path, name: str, description: str = "") -> dict:
-    """The manifest dict for a LeRobot folder: counts, cameras, fps and its checksum."""
-    from nblib.data.lerobot_check import check_lerobot
-
-    root = Path(root)
-    summary = check_lerobot(root)
-    layout = load_layout(root)
-    tasks: dict = {}
-    for text, length in zip(
-        (layout.tasks[int(i)] for i in _first_tasks(layout)), summary.episode_lengths, strict=True
-    ):
-        entry = tasks.setdefault(text, {"demos": 0, "steps": 0})
-        entry["demos"] += 1
-        entry["steps"] += int(length)
-    features = layout.info["features"]
-    mapping = resolve_mapping(load_mapping("lerobot"), layout.info, root)
-    return {
-        "name": name,
-        "kind": "dataset",
-        "format": "lerobot",
-        "description": description or f"LeRobot {CODEBASE_VERSION} dataset folder.",
-        "file": str(root),
-        "key_mapping": "lerobot",
-        "fps": layout.fps,
-        "counts": {"demos": summary.demos, "steps": summary.steps, "tasks": tasks},
-        "cameras": {
-            cam: {
-                "feature": key,
-                "shape": list(features[key]["shape"]),
-                "codec": features[key].get("info", {}).get("video.codec"),
-            }
-            for cam, key in mapping.images.items()
-        },
-        "size_bytes": sum(f.stat().st_size for f in root.rglob("*") if f.is_file()),
-        "content_sha256": content_sha256(root),
-    }
-
-
-def _first_tasks(layout: Layout) -> list[int]:
-    """Each episode's task_index (its first listed task), in episode order."""
-    text_to_index = {t: i for i, t in layout.tasks.items()}
-    out = []
-    for tasks in layout.episodes["tasks"]:
-        first = list(tasks)[0] if len(tasks) else None
-        if first not in text_to_index:
-            raise DataError(f"{layout.root / EPISODES}: episode task {first!r} not in {TASKS}")
-        out.append(text_to_index[first])
-    return out
+# Why a LeRobot folder lacks the capabilities it lacks (see nblib.data.store).
+LACKING = {
+    "success_flags": "LeRobot episodes carry no success flag",
+    "instruction_phrasings": "a LeRobot folder keeps one text per task",
+    "camera_calibration": "LeRobot folders store no camera calibration",
+    "replay_records": "replaying needs the HDF5 file nblib generated (task, seed, obs/state); "
+    "a lerobot dataset cannot be replayed",
+    "eef_positions": "the key mapping names no proprio feature *eef_pos or *ee_pos of width 3",
+}
 
 
 class VideoFrames:
@@ -422,9 +94,11 @@ class VideoFrames:
 
 
 class LeRobotStore(StoreBase):
-    """The episodes of one LeRobot v3.0 folder, with the attributes and methods of
-    :class:`~nblib.data.dataset.DemoStore`: ``demos`` (``episode_<index>``), ``lengths``,
-    ``actions``, ``proprio``, ``instruction``, ``task`` and ``frames()``."""
+    """The episodes of one LeRobot folder (v3.0, v2.1 or v2.0), with the attributes and
+    methods of every store (:class:`~nblib.data.store.StoreBase`): ``demos``
+    (``episode_<index>``), ``lengths``, ``actions``, ``proprio``, ``instruction``,
+    ``task``, ``frames()``; ``timestamps`` per demo (seconds) and ``fps``. Capabilities:
+    the control rate (``fps``) and end-effector positions when the mapping names them."""
 
     def __init__(
         self,
@@ -454,6 +128,8 @@ class LeRobotStore(StoreBase):
         self.demos = demos
         self._read_rows()
         self._video = VideoFrames()
+        self.capabilities = frozenset({"control_rate", *self._mapping_capabilities()})
+        self.lacking = {k: v for k, v in LACKING.items() if k not in self.capabilities}
 
     def _read_rows(self) -> None:
         """Actions, proprio, timestamps and task text of every episode, file by file."""
@@ -508,8 +184,11 @@ class LeRobotStore(StoreBase):
     def close(self) -> None:
         self._video.close()
 
+    def _control_rate(self) -> float:
+        return self.fps
+
     def stamp(self) -> str:
-        files = [self.path / INFO, *sorted((self.path / "data").glob("chunk-*/file-*.parquet"))]
+        files = [self.path / INFO, *self.layout.data_files()]
         stats = [f.stat() for f in files]
         return f"{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"
 

@@ -1,4 +1,5 @@
-"""Check a LeRobot v3.0 folder before anything trains on it, as strictly as an HDF5 file.
+"""Check a LeRobot folder (v3.0, v2.1, v2.0) before anything trains on it, as strictly as an
+HDF5 file, and describe it for a manifest.
 
 :func:`check_lerobot` reads the metadata, every data file and the packet index of every
 video (no frame is decoded) and raises :class:`~nblib.errors.DataError` at the first
@@ -6,6 +7,7 @@ problem, naming the file, the episode and the frame: missing ``meta/info.json`` 
 files, episode index ranges that disagree with the Parquet rows, frame indices that are not
 0..length-1, timestamps off ``frame_index / fps``, NaN or infinite actions or states, task
 indices without a task, and videos with fewer frames than their episode.
+:func:`describe_folder` gives the manifest of a valid folder.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nblib.data.checks import DatasetSummary, summarize
-from nblib.data.lerobot import (
+from nblib.data.lerobot_layout import (
     TOLERANCE_S,
+    Layout,
+    content_sha256,
     episode_name,
     load_layout,
     read_frame_rows,
     resolve_mapping,
 )
 from nblib.data.mapping import KeyMapping, load_mapping
+from nblib.data.summary import DatasetSummary, summarize
 from nblib.errors import DataError
 
 
@@ -216,3 +220,57 @@ def _packet_times(path: Path, shape: tuple) -> np.ndarray:
         raise
     except Exception as err:  # av raises its own error types for damaged files
         raise DataError(f"{path}: not a readable video ({err})") from err
+
+
+def describe_folder(root: str | Path, name: str, description: str = "") -> dict:
+    """The manifest dict for a LeRobot folder: counts, cameras, fps and its checksum."""
+    root = Path(root)
+    summary = check_lerobot(root)
+    layout = load_layout(root)
+    tasks: dict = {}
+    for text, length in zip(
+        (layout.tasks[int(i)] for i in _first_tasks(layout)), summary.episode_lengths, strict=True
+    ):
+        entry = tasks.setdefault(text, {"demos": 0, "steps": 0})
+        entry["demos"] += 1
+        entry["steps"] += int(length)
+    features = layout.info["features"]
+    mapping = resolve_mapping(load_mapping("lerobot"), layout.info, root)
+    return {
+        "name": name,
+        "kind": "dataset",
+        "format": "lerobot",
+        "description": description or f"LeRobot {layout.version} dataset folder.",
+        "file": str(root),
+        "key_mapping": "lerobot",
+        "fps": layout.fps,
+        "counts": {"demos": summary.demos, "steps": summary.steps, "tasks": tasks},
+        "cameras": {
+            cam: {
+                "feature": key,
+                "shape": list(features[key]["shape"]),
+                "codec": features[key].get("info", {}).get("video.codec"),
+            }
+            for cam, key in mapping.images.items()
+        },
+        "size_bytes": sum(f.stat().st_size for f in root.rglob("*") if f.is_file()),
+        "content_sha256": content_sha256(root),
+    }
+
+
+def _first_tasks(layout: Layout) -> list[int]:
+    """Each episode's task_index (its first listed task), in episode order."""
+    text_to_index = {t: i for i, t in layout.tasks.items()}
+    episodes = layout.episodes
+    if "tasks" not in episodes.columns:
+        raise DataError(f"{episodes['_file'].iloc[0]}: episode metadata lists no 'tasks'")
+    out = []
+    for tasks, file in zip(episodes["tasks"], episodes["_file"], strict=True):
+        first = list(tasks)[0] if len(tasks) else None
+        if first not in text_to_index:
+            raise DataError(
+                f"{file}: episode task {first!r} is not one of the folder's tasks "
+                f"({sorted(text_to_index)[:5]})"
+            )
+        out.append(text_to_index[first])
+    return out

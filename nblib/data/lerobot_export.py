@@ -15,7 +15,6 @@ interrupted export never leaves a folder that looks finished.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nblib.data.dataset import DemoStore
-from nblib.data.lerobot import CODEBASE_VERSION, EPISODES, INFO, STATS, TASKS, episode_name
+from nblib.data.hdf5 import DemoStore
+from nblib.data.lerobot_layout import CODEBASE_VERSION, EPISODES, INFO, STATS, TASKS, episode_name
+from nblib.data.manifest import available_manifests, load_manifest, open_dataset
+from nblib.data.store import StoreBase
 from nblib.errors import DataError, ParameterError
+from nblib.threads import scheduling_kept
 
 CHUNKS_SIZE = 1000  # files per chunk folder (LeRobot's DEFAULT_CHUNK_SIZE)
 DATA_FILE_MB = 100  # LeRobot's DEFAULT_DATA_FILE_SIZE_IN_MB
@@ -37,9 +39,6 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = EPISODES + "/chunk-000/file-000.parquet"
 VCODECS = ("libsvtav1", "h264", "hevc")  # what LeRobot's encoder accepts
-# Meta-World steps the simulation 5 x 2.5 ms per action (frame_skip 5, timestep 0.0025):
-# 80 actions per second (measured as env.dt = 0.0125 s).
-METAWORLD_FPS = 80
 
 
 @dataclass
@@ -89,8 +88,6 @@ def _chunk_file(number: int) -> tuple[int, int]:
 def open_source(source: str | Path, mapping: str | None = None) -> DemoStore:
     """The demos to export: an HDF5 file (with ``mapping``, default ``metaworld``) or a
     manifest's dataset (generated first if missing, checksum verified)."""
-    from nblib.data.manifest import available_manifests, load_manifest, open_dataset
-
     path = Path(source)
     if path.is_file() and path.suffix not in (".yaml", ".yml"):
         return DemoStore(path, mapping=mapping or "metaworld")
@@ -109,29 +106,22 @@ def open_source(source: str | Path, mapping: str | None = None) -> DemoStore:
     )
 
 
-def source_fps(store: DemoStore, fps: float | None) -> float:
-    """The control rate: ``fps`` if given, else the file's ``fps`` attribute, else
-    Meta-World's for files nblib generated; otherwise a ParameterError asking for it."""
+def source_fps(store: StoreBase, fps: float | None) -> float:
+    """The control rate: ``fps`` if given, else the store's (an HDF5 file's ``fps``
+    attribute, Meta-World's for files nblib generated); otherwise a ParameterError asking
+    for it."""
     if fps is not None:
         if not isinstance(fps, int | float) or fps <= 0:
             raise ParameterError(f"fps: a positive number, got {fps!r}")
         return float(fps)
-    from nblib.data.hdf5 import open_h5
-
-    with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group]
-        for holder in (group, f):
-            if "fps" in holder.attrs:
-                return float(holder.attrs["fps"])
-        env = str(group.attrs.get("env_args", ""))
-    if '"metaworld' in env:
-        return float(METAWORLD_FPS)
+    if store.has("control_rate"):
+        return store.control_rate()
     raise ParameterError(
         f"fps: {store.path} does not record its control rate; give it (--fps), e.g. 20 for LIBERO"
     )
 
 
-def _features(store: DemoStore, shapes: dict[str, tuple], fps: float, video: VideoOptions) -> dict:
+def _features(store: StoreBase, shapes: dict[str, tuple], fps: float, video: VideoOptions) -> dict:
     features: dict = {}
     for camera in store.cameras:
         h, w, c = shapes[camera]
@@ -188,47 +178,6 @@ def _stats(values: np.ndarray) -> dict:
     out = {k: np.atleast_1d(x).tolist() for k, x in out.items()}
     out["count"] = [len(v)]
     return out
-
-
-def set_thread_scheduling(policy: int, priority: int = 0) -> None:
-    """The calling thread's scheduling, set through ``pthread_setschedparam``. glibc keeps
-    its own record of a thread's policy, which ``pthread_getschedparam`` returns and
-    threads started later copy; only this call updates it along with the kernel's
-    (``os.sched_setscheduler`` changes the kernel's alone, and libzmq, which re-applies
-    the record to its I/O threads, then started them real-time)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    libc.pthread_self.restype = ctypes.c_ulong
-    libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.c_void_p]
-    err = libc.pthread_setschedparam(
-        libc.pthread_self(), policy, ctypes.byref(ctypes.c_int(priority))
-    )
-    if err:
-        raise OSError(err, f"pthread_setschedparam({policy}, {priority}): {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def scheduling_kept():
-    """The calling thread's scheduling policy and priority, restored on exit if changed.
-
-    SVT-AV1 (libsvtav1 4.1, PyAV's wheel), in a process running as root, switches the
-    thread that starts an encoder to real-time SCHED_FIFO priority 99 and never switches it
-    back (measured: ``os.sched_getscheduler(0)`` is SCHED_FIFO after the first encoded
-    frame). Every process and thread that thread starts afterwards inherits it, and a busy
-    real-time child then starves the rest of the machine: in CI, after the loader
-    benchmark's export, Chromium and Playwright's driver ran real-time at ~94 % CPU each
-    and froze pytest, its watchdog threads included.
-    """
-    if not hasattr(os, "sched_getscheduler"):  # not Linux: nothing to guard
-        yield
-        return
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    try:
-        yield
-    finally:
-        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
-            set_thread_scheduling(policy, param.sched_priority)
 
 
 class _VideoWriter:
@@ -320,7 +269,7 @@ class _VideoWriter:
 
 
 def export_lerobot(
-    store: DemoStore,
+    store: StoreBase,
     out: str | Path,
     fps: float | None = None,
     video: VideoOptions | None = None,
@@ -479,7 +428,7 @@ def _check_encoder(vcodec: str) -> None:
         )
 
 
-def codec_error(source: DemoStore, exported, camera: str) -> dict:
+def codec_error(source: StoreBase, exported, camera: str) -> dict:
     """How far the exported frames of ``camera`` are from the source's, over every frame:
     mean and max absolute error in grey levels, and PSNR in dB."""
     diff_sum, sq_sum, count, worst = 0.0, 0.0, 0, 0

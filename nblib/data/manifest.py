@@ -1,9 +1,9 @@
 """Dataset manifests: what a dataset is, where its file lives, and how to check it.
 
 A manifest is a YAML file in ``data_manifests/``. ``kind: dataset`` describes one HDF5
-file (layout via ``key_mapping``, tasks, counts, cameras, generator and seed, checksums);
-``kind: mixture`` a weighted list of datasets with their episode counts (seed 002's
-``libero_all``).
+file or LeRobot folder (layout via ``key_mapping``, tasks, counts, cameras, generator and
+seed, checksums); ``kind: mixture`` a list of datasets with their episode counts (seed
+002's ``libero_all``), opened as one store of all their demos (:func:`open_mixture`).
 
 Two checksums are kept because rendering differs between machines (Mesa's llvmpipe vs a
 GPU's EGL driver give slightly different pixels) while MuJoCo physics does not:
@@ -21,14 +21,21 @@ from pathlib import Path
 
 import yaml
 
-from nblib.data.dataset import StoreBase, open_store
+from nblib.data.formats import is_lerobot_folder, open_store
 from nblib.data.hdf5 import demo_names, open_h5
+from nblib.data.lerobot_layout import content_sha256 as folder_sha256
 from nblib.data.mapping import KeyMapping
+from nblib.data.mixture import MixtureStore
+from nblib.data.store import StoreBase
 from nblib.errors import DataError, ManifestError
 from nblib.paths import data_dir, manifests_dir, write_text_atomic
 
 DEFAULT_DATASET = "metaworld_default"
 _KINDS = ("dataset", "mixture")
+_NO_WEIGHTS = (
+    "mixture weights are not supported: a mixture opens as all its components' demos, each "
+    "counted once; remove the weight (or subsample a component's demos yourself)"
+)
 
 
 @dataclass
@@ -88,10 +95,16 @@ def _check_mixture(raw: dict, path: Path) -> None:
     comps = raw.get("components")
     if not isinstance(comps, list) or not comps:
         raise ManifestError(f"{path}: a mixture needs a non-empty 'components' list")
+    if "weights" in raw:
+        raise ManifestError(f"{path}: {_NO_WEIGHTS} (found 'weights')")
     for i, c in enumerate(comps):
+        if not isinstance(c, dict):
+            raise ManifestError(f"{path}: components[{i}] should be a mapping, got {c!r}")
         for key in ("name", "episodes"):
             if key not in c:
                 raise ManifestError(f"{path}: components[{i}] misses '{key}'")
+        if "weight" in c:
+            raise ManifestError(f"{path}: components[{i}] ('{c['name']}'): {_NO_WEIGHTS}")
     totals = raw.get("totals", {})
     if "episodes" in totals:
         total = sum(c["episodes"] for c in comps)
@@ -134,9 +147,6 @@ def verify_dataset(manifest: Manifest, path: Path | None = None) -> str:
     Raises DataError when neither checksum matches; warns when only the content does.
     """
     path = path or manifest.data_path
-    from nblib.data.lerobot import content_sha256 as folder_sha256
-    from nblib.data.lerobot import is_lerobot_folder
-
     if is_lerobot_folder(path):  # its Parquet content is what can be checked
         want = manifest.raw.get("content_sha256")
         if not want:
@@ -206,11 +216,86 @@ def open_dataset(
 ) -> StoreBase:
     """The demos of a manifest's dataset, ready to read: the file is generated first when
     it is missing and the manifest says how, and checked against the manifest's checksums
-    (:func:`ensure_dataset`). ``mapping`` overrides the manifest's key mapping; ``cameras``
+    (:func:`ensure_dataset`); a mixture opens as one store of its components
+    (:func:`open_mixture`). ``mapping`` overrides the manifest's key mapping; ``cameras``
     and ``demos`` narrow the store to those (default: all)."""
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    if m.kind == "mixture":
+        store = open_mixture(m, mapping=mapping, cameras=cameras, progress=progress)
+        return store if demos is None else store.subset(demos)
     path = ensure_dataset(m, progress=progress)
     return open_store(path, mapping=mapping or m.key_mapping, demos=demos, cameras=cameras)
+
+
+def open_mixture(
+    manifest: Manifest,
+    mapping: str | KeyMapping | None = None,
+    cameras: list[str] | None = None,
+    progress: bool = True,
+) -> MixtureStore:
+    """A mixture manifest's components as one :class:`~nblib.data.mixture.MixtureStore`
+    (demos named ``<component>/<demo>``), when every component is here.
+
+    A component is found, in this order, at its ``file`` (absolute, or relative to the
+    data folder), through the dataset manifest of its name (checksums verified, as
+    :func:`open_dataset` does), or as ``<data folder>/<name>`` (a file or LeRobot folder).
+    Its key mapping is ``mapping`` if given, else the component's ``key_mapping``, else
+    that of its own manifest, else the mixture's, else its format's default. Each must
+    hold the episodes the manifest counts.
+    """
+    found, missing = {}, []
+    for comp in manifest.raw["components"]:
+        where = _locate(manifest, comp)
+        if isinstance(where, str):
+            missing.append(f"'{comp['name']}' (looked for {where})")
+        else:
+            found[comp["name"]] = where
+    if missing:
+        raise DataError(
+            f"{manifest.path}: mixture '{manifest.name}' is missing {len(missing)} of its "
+            f"{len(manifest.raw['components'])} components: {'; '.join(missing)}. Put each "
+            "where it was looked for, or give its location as the component's 'file'."
+        )
+    stores = {}
+    for comp in manifest.raw["components"]:
+        name, where = comp["name"], found[comp["name"]]
+        chosen = mapping or comp.get("key_mapping")
+        if isinstance(where, Manifest):  # its own key mapping unless one is chosen
+            store = open_dataset(where, mapping=chosen, cameras=cameras, progress=progress)
+        else:
+            chosen = chosen or manifest.raw.get("key_mapping")
+            store = open_store(where, mapping=chosen, cameras=cameras)
+        if len(store.demos) != comp["episodes"]:
+            raise DataError(
+                f"{store.path}: component '{name}' of mixture '{manifest.name}' holds "
+                f"{len(store.demos)} episodes, its manifest {manifest.path} says "
+                f"{comp['episodes']}"
+            )
+        stores[name] = store
+    return MixtureStore(manifest.name, manifest.path, stores, cache_dir=data_dir())
+
+
+def _locate(mixture: Manifest, comp: dict) -> Manifest | Path | str:
+    """Where a mixture's component is: its dataset manifest or its path; when it is not
+    here, the places it was looked for (a str)."""
+    name = comp["name"]
+    if comp.get("file"):
+        file = Path(comp["file"]).expanduser()
+        path = file if file.is_absolute() else data_dir() / file
+        return path if path.exists() else str(path)
+    own = manifests_dir() / f"{name}.yaml"
+    if own.exists():
+        sub = load_manifest(own)
+        if sub.kind != "dataset":
+            raise ManifestError(
+                f"{mixture.path}: component '{name}' is itself a {sub.kind} ({own}); "
+                "a mixture's components are datasets"
+            )
+        if sub.data_path.exists() or sub.generator:
+            return sub
+        return f"{sub.data_path}, named by {own}"
+    path = data_dir() / name
+    return path if path.exists() else f"a manifest {own} or {path}"
 
 
 def config_from_manifest(manifest: Manifest):

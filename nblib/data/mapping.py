@@ -13,11 +13,11 @@ A mapping is a small JSON file in ``data_manifests/key_mappings/``::
 group (``demo_attr``), of the group holding the demos (``group_attr``), of the file
 (``file_attr``), optionally a field of a JSON string (``json_field``), or a ``constant``.
 
-A mapping with ``"format": "lerobot"`` names LeRobot v3.0 features instead of HDF5 paths
+A mapping with ``"format": "lerobot"`` names LeRobot features instead of HDF5 paths
 (``"images": {"*": "observation.images.*"}`` takes every camera feature, widths written
 ``"auto"`` come from the folder's ``meta/info.json``, and ``{"lerobot": "task"}`` is the
-episode's task text from ``meta/tasks.parquet``); :mod:`nblib.data.lerobot` resolves it
-against a folder.
+episode's task text from the folder's task metadata);
+:func:`nblib.data.lerobot_layout.resolve_mapping` resolves it against a folder.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ from nblib.paths import atomic_path
 GENERATOR_VERSION = "1"
 DEFAULT_TASKS = ("reach", "push", "pick-place", "drawer-open", "button-press-topdown")
 DEFAULT_CAMERAS = ("corner", "behindGripper")
+# Meta-World steps the simulation 5 x 2.5 ms per action (frame_skip 5, timestep 0.0025):
+# 80 actions per second (measured as env.dt = 0.0125 s).
+METAWORLD_FPS = 80
 # Cameras that Meta-World's model renders upside down; their frames are rotated 180 degrees.
 UPSIDE_DOWN_CAMERAS = frozenset({"corner"})
 

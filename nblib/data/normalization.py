@@ -8,6 +8,7 @@ latter two mapping to [-1, 1].
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,3 +95,33 @@ class NormStats:
     def load(cls, path: str | Path) -> NormStats:
         data = json.loads(Path(path).read_text())
         return cls(Stats(**data["actions"]), Stats(**data["proprio"]), data["demos"])
+
+
+def load_norm_stats(store, cache: str | Path | None = None) -> NormStats:
+    """Statistics over ``store.demos`` (any :class:`~nblib.data.store.StoreBase`), cached
+    in a JSON file, by default next to the data (``store.norm_stats_cache()``).
+
+    The cache is keyed by the data's size and modification time, the mapping and the demo
+    list, so statistics of the training split are never confused with those of another
+    subset, nor with those of a regenerated file. A cache that cannot be read or written
+    (a dataset on read-only storage) is skipped with a warning: the statistics are then
+    computed from the data, as they would be without a cache.
+    """
+    cache = Path(cache) if cache else store.norm_stats_cache()
+    try:
+        entries = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{cache}: unreadable normalisation cache, recomputing ({exc})", stacklevel=2)
+        entries = {}
+    key = f"{store.stamp()}:{store.mapping.name}:" + ",".join(store.demos)
+    if key in entries:
+        return NormStats(
+            Stats(**entries[key]["actions"]), Stats(**entries[key]["proprio"]), store.demos
+        )
+    stats = store.norm_stats()
+    entries[key] = asdict(stats)
+    try:
+        write_json_atomic(cache, entries)
+    except OSError as exc:
+        warnings.warn(f"{cache}: cannot write the normalisation cache ({exc})", stacklevel=2)
+    return stats

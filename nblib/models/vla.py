@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from nblib.cache import FeatureCache, encode_batch
-from nblib.data.dataset import ChunkDataset, DemoStore
+from nblib.data.dataset import ChunkDataset
+from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats, Stats
 from nblib.errors import DataError
 from nblib.models.files import load_tagged, save_tagged

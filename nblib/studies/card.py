@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nblib.data.checks import DatasetSummary, check_dataset, format_summary
-from nblib.data.dataset import DemoStore
+from nblib.data.formats import check_dataset
+from nblib.data.hdf5 import DemoStore
 from nblib.data.leakage import LeakageReport, leakage_report
 from nblib.data.manifest import open_dataset
 from nblib.data.splits import Split, split_episodes, subset_train
+from nblib.data.summary import DatasetSummary, format_summary
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.plots import colors_for, new_figure
 from nblib.studies import StudyConfig
@@ -189,17 +190,9 @@ def _require_step(value, step: str):
 
 def failed_demos(store: DemoStore) -> list[str]:
     """Demos whose ``success`` attribute is False (layouts without it: none)."""
-    from nblib.data.hdf5 import open_h5
-
-    if store.mapping.format != "hdf5":  # LeRobot episodes carry no success flag
+    if not store.has("success_flags"):  # e.g. LeRobot episodes carry no success flag
         return []
-    with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group] if store.mapping.demo_group in f else None
-        if group is None:
-            return []
-        return [
-            d for d in store.demos if "success" in group[d].attrs and not group[d].attrs["success"]
-        ]
+    return [demo for demo, ok in store.success_flags().items() if not ok]
 
 
 def random_demos_per_task(store: DemoStore, per_task: int, seed: int) -> dict[str, list[str]]:

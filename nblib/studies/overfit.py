@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.cache import FeatureCache
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
 from nblib.errors import NblibError, is_int, is_number, require

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from nblib.cache import OUTPUTS, FeatureCache
-from nblib.data.dataset import DemoStore, load_norm_stats
-from nblib.data.normalization import NormStats
+from nblib.data.hdf5 import DemoStore
+from nblib.data.normalization import NormStats, load_norm_stats
 from nblib.data.splits import Split
 from nblib.devices import DEVICES, MIXED_PRECISIONS
 from nblib.errors import ParameterError, is_int, is_number

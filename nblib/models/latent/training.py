@@ -43,7 +43,8 @@ def load_frame_pairs(
     "instruction": (P,) object arrays, "action_dx", "action_dy": (P,) actions 0 and 1
     summed over the k steps (robot frame), "file": the HDF5 path}.
     """
-    from nblib.data.dataset import FramePairDataset, open_store
+    from nblib.data.dataset import FramePairDataset
+    from nblib.data.formats import open_store
 
     store = path if hasattr(path, "frames") else open_store(path, mapping=mapping, demos=demos)
     cameras = _as_list(camera, store)

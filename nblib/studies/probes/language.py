@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nblib.data.dataset import DemoStore
+from nblib.data.store import StoreBase
 from nblib.errors import ParameterError
 from nblib.metrics.estimates import bootstrap_mean
 from nblib.studies.probes.stages import INPUT_STAGES, encode_stages
@@ -69,24 +69,11 @@ def instruction_variants(study: ProbesStudy) -> dict[str, list[str]]:
     return out
 
 
-def _paraphrases(store: DemoStore) -> dict[str, list[str]]:
-    """task -> its phrasings, from the file's ``instructions`` attribute (the generator's)."""
-    import json
-
-    from nblib.data.hdf5 import open_h5
-
-    if store.mapping.format != "hdf5":  # only the generator's HDF5 files list phrasings
+def _paraphrases(store: StoreBase) -> dict[str, list[str]]:
+    """task -> its phrasings, where the dataset lists them (the generator's files do)."""
+    if not store.has("instruction_phrasings"):
         return {}
-    with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group] if store.mapping.demo_group in f else None
-        raw = group.attrs.get("instructions") if group is not None else None
-    if raw is None:
-        return {}
-    try:
-        table = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return {str(k): [str(p) for p in v] for k, v in table.items() if isinstance(v, list)}
+    return store.instruction_phrasings()
 
 
 def _another(phrasings: list[str], original: str) -> str | None:

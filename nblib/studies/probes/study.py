@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.models.vla import PolicyWithBackbone, Samples

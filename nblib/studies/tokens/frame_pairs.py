@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib.data.dataset import StoreBase, open_store
-from nblib.data.lerobot import is_lerobot_folder
+from nblib.data.formats import open_like
+from nblib.data.store import StoreBase
 from nblib.errors import DataError, ParameterError
 from nblib.flow import angular_error_deg, commanded_motion, flows_for_pairs, projected_motion
 
@@ -58,10 +58,7 @@ def _stores(df: pd.DataFrame, store: StoreBase | None, rows: np.ndarray) -> list
             raise DataError(f"token table references frames in {name}, which does not exist")
         else:
             # Another file of the same format is read with the same mapping.
-            same = store is not None and is_lerobot_folder(name) == (
-                store.mapping.format == "lerobot"
-            )
-            out.append((open_store(name, mapping=store.mapping if same else None), mask))
+            out.append((open_like(name, store), mask))
     merged: dict[int, tuple] = {}  # the same store may come from "" and from its own path
     for s, mask in out:
         prev = merged.get(id(s))
@@ -207,35 +204,13 @@ def _set_reference(out: pd.DataFrame, sources: list, commanded: bool) -> None:
 def eef_positions(store: StoreBase) -> dict | None:
     """demo -> (T, 3) end-effector positions from the proprio key named ``*eef_pos`` or
     ``*ee_pos`` (metaworld, robomimic, libero, cosmos layouts); None without one."""
-    start = 0
-    for key, width in store.mapping.proprio.items():
-        if width == 3 and key.rsplit("/", 1)[-1].endswith(("eef_pos", "ee_pos")):
-            return {d: p[:, start : start + 3] for d, p in store.proprio.items()}
-        start += width
-    return None
+    return store.eef_positions() if store.has("eef_positions") else None
 
 
 def camera_parameters(store: StoreBase) -> dict:
     """(camera, demo) -> (intrinsics (3, 3), extrinsics (T, 4, 4) or (4, 4)) for every demo
-    and camera with a ``camera/<name>/`` group (the generator's layout), read in one pass."""
-    from nblib.data.hdf5 import open_h5
-
-    out = {}
-    if store.mapping.format != "hdf5":  # LeRobot folders store no camera calibration
-        return out
-    with open_h5(store.path) as f:
-        group = f[store.mapping.demo_group]
-        for demo in store.demos:
-            cams = group[demo].get("camera")
-            if cams is None:
-                continue
-            for camera in store.cameras:
-                if camera in cams:
-                    out[camera, demo] = (
-                        cams[camera]["intrinsics"][()],
-                        cams[camera]["extrinsics"][()],
-                    )
-    return out
+    and camera whose calibration the dataset records (the generator's layout does)."""
+    return store.camera_calibration() if store.has("camera_calibration") else {}
 
 
 def stride_effect(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib.data.dataset import DemoStore
+from nblib.data.hdf5 import DemoStore
 from nblib.errors import is_int, is_number, require
 from nblib.flow import WEIGHTINGS, angle_deg
 from nblib.metrics.embedding import umap_embedding

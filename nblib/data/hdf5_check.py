@@ -1,53 +1,26 @@
-"""Check a demo dataset file against a key mapping before anything trains on it.
+"""Check an HDF5 demo file against a key mapping before anything trains on it.
 
-:func:`check_dataset` walks every demo (in natural order: ``demo_2`` before ``demo_10``)
+:func:`check_hdf5` walks every demo (in natural order: ``demo_2`` before ``demo_10``)
 and raises :class:`~nblib.errors.DataError` at the first problem, naming the file, the
 HDF5 key, the demo and the step, and saying what was expected. Low-dimensional arrays
 (actions, proprio) are read whole and checked with numpy; images are checked by shape and
-dtype only, so no frame is decompressed. A valid file gives a :class:`DatasetSummary`,
-which :func:`format_summary` prints for ``nblib data check PATH``.
+dtype only, so no frame is decompressed. A valid file gives a
+:class:`~nblib.data.summary.DatasetSummary`. :func:`nblib.data.formats.check_dataset`
+calls it for files and :func:`nblib.data.lerobot_check.check_lerobot` for folders.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nblib.data.hdf5 import natural_key, open_h5
 from nblib.data.mapping import KeyMapping, load_mapping
+from nblib.data.summary import DatasetSummary, summarize
 from nblib.errors import DataError, ManifestError, ParameterError
 
-ACTION_STATS = ("mean", "std", "min", "max", "q01", "q99")
 UNREADABLE = "not a readable HDF5 file (truncated or corrupt?)"
-
-
-@dataclass
-class DatasetSummary:
-    """What :func:`check_dataset` found in a valid file.
-
-    ``action_stats`` maps each of ``ACTION_STATS`` to a list of ``action_dim`` floats over
-    all steps of all demos (std with ddof=0; q01/q99 are the 1st/99th percentiles).
-    ``tasks`` and ``instructions`` count demos per text, in order of first appearance;
-    ``success_rate`` is the mean demo ``success`` attribute over the demos that have one.
-    """
-
-    path: Path
-    mapping: str
-    demos: int
-    steps: int
-    episode_lengths: list[int]
-    demo_names: list[str]
-    tasks: dict[str, int]
-    instructions: dict[str, int]
-    cameras: dict[str, tuple[int, int, int]]
-    action_dim: int
-    proprio_dim: int
-    action_stats: dict[str, list[float]] = field(default_factory=dict)
-    success_rate: float | None = None
-    success_demos: int = 0  # demos carrying a ``success`` attribute
-    action_names: list[str] = field(default_factory=list)  # the mapping's, or a[0], a[1], ...
 
 
 def _fail(path: Path, message: str) -> DataError:
@@ -166,12 +139,11 @@ def _check_demo(
     return actions, frames
 
 
-def check_dataset(
-    path: str | Path, mapping: str | Path | KeyMapping | None = None, horizon: int | None = None
+def check_hdf5(
+    path: str | Path, mapping: str | Path | KeyMapping = "metaworld", horizon: int | None = None
 ) -> DatasetSummary:
-    """Validate the HDF5 file ``path`` against ``mapping`` (default ``metaworld``); raise
-    DataError at the first problem. A folder is checked as a LeRobot v3.0 dataset by
-    :func:`nblib.data.lerobot_check.check_lerobot` (default mapping ``lerobot``).
+    """Validate the HDF5 file ``path`` against ``mapping``; raise DataError at the first
+    problem.
 
     Checks, per demo: every key the mapping names exists; actions are (T, action_dim);
     each proprio key is (T, width) with the mapping's width; images are (T, H, W, 3)
@@ -179,17 +151,9 @@ def check_dataset(
     proprio are finite; ``horizon`` (the action-chunk length, if given) fits in T; the
     instruction and task text can be read.
     """
-    if horizon is not None and (not isinstance(horizon, int | np.integer) or horizon < 1):
-        raise ParameterError(f"horizon: need a positive number of steps, got {horizon!r}")
     path = Path(path)
-    from nblib.data.lerobot import is_lerobot_folder
-
-    if is_lerobot_folder(path):
-        from nblib.data.lerobot_check import check_lerobot
-
-        return check_lerobot(path, mapping=mapping or "lerobot", horizon=horizon)
     if not isinstance(mapping, KeyMapping):
-        mapping = load_mapping(mapping or "metaworld")
+        mapping = load_mapping(mapping)
     if mapping.format != "hdf5":
         raise ParameterError(
             f"mapping '{mapping.name}' is for {mapping.format} folders, but {path} is a file"
@@ -258,79 +222,3 @@ def _check_open_file(path: Path, f, mapping: KeyMapping, horizon: int | None) ->
     return summarize(
         path, mapping, names, lengths, actions_all, tasks, instructions, cameras, successes
     )
-
-
-def summarize(
-    path: Path,
-    mapping: KeyMapping,
-    names: list[str],
-    lengths: list[int],
-    actions_all: list[np.ndarray],
-    tasks: dict[str, int],
-    instructions: dict[str, int],
-    cameras: dict[str, tuple[int, int, int]],
-    successes: list[bool],
-) -> DatasetSummary:
-    """The summary of a checked dataset, whatever its format: counts and action statistics."""
-    every = np.concatenate(actions_all).astype(np.float64)
-    q01, q99 = np.quantile(every, [0.01, 0.99], axis=0)
-    stats = {
-        "mean": every.mean(axis=0),
-        "std": every.std(axis=0),
-        "min": every.min(axis=0),
-        "max": every.max(axis=0),
-        "q01": q01,
-        "q99": q99,
-    }
-    return DatasetSummary(
-        path=path,
-        mapping=mapping.name,
-        demos=len(names),
-        steps=int(sum(lengths)),
-        episode_lengths=lengths,
-        demo_names=names,
-        tasks=tasks,
-        instructions=instructions,
-        cameras=cameras,
-        action_dim=mapping.action_dim,
-        proprio_dim=mapping.proprio_dim,
-        action_stats={k: [float(x) for x in v] for k, v in stats.items()},
-        success_rate=float(np.mean(successes)) if successes else None,
-        success_demos=len(successes),
-        action_names=mapping.action_labels(),
-    )
-
-
-def _counts(counts: dict[str, int], limit: int = 6) -> str:
-    if not counts:
-        return "none"
-    shown = [f"{text!r} {n}" for text, n in list(counts.items())[:limit]]
-    more = f", ... ({len(counts) - limit} more)" if len(counts) > limit else ""
-    return ", ".join(shown) + more
-
-
-def format_summary(summary: DatasetSummary, path_label: str | None = None) -> str:
-    """A short report: counts, lengths, cameras, success, then one row per action dim."""
-    lengths = np.asarray(summary.episode_lengths)
-    cams = ", ".join(f"{c} {h}x{w}x{ch}" for c, (h, w, ch) in summary.cameras.items()) or "none"
-    if summary.success_rate is None:
-        success = "no 'success' attribute"
-    else:
-        n = summary.success_demos
-        success = f"{summary.success_rate:.1%} ({round(summary.success_rate * n)}/{n} demos)"
-    lines = [
-        # path_label lets notebooks print a machine-independent name (nbval compares it).
-        f"{path_label or summary.path}  OK  (mapping '{summary.mapping}')",
-        f"demos {summary.demos}, steps {summary.steps}; episode length "
-        f"min {lengths.min()} / median {np.median(lengths):g} / max {lengths.max()}",
-        f"tasks ({len(summary.tasks)}): {_counts(summary.tasks)}",
-        f"instructions ({len(summary.instructions)}): {_counts(summary.instructions, 3)}",
-        f"cameras: {cams}",
-        f"proprio dim {summary.proprio_dim}, action dim {summary.action_dim}, success {success}",
-        "  action " + "".join(f"{s:>9}" for s in ACTION_STATS),
-    ]
-    stats = summary.action_stats
-    names = summary.action_names or [f"a[{d}]" for d in range(summary.action_dim)]
-    for d, label in enumerate(names):
-        lines.append(f"{label[:8]:>8} " + "".join(f"{stats[s][d]:>9.3f}" for s in ACTION_STATS))
-    return "\n".join(lines)
