@@ -50,22 +50,51 @@ def test_each_config_field_is_a_notebook_parameter_with_the_same_default(name):
 
 
 def test_card_study_end_to_end(tiny_manifest):
-    study = card.prepare(card.CardConfig(manifest=tiny_manifest, val_fraction=0.34))
+    config = card.CardConfig(manifest=tiny_manifest, val_fraction=0.34)
+    study = card.prepare(config)
     assert "tiny.h5  OK" in card.summary_text(study)
     assert list(card.demos_table(study.store).index) == ["reach", "push"]  # order of first demo
-    with pytest.raises(ParameterError, match="split_and_check_leakage"):
-        card.verdict(study)  # a step left out is named
     leak = card.split_and_check_leakage(study)
-    assert len(study.split.val) == 2 and leak.val_frames > 0
+    assert len(leak.split.val) == 2 and leak.report.val_frames > 0
     strips = card.frame_strips(study)
     assert set(strips) == {"corner", "behindGripper"}
-    for fig, _ in [*strips.values(), card.leakage_examples(study)]:
+    for fig, _ in [*strips.values(), card.leakage_examples(study, leak)]:
         plt.close(fig)
-    verdict = card.verdict(study)
+    evidence = card.evidence(study, leak)
+    near = evidence.near_fraction
+    assert near.value == pytest.approx(leak.report.near_fraction)
+    assert near.low <= near.value <= near.high
+    assert "bootstrap over 2 validation demos" in near.method
+    verdict = card.verdict(evidence, config)
     assert isinstance(verdict, Verdict) and verdict.label in ("PASS", "WARN")
-    assert set(verdict.numbers) == {"leak_exact", "leak_near_fraction", "failed_demos"}
-    assert card.metrics(study)["val_demos"] == 2
-    to_jsonable(card.metrics(study))
+    assert set(verdict.numbers) == {
+        "leak_exact",
+        "leak_near_fraction",
+        "leak_near_fraction_low",
+        "leak_near_fraction_high",
+        "failed_demos",
+    }
+    metrics = to_jsonable(card.metrics(evidence))
+    assert metrics["val_demos"] == 2 and metrics["tasks"] == 2
+
+
+def test_card_verdict_warns_when_the_near_share_may_exceed_a_half():
+    from nblib.data.leakage import LeakageReport
+    from nblib.data.splits import Split
+    from nblib.verdict import Estimate
+
+    report = LeakageReport("corner", 1.0, 32, 100, 0, 45)
+    config = card.CardConfig()
+
+    def judged(low, high, failed=()):
+        near = Estimate(0.45, low, high, "test")
+        split = Split(["a"], ["b"], 0)
+        return card.verdict(card.CardEvidence(3, 30, 1, failed, split, report, near), config)
+
+    assert judged(0.40, 0.49).label == "PASS"
+    straddling = judged(0.30, 0.60)  # the point estimate alone (0.45) would pass
+    assert straddling.label == "WARN" and "[30%, 60%]" in straddling.reasons[0]
+    assert judged(0.40, 0.49, failed=("demo_3",)).label == "WARN"
 
 
 def test_card_config_rejects_bad_values():

@@ -14,6 +14,8 @@ import numpy as np
 
 from nblib.errors import ParameterError
 
+VAL_FRACTION = 0.2  # the suite's share of each task's demos held out for validation
+
 
 @dataclass(frozen=True)
 class Split:
@@ -28,7 +30,7 @@ class Split:
 def split_episodes(
     demos: list[str],
     groups: dict[str, str | None] | None = None,
-    val_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
 ) -> Split:
     """Split demo names into train/val, stratified by ``groups`` (demo -> task) if given.

@@ -24,12 +24,13 @@ from nblib.data.formats import check_dataset
 from nblib.data.hdf5 import DemoStore
 from nblib.data.leakage import LeakageReport, leakage_report
 from nblib.data.manifest import open_dataset
-from nblib.data.splits import Split, split_episodes, subset_train
+from nblib.data.splits import VAL_FRACTION, Split, split_episodes, subset_train
 from nblib.data.summary import DatasetSummary, format_summary
-from nblib.errors import ParameterError, is_int, is_number, require
+from nblib.errors import is_int, is_number, require
+from nblib.metrics.estimates import bootstrap_ratio
 from nblib.plots import colors_for, new_figure
-from nblib.studies import StudyConfig
-from nblib.verdict import Verdict
+from nblib.studies import Evidence, Study, StudyConfig
+from nblib.verdict import Estimate, Verdict
 
 # Share of near-identical validation frames above which the split is flagged (WARN).
 NEAR_WARN = 0.5
@@ -39,7 +40,7 @@ NEAR_WARN = 0.5
 class CardConfig(StudyConfig):
     manifest: str = "metaworld_default"  # a name in data_manifests/ or a path to a .yaml
     mapping: str | None = None  # key mapping overriding the manifest's
-    val_fraction: float = 0.2  # share of each task's demos held out (split per episode)
+    val_fraction: float = VAL_FRACTION  # share of each task's demos held out (split per episode)
     split_seed: int = 0  # seed of the split; every training subset shares its val set
     train_demos: int | None = None  # keep only the first N training demos; None keeps all
     strip_demos_per_task: int = 1  # random demos per task shown as frame strips
@@ -73,33 +74,49 @@ class CardConfig(StudyConfig):
         require(is_number(thr) and thr >= 0, own, "leakage_threshold", thr, "a number >= 0")
 
 
-@dataclass
-class Card:
-    """A validated dataset and what the notebook found in it (filled in step by step)."""
+@dataclass(frozen=True)
+class CardStudy(Study):
+    """A validated dataset: the store, its check summary and the demos its expert failed."""
 
-    config: CardConfig
     store: DemoStore
     summary: DatasetSummary
-    failed_demos: list[str]
-    split: Split | None = None
-    leakage: LeakageReport | None = None
+    failed_demos: tuple[str, ...]
 
     @property
     def path(self):
         return self.store.path
 
 
-def prepare(config: CardConfig) -> Card:
+@dataclass(frozen=True)
+class Leakage:
+    """The per-episode split and the leakage report of its validation frames."""
+
+    split: Split
+    report: LeakageReport
+
+
+@dataclass(frozen=True)
+class CardEvidence(Evidence):
+    demos: int
+    steps: int
+    tasks: int
+    failed_demos: tuple[str, ...]
+    split: Split
+    leakage: LeakageReport
+    near_fraction: Estimate  # share of near-identical validation frames, bootstrap interval
+
+
+def prepare(config: CardConfig) -> CardStudy:
     """Open the manifest's file (generated on first use, checksum verified) and validate
     every demo's keys, shapes, lengths and values against the key mapping."""
     store = open_dataset(config.manifest, mapping=config.mapping)
     summary = check_dataset(store.path, mapping=store.mapping)
-    return Card(config, store, summary, failed_demos(store))
+    return CardStudy(config, store, summary, tuple(failed_demos(store)))
 
 
-def summary_text(card: Card) -> str:
+def summary_text(study: CardStudy) -> str:
     """The validation summary, with the file's name only (nbval compares it)."""
-    return format_summary(card.summary, path_label=card.path.name)
+    return format_summary(study.summary, path_label=study.path.name)
 
 
 def demos_table(store: DemoStore) -> pd.DataFrame:
@@ -127,65 +144,76 @@ def demos_table(store: DemoStore) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("task")
 
 
-def split_and_check_leakage(card: Card) -> LeakageReport:
+def split_and_check_leakage(study: CardStudy) -> Leakage:
     """The per-episode split (stratified by task, before any subsetting) and the leakage
     report comparing every validation frame with every training frame of one camera."""
-    cfg = card.config
-    store = card.store
-    card.split = subset_train(
+    cfg, store = study.config, study.store
+    split = subset_train(
         split_episodes(store.demos, store.task, cfg.val_fraction, cfg.split_seed), cfg.train_demos
     )
-    card.leakage = leakage_report(
+    report = leakage_report(
         store,
-        card.split.train,
-        card.split.val,
+        split.train,
+        split.val,
         camera=cfg.leakage_camera,
         threshold=cfg.leakage_threshold,
     )
-    return card.leakage
+    return Leakage(split, report)
 
 
-def verdict(card: Card) -> Verdict:
+def evidence(study: CardStudy, leakage: Leakage) -> CardEvidence:
+    """The counts, the failed demos and the leakage, with the share of near-identical
+    validation frames bootstrapped over the validation demos (a demo's frames are alike)."""
+    report = leakage.report
+    demos = [d for d in leakage.split.val if d in report.per_val_demo]
+    if demos:
+        frames = np.array([study.store.lengths[d] for d in demos], dtype=float)
+        near = np.array([report.per_val_demo[d] for d in demos]) * frames
+        near_fraction = bootstrap_ratio(near, frames, "validation demos", study.config.seed)
+    else:
+        near_fraction = Estimate(0.0, 0.0, 0.0, "no validation frames")
+    s = study.summary
+    return CardEvidence(
+        s.demos, s.steps, len(s.tasks), study.failed_demos, leakage.split, report, near_fraction
+    )
+
+
+def verdict(evidence: CardEvidence, config: CardConfig) -> Verdict:
     """PASS / WARN for a dataset that passed the checks (a file that fails them never gets
     here). WARN when a validation frame is byte-identical to a training frame, when more
-    than ``NEAR_WARN`` of validation frames are near-identical to training ones, or when
-    some demos were flagged as failed by their expert."""
-    leak = _require_step(card.leakage, "split_and_check_leakage")
+    than ``NEAR_WARN`` of validation frames may be near-identical to training ones (the
+    bootstrap interval reaches above it: a card takes the cautious side), or when some
+    demos were flagged as failed by their expert."""
+    leak, near = evidence.leakage, evidence.near_fraction
     reasons = []
     if leak.exact:
         reasons.append(f"{leak.exact} validation frames are byte-identical to training frames")
-    if leak.near_fraction > NEAR_WARN:
+    if not near.below(NEAR_WARN):
         reasons.append(
-            f"{leak.near_fraction:.0%} of validation frames are near-identical to training frames "
-            f"(RMS < {leak.threshold} grey levels)"
+            f"{near.value:.0%} of validation frames are near-identical to training frames "
+            f"(RMS < {leak.threshold} grey levels; {near.method}: [{near.low:.0%}, "
+            f"{near.high:.0%}], threshold {NEAR_WARN:.0%})"
         )
-    failed = card.failed_demos
+    failed = evidence.failed_demos
     if failed:
-        reasons.append(f"{len(failed)} demos did not reach success: {failed[:5]}")
+        reasons.append(f"{len(failed)} demos did not reach success: {list(failed[:5])}")
     numbers = {
         "leak_exact": leak.exact,
-        "leak_near_fraction": leak.near_fraction,
+        **near.numbers("leak_near_fraction"),
         "failed_demos": len(failed),
     }
     return Verdict("WARN" if reasons else "PASS", reasons, numbers)
 
 
-def metrics(card: Card) -> dict:
+def metrics(evidence: CardEvidence) -> dict:
     """What metrics.json records beside the verdict's numbers."""
-    split = _require_step(card.split, "split_and_check_leakage")
     return {
-        "demos": card.summary.demos,
-        "steps": card.summary.steps,
-        "tasks": len(card.summary.tasks),
-        "train_demos": len(split.train),
-        "val_demos": len(split.val),
+        "demos": evidence.demos,
+        "steps": evidence.steps,
+        "tasks": evidence.tasks,
+        "train_demos": len(evidence.split.train),
+        "val_demos": len(evidence.split.val),
     }
-
-
-def _require_step(value, step: str):
-    if value is None:
-        raise ParameterError(f"run card.{step}(card) first")
-    return value
 
 
 def failed_demos(store: DemoStore) -> list[str]:
@@ -249,10 +277,10 @@ def plot_action_histograms(store: DemoStore, dim_names: list[str] | None = None,
     return fig, axes
 
 
-def frame_strips(card: Card) -> dict[str, tuple]:
+def frame_strips(study: CardStudy) -> dict[str, tuple]:
     """One figure per camera: evenly spaced frames of ``strip_demos_per_task`` random demos
     of each task. Returns camera -> (fig, axes)."""
-    cfg, store = card.config, card.store
+    cfg, store = study.config, study.store
     shown = [
         d
         for demos in random_demos_per_task(store, cfg.strip_demos_per_task, cfg.seed).values()
@@ -286,13 +314,13 @@ def plot_frame_grid(rows: list[tuple[str, list[int], list[np.ndarray]]], camera:
     return fig, axes
 
 
-def leakage_examples(card: Card, n: int = 4):
+def leakage_examples(study: CardStudy, leakage: Leakage, n: int = 4):
     """The closest val/train frame pairs of the leakage report, side by side."""
-    leak = _require_step(card.leakage, "split_and_check_leakage")
+    leak, store = leakage.report, study.store
     pairs = []
     for ex in leak.examples[:n]:
-        val = card.store.frames(ex["val_demo"], leak.camera, ex["val_t"], ex["val_t"] + 1)[0]
-        train = card.store.frames(ex["train_demo"], leak.camera, ex["train_t"], ex["train_t"] + 1)
+        val = store.frames(ex["val_demo"], leak.camera, ex["val_t"], ex["val_t"] + 1)[0]
+        train = store.frames(ex["train_demo"], leak.camera, ex["train_t"], ex["train_t"] + 1)
         pairs.append(
             (
                 val,

@@ -21,7 +21,7 @@ import torch
 from nblib.cache import OUTPUTS, FeatureCache
 from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats, load_norm_stats
-from nblib.data.splits import Split
+from nblib.data.splits import VAL_FRACTION, Split
 from nblib.devices import DEVICES, MIXED_PRECISIONS
 from nblib.errors import ParameterError, is_int, is_number
 from nblib.errors import require as _require
@@ -38,7 +38,6 @@ from nblib.models.vla import (
 )
 from nblib.train import History, TrainConfig
 
-VAL_FRACTION = 0.2  # share of each task's demos held out for validation
 HORIZON = 16  # action chunk length H
 BATCH_SIZE = 32  # samples per optimizer step
 LR = 2e-3  # peak learning rate of the policy (its backbone frozen)
