@@ -23,6 +23,11 @@ KILLED = EXAMPLES / "vla_adapter_spatial_killed.txt"
 PLUS = EXAMPLES / "quantvla_fp16_libero_plus_spatial.log"
 
 
+def verdict_of(study):
+    evidence = comparison.evidence(study, comparison.paired_tables(study))
+    return comparison.verdict(evidence, study.config)
+
+
 def test_config_checks_name_the_parameter():
     with pytest.raises(ParameterError, match="ComparisonConfig.test='t'"):
         comparison.ComparisonConfig(test="t")
@@ -56,9 +61,10 @@ def test_two_real_runs_paired_by_task_across_tools():
     study = _study(result_files=[str(PI0), str(SMOLVLA)], run_labels=["pi0", "smolvla"])
     assert study.runs == ["pi0", "smolvla"] and study.reference is None
     assert comparison.run_pairs(study) == [("smolvla", "pi0")]  # the one pair sharing tasks
-    averages = comparison.average_summary(study)
+    averages = study.average
     assert averages["run"].tolist() == ["smolvla"]  # pi0 ran one suite: no average
-    per_task, per_suite = comparison.paired_tables(study)
+    paired = comparison.paired_tables(study)
+    per_task, per_suite = paired.per_task, paired.per_suite
     assert len(per_task) == 10 and set(per_task["suite"]) == {"libero_goal"}
     drawer = per_task.set_index("task").loc["open the top drawer and put the bowl inside"]
     assert (drawer.successes_a, drawer.trials_a, drawer.successes_b, drawer.trials_b) == (
@@ -72,7 +78,7 @@ def test_two_real_runs_paired_by_task_across_tools():
     assert goal["diff"] == pytest.approx(87.0 - 98.2, abs=1e-9)
     assert goal.ci_low < goal["diff"] < goal.ci_high < 0
     assert goal.significant and goal.reference == "pi0"
-    verdict = comparison.verdict(study)
+    verdict = verdict_of(study)
     assert verdict.label == "DIFFERENT"
     assert verdict.numbers["significant_comparisons"] == 1
 
@@ -95,7 +101,7 @@ def test_suite_table_puts_runs_beside_published_baselines():
     sizes = comparison.sample_sizes(study).set_index("suite")
     assert sizes.loc["libero_goal", "mdd_pp"] > 5  # 100 episodes cannot see small gains
     # one run and no shared tasks: nothing to test pairwise
-    verdict = comparison.verdict(study)
+    verdict = verdict_of(study)
     assert verdict.label == "INCONCLUSIVE" and "share a task" in str(verdict)
 
 
@@ -105,14 +111,14 @@ def test_interrupted_and_perturbed_runs_are_kept_apart():
     assert not table.loc["vla_adapter_spatial_killed", "complete"]
     assert table.loc["vla_adapter_spatial_killed", "episodes"] == 58
     # the LIBERO-Plus variants are not part of the suite's standard-protocol rate ...
-    suites = comparison.suite_summary(study)
+    suites = study.suites
     assert suites["run"].tolist() == ["vla_adapter_spatial_killed"]
     # ... they are in the perturbation breakdown
     perturbed, totals = comparison.perturbation_table(study)
     rows = perturbed.set_index(["method", "perturbation"])
     assert rows.loc[("quantvla_fp16_libero_plus_spatial", "camera"), "successes"] == 0
     assert set(totals["method"]) == {"quantvla_fp16_libero_plus_spatial"}
-    assert "interrupted" in str(comparison.verdict(study))
+    assert "interrupted" in str(verdict_of(study))
 
 
 def test_libero_plus_baseline_breakdown_has_plain_and_weighted_totals():
@@ -130,14 +136,14 @@ def test_no_result_files_means_baselines_only(monkeypatch, tmp_path):
     monkeypatch.setattr(comparison.study, "examples_dir", lambda: tmp_path / "none")
     study = _study()
     assert study.runs == []
-    assert comparison.verdict(study).label == "BASELINES"
+    assert verdict_of(study).label == "BASELINES"
     table = comparison.suite_table(study)
     assert set(table["kind"]) == {"published"} and table["suite"].nunique() == 5  # + average
 
 
 def test_export_tables_write_latex_and_markdown(tmp_path):
     study = _study(result_files=[str(PI0), str(SMOLVLA)], run_labels=["pi0", "smolvla"])
-    written = comparison.export_tables(study, tmp_path)
+    written = comparison.export_tables(study, comparison.paired_tables(study), tmp_path)
     assert sorted(p.name for p in written) == [
         "paired_comparison.md",
         "paired_comparison.tex",
@@ -254,9 +260,9 @@ def test_closed_loop_results_of_this_suite_compare_too(tmp_path):
     study = _study(result_files=[str(tmp_path)], reference_run="zero", test="fisher")
     sizes = comparison.sample_sizes(study).set_index("run")
     assert pd.isna(sizes.loc["expert", "mdd_pp"])  # 100 %: nothing left to detect
-    _, per_suite = comparison.paired_tables(study)
+    per_suite = comparison.paired_tables(study).per_suite
     assert per_suite.set_index("run").loc["expert", "diff"] == 100.0
-    assert comparison.verdict(study).label in ("DIFFERENT", "INCONCLUSIVE")
+    assert verdict_of(study).label in ("DIFFERENT", "INCONCLUSIVE")
     # without a reference: every pair of runs, corrected over the whole table
     evaluate(
         EvalConfig(tasks=["reach"], policy="random", episodes=3, max_steps=60),
@@ -269,10 +275,25 @@ def test_closed_loop_results_of_this_suite_compare_too(tmp_path):
         ("zero", "expert"),
         ("zero", "random"),
     ]
-    _, per_suite = comparison.paired_tables(study)
+    per_suite = comparison.paired_tables(study).per_suite
     tested = per_suite.dropna(subset=["p_value"])
     assert len(tested) == 2 and (tested["p_adjusted"] >= tested["p_value"]).all()
     zero_random = per_suite.set_index(["run", "reference"]).loc[("zero", "random")]
     # both 0/3: nothing to test (CMH is NaN, never significant)
     assert zero_random["diff"] == 0.0 and pd.isna(zero_random.p_value)
     assert not zero_random.significant
+
+
+def test_a_run_whose_completeness_is_unknown_is_named_not_called_complete(tmp_path):
+    """A log that ends on an episode's last line, with no summary and no stated plan: the
+    file cannot tell whether more episodes followed. It is neither complete nor
+    interrupted in the runs table, and the verdict says so (it used to crash on <NA>)."""
+    lines = (FIXTURES / "text_logs" / "l1-b3-er0-vla-log.txt").read_text().split("\n")
+    cut = tmp_path / "cut.log"
+    cut.write_text("\n".join(lines[:22]) + "\n")
+    study = _study(result_files=[str(cut)], run_labels=["cut"], suite="libero_spatial")
+    assert comparison.runs_table(study).set_index("run").loc["cut", "complete"] is None
+    verdict = verdict_of(study)
+    assert verdict.numbers["completeness_unknown_runs"] == 1
+    assert verdict.numbers["incomplete_runs"] == 0
+    assert "completeness unknown" in str(verdict)

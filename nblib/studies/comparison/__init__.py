@@ -1,57 +1,66 @@
-"""Notebook 05's engine, the LIBERO comparison: ``study`` (config, result files, published
-baselines, suite and task tables, paired tests, sample sizes, exports, verdict, metrics)
-and ``plots``."""
+"""Notebook 05's engine, the LIBERO comparison (the engine contract of
+:mod:`nblib.studies`): ``study`` (config, result files, published baselines, suite, task
+and perturbation tables, performance profiles, figures), ``analysis`` (paired tests,
+baseline tests, sample sizes, exports, evidence, verdict, metrics) and ``plots``."""
 
 from nblib.studies.comparison import plots
+from nblib.studies.comparison.analysis import (
+    ComparisonEvidence,
+    Paired,
+    baseline_tests,
+    difference_figure,
+    evidence,
+    export_tables,
+    metrics,
+    paired_tables,
+    run_pairs,
+    sample_sizes,
+    verdict,
+)
 from nblib.studies.comparison.study import (
     ComparisonConfig,
     ComparisonStudy,
-    average_summary,
-    baseline_tests,
     browser,
-    difference_figure,
     examples_dir,
-    export_tables,
     heatmap_figure,
-    metrics,
-    paired_tables,
+    performance_profiles,
     perturbation_figure,
     perturbation_table,
+    perturbation_totals,
     prepare,
-    run_pairs,
+    profile_figure,
     runs_table,
-    sample_sizes,
     suite_figure,
-    suite_summary,
     suite_table,
     task_matrix,
-    task_summary,
-    verdict,
 )
 
 __all__ = [
     "ComparisonConfig",
+    "ComparisonEvidence",
     "ComparisonStudy",
-    "average_summary",
+    "Paired",
     "baseline_tests",
     "browser",
     "difference_figure",
+    "evidence",
     "examples_dir",
     "export_tables",
     "heatmap_figure",
     "metrics",
     "paired_tables",
+    "performance_profiles",
     "perturbation_figure",
     "perturbation_table",
+    "perturbation_totals",
     "plots",
     "prepare",
+    "profile_figure",
     "run_pairs",
     "runs_table",
     "sample_sizes",
     "suite_figure",
-    "suite_summary",
     "suite_table",
     "task_matrix",
-    "task_summary",
     "verdict",
 ]

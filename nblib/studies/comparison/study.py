@@ -7,7 +7,8 @@ no intervals. This engine reads the result files of any supported evaluation too
 (:mod:`nblib.eval.baselines`), and says which differences the episode counts can support:
 
 1. ``prepare(config)``: the episodes of every result file (or the bundled examples), the
-   published table, one colour per method for every figure;
+   published table, one colour per method for every figure, and the per-task, per-suite
+   and four-suite summaries every later step reads;
 2. ``runs_table``, ``suite_table`` (task-stratified bootstrap intervals for runs, Wilson
    for published rates), ``task_matrix`` (the heatmap's data), ``perturbation_table``
    (plain mean and variant-weighted total side by side);
@@ -19,7 +20,9 @@ no intervals. This engine reads the result files of any supported evaluation too
    published ones (Fisher's exact test on the counts the published rate implies);
 4. ``sample_sizes``: the minimum detectable difference for each run's episode counts and
    the episodes a 2-point gain would need;
-5. ``export_tables``, ``verdict`` and ``metrics``.
+5. ``export_tables``, then ``evidence`` -> ``verdict`` -> ``metrics``
+   (:mod:`nblib.studies.comparison.analysis`; the engine contract of
+   :mod:`nblib.studies`).
 """
 
 from __future__ import annotations
@@ -27,20 +30,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nblib.errors import DataError, is_int, is_number, require
 from nblib.eval import baselines as published
 from nblib.eval.results import read_results
 from nblib.eval.results import summary as summaries
-from nblib.eval.results.schema import base_suite
+from nblib.eval.results.schema import base_suite, kleene_all
 from nblib.metrics import success as stats
-from nblib.paths import manifests_dir, write_text_atomic
+from nblib.metrics.success.profiles import PROFILE_COLUMNS
+from nblib.paths import manifests_dir
 from nblib.plots import category_colors, colors_for
-from nblib.studies import StudyConfig
+from nblib.studies import Study, StudyConfig
 from nblib.studies.comparison import plots
-from nblib.verdict import Verdict
 
 TESTS = ("fisher", "barnard", "boschloo")
 CORRECTIONS = ("holm", "bh", "none")
@@ -115,20 +117,26 @@ class ComparisonConfig(StudyConfig):
         require(isinstance(self.interactive, bool), own, "interactive", self.interactive, "a bool")
 
 
-@dataclass
-class ComparisonStudy:
-    config: ComparisonConfig
+@dataclass(frozen=True)
+class ComparisonStudy(Study):
+    """The runs' episodes, the published table, one colour per method, and the summaries
+    every step reads: per task, per (run, suite) of the standard protocol with its
+    task-stratified bootstrap interval, and over the four LIBERO suites."""
+
     episodes: pd.DataFrame  # the results schema; empty when there are no runs
     runs: list[str]
     reference: str | None
     baseline: pd.DataFrame  # published table of config.baseline_benchmark
     colours: dict[str, str]
     sources: list[str]  # the files or folders read
-    cache: dict = field(default_factory=dict)
+    tasks: pd.DataFrame  # summarize(episodes)
+    suites: pd.DataFrame  # suite_summary of the unperturbed episodes
+    average: pd.DataFrame  # run_summary of runs with all four LIBERO suites
 
 
 def prepare(config: ComparisonConfig) -> ComparisonStudy:
-    """Read every result file (or the bundled examples) and the published table."""
+    """Read every result file (or the bundled examples) and the published table, and
+    summarise the runs per task, per suite and over the four LIBERO suites."""
     paths, labels = config.result_files, config.run_labels or None
     if not paths and examples_dir().is_dir():
         paths = [str(examples_dir())]
@@ -150,6 +158,7 @@ def prepare(config: ComparisonConfig) -> ComparisonStudy:
             )
         baseline = baseline[baseline["policy"].isin(config.baseline_policies)]
     policies = list(dict.fromkeys(baseline["policy"])) if "policy" in baseline else []
+    plain = _unperturbed(episodes)
     return ComparisonStudy(
         config=config,
         episodes=episodes,
@@ -158,6 +167,9 @@ def prepare(config: ComparisonConfig) -> ComparisonStudy:
         baseline=baseline.reset_index(drop=True),
         colours=_method_colours(runs + policies),
         sources=[str(p) for p in paths],
+        tasks=summaries.summarize(episodes) if runs else pd.DataFrame(),
+        suites=_suite_summary(plain, config),
+        average=_average_summary(plain, config),
     )
 
 
@@ -167,12 +179,6 @@ def _method_colours(names: list[str]) -> dict[str, str]:
     if len(names) <= 8:
         return colors_for(names)
     return dict(zip(names, category_colors(len(names)), strict=True))
-
-
-def _cached(study: ComparisonStudy, key: str, make):
-    if key not in study.cache:
-        study.cache[key] = make()
-    return study.cache[key]
 
 
 def runs_table(study: ComparisonStudy) -> pd.DataFrame:
@@ -189,58 +195,46 @@ def runs_table(study: ComparisonStudy) -> pd.DataFrame:
                 "tasks": group.groupby(["suite", "task"]).ngroups,
                 "episodes": len(group),
                 "successes": int(group["success"].sum()),
-                "complete": bool(group["complete"].all()),
+                # True, False (interrupted) or None (the files cannot tell)
+                "complete": kleene_all(group["complete"]),
             }
         )
     return pd.DataFrame(rows)
 
 
-def task_summary(study: ComparisonStudy) -> pd.DataFrame:
-    return _cached(study, "tasks", lambda: summaries.summarize(study.episodes))
-
-
-def unperturbed(study: ComparisonStudy) -> pd.DataFrame:
+def _unperturbed(episodes: pd.DataFrame) -> pd.DataFrame:
     """The episodes of the standard protocol (``perturbation == "none"``): the ones a
     suite's rate and the published LIBERO numbers are about. LIBERO-Plus variants and
     LIBERO-PRO suites go to the perturbation breakdown instead."""
-    if not study.runs:
-        return study.episodes
-    return study.episodes[study.episodes["perturbation"] == "none"]
+    if episodes.empty:
+        return episodes
+    return episodes[episodes["perturbation"] == "none"]
 
 
-def suite_summary(study: ComparisonStudy) -> pd.DataFrame:
+def _suite_summary(plain: pd.DataFrame, cfg: ComparisonConfig) -> pd.DataFrame:
     """Per (run, suite) of the standard protocol: the mean over tasks with its
     task-stratified bootstrap interval (empty when every episode is perturbed)."""
-    cfg = study.config
-
-    def make():
-        plain = unperturbed(study)
-        if plain.empty:
-            return pd.DataFrame(columns=list(summaries.SUITE_COLUMNS))
-        return summaries.suite_summary(plain, n_boot=cfg.n_boot, seed=cfg.seed)
-
-    return _cached(study, "suites", make)
+    if plain.empty:
+        return pd.DataFrame(columns=list(summaries.SUITE_COLUMNS))
+    return summaries.suite_summary(plain, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
-def average_summary(study: ComparisonStudy) -> pd.DataFrame:
+AVERAGE_COLUMNS = ["run", "success_rate", "ci_low", "ci_high", "episodes"]
+
+
+def _average_summary(plain: pd.DataFrame, cfg: ComparisonConfig) -> pd.DataFrame:
     """Per run that evaluated all four LIBERO suites under the standard protocol: the mean
     over its tasks (= the mean of the four suite rates, 10 tasks each) with a
     task-stratified bootstrap interval. A run with fewer suites has no average: a mean
     over other suites would not be comparable with the published averages."""
-    cfg = study.config
-
-    def make():
-        plain = unperturbed(study)
-        if plain.empty:
-            return pd.DataFrame(columns=["run", "success_rate", "ci_low", "ci_high", "episodes"])
-        suites = plain.groupby("run", sort=False)["suite"].agg(set)
-        full = [r for r, s in suites.items() if set(published.LIBERO_SUITES) <= s]
-        chosen = plain[plain["run"].isin(full) & plain["suite"].isin(published.LIBERO_SUITES)]
-        if chosen.empty:
-            return pd.DataFrame(columns=["run", "success_rate", "ci_low", "ci_high", "episodes"])
-        return summaries.run_summary(chosen, n_boot=cfg.n_boot, seed=cfg.seed)
-
-    return _cached(study, "average", make)
+    if plain.empty:
+        return pd.DataFrame(columns=AVERAGE_COLUMNS)
+    suites = plain.groupby("run", sort=False)["suite"].agg(set)
+    full = [r for r, s in suites.items() if set(published.LIBERO_SUITES) <= s]
+    chosen = plain[plain["run"].isin(full) & plain["suite"].isin(published.LIBERO_SUITES)]
+    if chosen.empty:
+        return pd.DataFrame(columns=AVERAGE_COLUMNS)
+    return summaries.run_summary(chosen, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
@@ -253,7 +247,7 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
     rows = []
     run_suites: list[str] = []
     if study.runs:
-        table = suite_summary(study)
+        table = study.suites
         for row in table.itertuples(index=False):
             if runs is not None and row.run not in runs:
                 continue
@@ -269,7 +263,7 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
                 }
             )
         run_suites = list(dict.fromkeys(table["suite"]))
-        for row in average_summary(study).itertuples(index=False):
+        for row in study.average.itertuples(index=False):
             if runs is None or row.run in runs:
                 rows.append(
                     {
@@ -313,7 +307,7 @@ def task_matrix(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
     data (perturbed variants are in :func:`perturbation_table`)."""
     if not study.runs:
         return pd.DataFrame()
-    frame = unperturbed(study)
+    frame = _unperturbed(study.episodes)
     if runs is not None:
         frame = frame[frame["run"].isin(runs)]
     if suites is not None:
@@ -364,205 +358,39 @@ def perturbation_table(study: ComparisonStudy):
     return pd.concat(parts, ignore_index=True), pd.DataFrame(totals)
 
 
-def run_pairs(study: ComparisonStudy) -> list[tuple[str, str]]:
-    """(run, reference) pairs to compare: every run against ``reference_run`` when it is
-    set, else every pair of runs that evaluated at least one task in common."""
-    if study.reference is not None:
-        return [(run, study.reference) for run in study.runs if run != study.reference]
-    table = task_summary(study)
-    tasks = {
-        run: set(zip(part["suite"], part["task"], strict=True))
-        for run, part in table.groupby("run", sort=False)
-    }
-    return [
-        (b, a) for i, a in enumerate(study.runs) for b in study.runs[i + 1 :] if tasks[a] & tasks[b]
-    ]
+def perturbation_totals(study: ComparisonStudy) -> pd.DataFrame | None:
+    """Per method with perturbed episodes (or a published LIBERO-Plus row): the plain mean
+    over perturbation categories beside the variant-weighted total; None when nothing is
+    perturbed."""
+    return perturbation_table(study)[1]
 
 
-def paired_tables(study: ComparisonStudy):
-    """``(per_task, per_suite)`` for every pair of :func:`run_pairs` (``run`` against
-    ``reference``; differences are run minus reference).
-
-    ``per_task``: one row per (pair, suite, task) both evaluated: both counts and rates, the
-    difference, the exact test's p-value, the corrected p-value (over the pair's tasks) and
-    ``significant``. ``per_suite``: per pair and scope (each suite and ``overall``): the
-    difference of task-averaged rates (pp) with a paired task-stratified bootstrap
-    interval, the CMH p-value, the p-value corrected over every pair and scope in the
-    table (``correction``), and ``significant`` (corrected p < alpha).
-    """
-
-    def make():
-        cfg = study.config
-        task_rows, suite_rows = [], []
-        for run, reference in run_pairs(study):
-            counts = summaries.paired_counts(task_summary(study), reference, run)
-            if counts.empty:
-                continue
-            per_task = stats.compare_tasks(
-                counts["successes_b"].to_numpy(),
-                counts["episodes_b"].to_numpy(),
-                counts["successes_a"].to_numpy(),
-                counts["episodes_a"].to_numpy(),
-                test=cfg.test,
-                correction=cfg.correction,
-                alpha=cfg.alpha,
-            )
-            per_task.index = counts.index
-            per_task = per_task.reset_index()
-            per_task.insert(0, "reference", reference)
-            per_task.insert(0, "run", run)
-            task_rows.append(per_task)
-            scopes = [(s, counts.xs(s, level="suite", drop_level=False)) for s in _suites(counts)]
-            if len(scopes) > 1:
-                scopes.append(("overall", counts))
-            for scope, part in scopes:
-                result = stats.compare_overall(
-                    part["successes_b"].to_numpy(),
-                    part["episodes_b"].to_numpy(),
-                    part["successes_a"].to_numpy(),
-                    part["episodes_a"].to_numpy(),
-                    n_boot=cfg.n_boot,
-                    seed=cfg.seed,
-                )
-                suite_rows.append(
-                    {
-                        "run": run,
-                        "reference": reference,
-                        "scope": scope,
-                        "tasks": len(part),
-                        "diff": 100 * result["diff"],
-                        "ci_low": 100 * result["low"],
-                        "ci_high": 100 * result["high"],
-                        "p_value": result["p_value"],
-                    }
-                )
-        per_task = pd.concat(task_rows, ignore_index=True) if task_rows else pd.DataFrame()
-        per_suite = pd.DataFrame(suite_rows)
-        if len(per_suite):
-            per_suite["p_adjusted"] = stats.adjust_pvalues(per_suite["p_value"], cfg.correction)
-            per_suite["significant"] = per_suite["p_adjusted"] < cfg.alpha
-        return per_task, per_suite
-
-    return _cached(study, "paired", make)
+def performance_profiles(study: ComparisonStudy) -> pd.DataFrame:
+    """rliable's performance profiles of the runs' tasks under the standard protocol: per
+    run, the fraction of its tasks whose success rate is above each threshold, with a band
+    from resampling each task's episodes. Runs whose tasks have unequal episode counts (an
+    interrupted run) have no episode matrix to resample and are left out."""
+    plain = _unperturbed(study.episodes)
+    scores = {}
+    for run, part in plain.groupby("run", sort=False):
+        counts = part.groupby(["suite", "task"])["success"].agg(["sum", "count"])
+        if counts["count"].nunique() == 1:
+            outcomes = stats.episode_outcomes(counts["sum"].to_numpy(), counts["count"].to_numpy())
+            scores[run] = outcomes
+    if not scores:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    cfg = study.config
+    return stats.performance_profiles(scores, average=True, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
-def _suites(counts: pd.DataFrame) -> list[str]:
-    return list(dict.fromkeys(counts.index.get_level_values("suite")))
-
-
-def baseline_tests(study: ComparisonStudy) -> pd.DataFrame:
-    """Each run's pooled suite counts against each published policy's (LIBERO only):
-    both rates, the difference (pp), Fisher's exact p-value and its Holm correction over
-    all the comparisons in the table. A published count is implied by its rounded rate and
-    trial count, and its episodes are spread over 10 tasks like the run's, so this is the
-    coarse, pooled comparison; a per-task one needs the baseline's per-episode results."""
-    if not study.runs or study.config.baseline_benchmark != "libero" or study.baseline.empty:
-        return pd.DataFrame()
-    suites = suite_summary(study)
-    rows = []
-    for run_row in suites.itertuples(index=False):
-        wanted = base_suite(run_row.suite)
-        for pub in study.baseline[study.baseline["suite"] == wanted].itertuples(index=False):
-            rows.append(
-                {
-                    "run": run_row.run,
-                    "suite": run_row.suite,
-                    "policy": pub.policy,
-                    "run_rate": 100 * run_row.successes / run_row.episodes,
-                    "run_episodes": run_row.episodes,
-                    "published_rate": pub.success_rate,
-                    "published_trials": pub.trials,
-                    "_counts": (run_row.successes, run_row.episodes, pub.successes, pub.trials),
-                }
-            )
-    if not rows:
-        return pd.DataFrame()
-    table = pd.DataFrame(rows)
-    counts = np.array(table.pop("_counts").tolist())
-    tested = stats.compare_tasks(
-        counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], test="fisher", correction="holm"
+def profile_figure(study: ComparisonStudy, table: pd.DataFrame):
+    """:func:`nblib.studies.comparison.plots.plot_performance_profiles`; (None, None)
+    without a run to draw."""
+    if table.empty:
+        return None, None
+    return plots.plot_performance_profiles(
+        table, study.colours, ylabel=r"fraction of tasks with success rate $> \tau$"
     )
-    table["diff"] = table["run_rate"] - table["published_rate"]
-    table["p_value"] = tested["p_value"].to_numpy()
-    table["p_adjusted"] = tested["p_adjusted"].to_numpy()
-    table["significant"] = table["p_adjusted"] < study.config.alpha
-    return table
-
-
-def sample_sizes(study: ComparisonStudy) -> pd.DataFrame:
-    """Per run and suite: episodes per task, the minimum detectable difference (pp, at
-    80 % power and the study's alpha, two-sided) at that run's rate and episode count (NaN:
-    not even a rise to 100 % would be detectable), and the episodes per arm a +2 pp gain
-    over that rate would need (missing when the rate is above 98 %)."""
-    if not study.runs:
-        return pd.DataFrame()
-    rows = []
-    for row in suite_summary(study).itertuples(index=False):
-        rate = row.successes / row.episodes
-        target = rate + CLAIMED_GAIN_PP / 100  # above 100 %: no such gain exists
-        rows.append(
-            {
-                "run": row.run,
-                "suite": row.suite,
-                "episodes": row.episodes,
-                "episodes_per_task": row.episodes / row.tasks,
-                "rate": 100 * rate,
-                # a perfect run cannot improve: no detectable gain (NaN)
-                "mdd_pp": 100
-                * stats.minimum_detectable_difference(rate, row.episodes, alpha=study.config.alpha)
-                if rate < 1
-                else float("nan"),
-                "episodes_for_2pp": stats.trials_needed(rate, target, alpha=study.config.alpha)
-                if target < 1
-                else pd.NA,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def export_tables(study: ComparisonStudy, folder) -> list[Path]:
-    """The suite table (runs and baselines, rate [low, high]) and the paired comparison as
-    LaTeX (booktabs) and Markdown files in ``folder``; returns the paths written."""
-    folder = Path(folder)
-    written = []
-    table = suite_table(study)
-    if len(table):
-        cells = table.assign(
-            cell=[
-                f"{r:.1f} [{lo:.1f}, {hi:.1f}]"
-                for r, lo, hi in zip(
-                    table["success_rate"], table["ci_low"], table["ci_high"], strict=True
-                )
-            ]
-        )
-        wide = cells.pivot_table(
-            index="method", columns="suite", values="cell", aggfunc="first", sort=False
-        )
-        wide.columns.name = None
-        written += _write_both(wide.reset_index(), folder / "suite_success")
-    _, per_suite = paired_tables(study)
-    if len(per_suite):
-        shown = per_suite.assign(
-            diff_pp=per_suite["diff"].round(1),
-            interval=[
-                f"[{a:.1f}, {b:.1f}]"
-                for a, b in zip(per_suite.ci_low, per_suite.ci_high, strict=True)
-            ],
-            p_value=per_suite["p_value"].map(lambda p: f"{p:.3g}"),
-            p_adjusted=per_suite["p_adjusted"].map(lambda p: f"{p:.3g}"),
-        )[["run", "reference", "scope", "tasks", "diff_pp", "interval", "p_value", "p_adjusted"]]
-        shown["significant"] = per_suite["significant"].to_numpy()
-        written += _write_both(shown, folder / "paired_comparison")
-    return written
-
-
-def _write_both(frame: pd.DataFrame, stem: Path) -> list[Path]:
-    tex = stem.with_suffix(".tex")
-    md = stem.with_suffix(".md")
-    latex = frame.style.hide(axis="index").to_latex(hrules=True)  # booktabs rules
-    write_text_atomic(tex, latex)
-    write_text_atomic(md, frame.to_markdown(index=False) + "\n")
-    return [tex, md]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -588,13 +416,6 @@ def perturbation_figure(study: ComparisonStudy):
     if table is None:
         return None, None
     return plots.plot_perturbations(table, totals, study.colours)
-
-
-def difference_figure(study: ComparisonStudy):
-    _, per_suite = paired_tables(study)
-    if per_suite.empty:
-        return None, None
-    return plots.plot_differences(per_suite, study.colours)
 
 
 def browser(study: ComparisonStudy):
@@ -627,98 +448,3 @@ def browser(study: ComparisonStudy):
         ),
         suites_shown=w.SelectMultiple(options=suites, value=tuple(suites), description="suites"),
     )
-
-
-# ----------------------------------------------------------------------------- verdict
-
-
-def verdict(study: ComparisonStudy) -> Verdict:
-    """DIFFERENT when some pair of runs differs significantly (overall or in a suite, after
-    the multiple-comparison correction), INCONCLUSIVE when none does (the minimum detectable difference says what the
-    episode counts could have seen), BASELINES when there are no runs, only the published
-    tables. Interrupted runs are named in the reasons."""
-    if not study.runs:
-        return Verdict(
-            "BASELINES",
-            (f"no result files: the published {study.config.baseline_benchmark} table only",),
-            {"runs": 0},
-        )
-    reasons, numbers = [], {"runs": len(study.runs), "reference_run": study.reference}
-    numbers["pairs"] = len(run_pairs(study))
-    suites = suite_summary(study)
-    for row in suites.itertuples(index=False):
-        reasons.append(
-            f"{row.run} on {row.suite}: {row.success_rate:.1f} % "
-            f"[{row.ci_low:.1f}, {row.ci_high:.1f}] over {row.episodes} episodes"
-            + ("" if row.complete else " (interrupted: only the finished episodes)")
-        )
-    for row in average_summary(study).itertuples(index=False):
-        reasons.append(
-            f"{row.run} over the four suites: {row.success_rate:.1f} % "
-            f"[{row.ci_low:.1f}, {row.ci_high:.1f}]"
-        )
-    perturbed, totals = perturbation_table(study)
-    if perturbed is not None:
-        for row in totals.itertuples(index=False):
-            if row.method not in study.runs:
-                continue
-            part = study.episodes[
-                (study.episodes["run"] == row.method) & (study.episodes["perturbation"] != "none")
-            ]
-            reasons.append(
-                f"{row.method} on perturbed variants: {100 * part['success'].mean():.1f} % over "
-                f"{len(part)} episodes (plain mean over categories {row.mean_plain:.1f} %)"
-            )
-    per_task, per_suite = paired_tables(study)
-    significant = per_suite[per_suite["significant"]] if len(per_suite) else per_suite
-    numbers["comparisons"] = len(per_suite)
-    numbers["significant_comparisons"] = len(significant)
-    numbers["significant_tasks"] = int(per_task["significant"].sum()) if len(per_task) else 0
-    numbers["incomplete_runs"] = int((~runs_table(study)["complete"]).sum())
-    sizes = sample_sizes(study)
-    if len(sizes):
-        numbers["largest_mdd_pp"] = float(sizes["mdd_pp"].max())
-    if len(significant):
-        label = "DIFFERENT"
-        for row in significant.itertuples(index=False):
-            reasons.append(
-                f"{row.run} vs {row.reference} ({row.scope}): {row.diff:+.1f} pp "
-                f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}], p = {row.p_value:.3g} "
-                f"({study.config.correction}-corrected {row.p_adjusted:.3g})"
-            )
-    else:
-        label = "INCONCLUSIVE"
-        if len(per_suite):
-            against = f"from {study.reference}" if study.reference else "from another"
-            reasons.append(
-                f"no run differs {against} at alpha = {study.config.alpha} after "
-                f"{study.config.correction} correction ({len(per_suite)} suite/overall comparisons)"
-            )
-        else:
-            reasons.append("no two runs share a task, so nothing could be compared pairwise")
-        if len(sizes):
-            worst = sizes.loc[sizes["mdd_pp"].idxmax()]
-            reasons.append(
-                f"with {int(worst['episodes'])} episodes ({worst['run']}, {worst['suite']}) only "
-                f"differences of about {worst['mdd_pp']:.1f} pp or more were detectable"
-            )
-    return Verdict(label, reasons, numbers)
-
-
-def metrics(study: ComparisonStudy) -> dict:
-    """metrics.json's numbers: per run and suite the rate and its interval, the paired
-    comparisons, the sample-size table."""
-    out: dict = {"sources": study.sources, "baseline_benchmark": study.config.baseline_benchmark}
-    if not study.runs:
-        return out
-    out["suites"] = _records(suite_summary(study))
-    _, per_suite = paired_tables(study)
-    out["paired"] = _records(per_suite)
-    out["sample_sizes"] = _records(sample_sizes(study))
-    return out
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    import json
-
-    return json.loads(frame.to_json(orient="records", double_precision=6)) if len(frame) else []
