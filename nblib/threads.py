@@ -53,12 +53,33 @@ _PROBE_TTL = 30.0
 _last_probe: tuple[float, int, int] | None = None  # (time, limit, threads)
 
 
+#: Pins every torch job of nblib to this many CPU threads (no probing, no governor): for
+#: reproducing a run exactly, or checking that a verdict does not depend on the count
+#: (``nblib bench verdicts``).
+PIN_ENV = "NBLIB_THREADS"
+
+
+def pinned_threads(env: dict | None = None) -> int | None:
+    """The thread count ``NBLIB_THREADS`` pins, or None when it is not set."""
+    value = (os.environ if env is None else env).get(PIN_ENV)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{PIN_ENV}={value!r} is invalid; expected a whole number >= 1")
+    return int(value)
+
+
 def configure_openmp_env(env: dict | None = None) -> None:
     """Set ``GOMP_SPINCOUNT`` in ``env`` (default ``os.environ``) unless the user chose a
-    wait policy already. Effective for libgomp loaded after this call (and in children)."""
+    wait policy already; with ``NBLIB_THREADS`` set, ``OMP_NUM_THREADS`` too, so torch
+    starts with that many threads. Effective for libgomp loaded after this call (and in
+    children)."""
     env = os.environ if env is None else env
     if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
         env["GOMP_SPINCOUNT"] = SPIN_COUNT
+    pinned = pinned_threads(env)
+    if pinned is not None:
+        env["OMP_NUM_THREADS"] = str(pinned)
 
 
 def _usable_cores() -> list[int] | None:
@@ -94,9 +115,13 @@ def idle_cores(probe: float = 0.25) -> float | None:
 
 
 def torch_threads(limit: int = 4) -> int:
-    """Torch CPU threads for a training run: the idle cores (1..``limit``), probed at most
-    every 30 s; all usable cores (up to ``limit``) when they cannot be measured."""
+    """Torch CPU threads for a training run: ``NBLIB_THREADS`` when set, else the idle cores
+    (1..``limit``), probed at most every 30 s; all usable cores (up to ``limit``) when they
+    cannot be measured."""
     global _last_probe
+    pinned = pinned_threads()
+    if pinned is not None:
+        return pinned
     now = time.monotonic()
     if _last_probe is not None and _last_probe[1] == limit and now - _last_probe[0] < _PROBE_TTL:
         return _last_probe[2]

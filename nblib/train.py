@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
 from nblib.checkpoints import load_checkpoint, save_checkpoint, set_rng_state
 from nblib.devices import DEVICES, MIXED_PRECISIONS, make_accelerator, to_device
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.lr_schedule import SCHEDULES, decay_steps, make_scheduler
 from nblib.paths import write_text_atomic
-from nblib.threads import ThreadGovernor, torch_threads
+from nblib.threads import ThreadGovernor, pinned_threads, torch_threads
 
 # Record keys the loop writes itself; loss_fn may not return scalars with these names.
 _RESERVED = ("step", "lr", "grad_norm", "seconds", "loss_scale")
@@ -368,7 +369,7 @@ def train(
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(config.threads or torch_threads())
-    governor = ThreadGovernor() if config.threads is None else None
+    governor = ThreadGovernor() if config.threads is None and pinned_threads() is None else None
     try:
         for step in range(start, config.steps):
             t0 = time.perf_counter()
@@ -385,28 +386,43 @@ def train(
             for name, value in values.items():
                 if not math.isfinite(value):
                     params = accelerator.unwrap_model(model).named_parameters()
-                    _raise_nonfinite_scalar(step, name, value, list(params))
+                    _raise_nonfinite_scalar(step, name, value, list(params), history)
 
             accelerator.backward(loss)
-            bad = _first_nonfinite([(n, p.grad) for n, p in named])
-            if bad is not None and (accelerator.scaler is None or overflows >= _MAX_FP16_OVERFLOWS):
+            # One fused norm over every gradient tells whether all are finite (NaN and Inf
+            # propagate into it); only a non-finite norm pays for naming the tensor. fp16
+            # (GPU): unscaled first, as accelerate's clip_grad_norm_ does.
+            accelerator.unscale_gradients()
+            grads = [p.grad for _, p in named if p.grad is not None]
+            grad_norm = get_total_norm(grads) if grads else torch.zeros(())
+            finite = bool(torch.isfinite(grad_norm))
+            bad = None if finite else _first_nonfinite([(n, p.grad) for n, p in named])
+            if not finite and (accelerator.scaler is None or overflows >= _MAX_FP16_OVERFLOWS):
                 msg = f"step {step}: the gradient of parameter {bad!r} is not finite although "
                 msg += f"the loss ({values['loss']:.6g}) is; look for sqrt/log/div at 0 or overflow"
                 raise NonFiniteError(msg, step, bad)
             # GPU-only (fp16): a GradScaler overflow; the optimizer step below skips the update
             # and lowers the loss scale. Counted so a persistent overflow still raises above.
-            overflows = overflows + 1 if bad is not None else 0
-            # Returns the total norm before clipping; p.grad holds the clipped gradient.
-            grad_norm = accelerator.clip_grad_norm_([p for _, p in named], max_norm)
+            overflows = 0 if finite else overflows + 1
+            if finite and max_norm < math.inf:  # p.grad becomes the clipped gradient
+                clip_grads_with_norm_([p for _, p in named], max_norm, grad_norm)
 
             lrs = dict(zip(lr_keys, (g["lr"] for g in optimizer.param_groups), strict=True))
             optimizer.step()
             scheduler.step()
-            bad = _first_nonfinite(named)
-            if bad is not None:
-                msg = f"step {step}: parameter {bad!r} is not finite after the optimizer step "
-                msg += f"(lrs {lrs}, grad norm {float(grad_norm):.6g}); lower lr or weight_decay"
-                raise NonFiniteError(msg, step, bad)
+            # An update that makes a parameter non-finite makes the next loss non-finite,
+            # where _raise_nonfinite_scalar names the parameter and this step's update; the
+            # parameters themselves are scanned only before a checkpoint and after the last
+            # step (a scan of every tensor each step cost ~10 % of a step here).
+            last = step + 1 == config.steps
+            checkpoint = ckpt is not None and config.checkpoint_every
+            if last or (checkpoint and (step + 1) % config.checkpoint_every == 0):
+                bad = _first_nonfinite(named)
+                if bad is not None:
+                    msg = f"step {step}: parameter {bad!r} is not finite after the optimizer "
+                    msg += f"step (lrs {lrs}, grad norm {float(grad_norm):.6g}); lower lr or "
+                    msg += "weight_decay"
+                    raise NonFiniteError(msg, step, bad)
 
             record = {"step": step, **values, **lrs, "grad_norm": float(grad_norm)}
             if accelerator.scaler is not None:  # GPU-only (fp16)
@@ -437,11 +453,19 @@ def train(
     return history
 
 
-def _raise_nonfinite_scalar(step, name, value, named):
-    """A NaN/Inf loss or logged scalar: say which, and whether a parameter (frozen or not) was."""
+def _raise_nonfinite_scalar(step, name, value, named, history=()):
+    """A NaN/Inf loss or logged scalar: say which, and whether a parameter (frozen or not) was
+    (then the update of the step before, from ``history``, is what broke it)."""
     broken = _first_nonfinite(named)
     if broken is not None:
         cause = f"parameter {broken!r} was already non-finite before this step"
+        if history:
+            before = history[-1]
+            lrs = {k: v for k, v in before.items() if k == "lr" or k.startswith("lr/")}
+            cause += (
+                f": step {before['step']}'s update made it so (lrs {lrs}, grad norm "
+                f"{before['grad_norm']:.6g}); lower lr or weight_decay"
+            )
     else:
         cause = (
             "all parameters are finite, so loss_fn or the forward pass made it (inputs? log/div 0?)"

@@ -118,9 +118,15 @@ def test_nan_parameter_is_named():
     with pytest.raises(NonFiniteError, match=r"step 0: the loss is nan.*parameter 'bias'"):
         train(model, lambda step: BATCH, mse, config())
 
-    # finite loss and grads, but an update that overflows float32 (lr * weight_decay = 1e40)
-    with pytest.raises(NonFiniteError, match="step 0: parameter 'weight' is not finite after") as e:
+    # finite loss and grads, but an update that overflows float32 (lr * weight_decay = 1e40):
+    # the next loss is not finite, and the message names the parameter and the update
+    with pytest.raises(NonFiniteError, match="step 1: the loss is") as e:
         train(linear(), lambda step: BATCH, mse, config(lr=1e30, weight_decay=1e10))
+    assert "parameter 'weight' was already non-finite" in str(e.value)
+    assert "step 0's update made it so" in str(e.value) and "'lr': 1e+30" in str(e.value)
+    # on the last step there is no next loss: the parameters are scanned after it
+    with pytest.raises(NonFiniteError, match="step 0: parameter 'weight' is not finite after") as e:
+        train(linear(), lambda step: BATCH, mse, config(lr=1e30, weight_decay=1e10, steps=1))
     assert e.value.name == "weight"
 
 

@@ -19,6 +19,12 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
         "--manifest", help="also write data_manifests/NAME.yaml describing the file"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="rendering processes (default: one per core, at most 2; the file is the same)",
+    )
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -34,7 +40,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     cfg = config_from(args)
     out = Path(args.out) if args.out else data_dir() / f"{args.manifest or DEFAULT_DATASET}.hdf5"
-    summary = generate(cfg, out, progress=not args.quiet)
+    summary = generate(cfg, out, progress=not args.quiet, workers=args.workers)
     size_mb = out.stat().st_size / 1e6
     print(f"wrote {out}: {summary['demos']} demos, {summary['steps']} steps, {size_mb:.1f} MB")
     if summary["failed_demos"]:

@@ -84,13 +84,12 @@ def replay_tokens(record: dict, cameras, size: int, atol: float = 1e-4) -> np.nd
     """Replay a demo in Meta-World and return its geometry tokens (T, G, D) float32.
     Raises :class:`DataError` when a replayed state departs from the recorded one."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from nblib.data.metaworld_gen import Cameras, make_env
+    from nblib.data.metaworld_gen import Cameras, make_env, reset_layout
 
     env = make_env(record["task"])
     cams = Cameras(env.model, tuple(cameras), size)
     try:
-        env.seed(record["seed"])
-        obs, _ = env.reset()
+        obs = reset_layout(env, record["seed"])
         intrinsics = {c: cams.intrinsics(c) for c in cameras}
         out = []
         for t, action in enumerate(record["actions"]):

@@ -134,6 +134,24 @@ def make_env(task: str):
     return env
 
 
+def reset_layout(env, seed: int):
+    """Reset ``env`` to the layout of ``seed``; returns the first observation.
+
+    Meta-World moves the goal's site in the model at reset, but the site's world position
+    in ``data`` is only recomputed by the next physics step, so a frame rendered right after
+    reset showed the previous episode's goal marker (one stale first frame per episode).
+    The positions of bodies, sites and cameras are recomputed from the state, and nothing
+    else: ``mj_forward`` would also reset solver warm-starts, which moves later states by a
+    few ulps."""
+    import mujoco
+
+    env.seed(int(seed))
+    obs, _ = env.reset()
+    mujoco.mj_kinematics(env.model, env.data)
+    mujoco.mj_camlight(env.model, env.data)
+    return obs
+
+
 class Cameras:
     """Renders several named cameras of one model and reports their OpenCV parameters."""
 
@@ -197,8 +215,7 @@ class Cameras:
 
 
 def _roll_out(env, policy, cams: Cameras, cfg: GenerateConfig, seed: int) -> dict:
-    env.seed(seed)
-    obs, _ = env.reset()
+    obs = reset_layout(env, seed)
     record: dict[str, list] = {k: [] for k in ("state", "actions", "rewards", "success")}
     frames = {n: [] for n in cams.names}
     extr = {n: [] for n in cams.names}
@@ -231,7 +248,7 @@ def _roll_out(env, policy, cams: Cameras, cfg: GenerateConfig, seed: int) -> dic
     }
 
 
-def _write_demo(group, demo: dict, cams: Cameras, cfg: GenerateConfig) -> None:
+def _write_demo(group, demo: dict, cfg: GenerateConfig) -> None:
     obs = group.create_group("obs")
     size = cfg.size
     for name, frames in demo["frames"].items():
@@ -250,22 +267,89 @@ def _write_demo(group, demo: dict, cams: Cameras, cfg: GenerateConfig) -> None:
     group.create_dataset("actions", data=demo["actions"])
     group.create_dataset("rewards", data=demo["rewards"])
     group.create_dataset("success", data=demo["success"])
-    for name in cams.names:
+    for name in demo["frames"]:
         cam = group.create_group(f"camera/{name}")
-        cam.create_dataset("intrinsics", data=cams.intrinsics(name))
+        cam.create_dataset("intrinsics", data=demo["intrinsics"][name])
         cam.create_dataset("extrinsics", data=demo["extrinsics"][name])
 
 
-def generate(cfg: GenerateConfig, out: str | Path, progress: bool = True) -> dict:
+_WORKER_ENVS: dict = {}  # per worker process: task -> (env, policy, cameras)
+
+
+def _render_demo(cfg: GenerateConfig, task: str, index: int) -> tuple[dict, int, int]:
+    """Roll out demo ``index`` of ``task`` (fresh layouts until the expert succeeds, at most
+    ``max_attempts``); returns the demo, its seed and the attempts it took. Each process
+    keeps the environment of the task it rendered last: a demo depends only on its seed,
+    not on the demos rolled out before it in that environment (the file is byte-identical
+    either way)."""
+    if task not in _WORKER_ENVS:
+        # one live renderer per process: a second EGL context beside the first renders
+        # slightly different pixels, so the previous task's is closed first (tasks come in
+        # order), as a single process rendering them one after the other does
+        _close_envs()
+        env = make_env(task)
+        _WORKER_ENVS[task] = (env, expert_policy(task), Cameras(env.model, cfg.cameras, cfg.size))
+    env, policy, cams = _WORKER_ENVS[task]
+    for attempt in range(cfg.max_attempts):
+        seed = demo_seed(cfg.seed, task, index, attempt)
+        demo = _roll_out(env, policy, cams, cfg, seed)
+        if demo["succeeded"]:
+            break
+    demo["intrinsics"] = {name: cams.intrinsics(name) for name in cams.names}
+    return demo, seed, attempt + 1
+
+
+def _close_envs() -> None:
+    for env, _, cams in _WORKER_ENVS.values():
+        cams.close()
+        env.close()
+    _WORKER_ENVS.clear()
+
+
+def _render_job(job: tuple) -> tuple[dict, int, int]:
+    return _render_demo(*job)
+
+
+def _quiet_worker() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
+
+
+def _rendered(cfg: GenerateConfig, workers: int):
+    """Every demo (task by task, in order) as it is rendered: in this process, or in
+    ``workers`` spawned processes (rendering is single-threaded: two cores render two
+    demos at once while this process compresses and writes)."""
+    jobs = [(cfg, task, i) for task in cfg.tasks for i in range(cfg.demos)]
+    if workers <= 1:
+        try:
+            yield from map(_render_job, jobs)
+        finally:
+            _close_envs()
+        return
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
+        yield from pool.imap(_render_job, jobs)  # in order: the file does not depend on it
+
+
+def generate(
+    cfg: GenerateConfig, out: str | Path, progress: bool = True, workers: int | None = None
+) -> dict:
     """Render ``cfg`` into the HDF5 file ``out`` atomically; returns a summary dict.
 
     The file appears only when complete (written to a temporary name, then renamed), so an
-    interrupted run never leaves a half-written dataset that looks valid.
+    interrupted run never leaves a half-written dataset that looks valid. ``workers`` > 1
+    renders in that many processes (None: one per usable core, at most 2, ~1.8x faster on
+    2 cores); the file is the same byte for byte.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     import h5py
     from tqdm.auto import tqdm
 
+    if workers is None:
+        workers = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ParameterError(f"workers={workers!r} is invalid; expected an int >= 1")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"tasks": {}, "demos": 0, "steps": 0, "failed_demos": []}
@@ -275,37 +359,31 @@ def generate(cfg: GenerateConfig, out: str | Path, progress: bool = True) -> dic
     try:
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             data = f.create_group("data")
-            index = 0
-            for task in cfg.tasks:
-                env, policy = make_env(task), expert_policy(task)
-                cams = Cameras(env.model, tuple(cfg.cameras), cfg.size)
-                lengths = []
-                for i in range(cfg.demos):
-                    for attempt in range(cfg.max_attempts):
-                        seed = demo_seed(cfg.seed, task, i, attempt)
-                        demo = _roll_out(env, policy, cams, cfg, seed)
-                        if demo["succeeded"]:
-                            break
-                    group = data.create_group(f"demo_{index}")
-                    _write_demo(group, demo, cams, cfg)
-                    steps = len(demo["actions"])
-                    group.attrs.update(
-                        num_samples=steps,
-                        task=task,
-                        instruction=INSTRUCTIONS[task][0],
-                        seed=seed,
-                        attempts=attempt + 1,
-                        success=bool(demo["succeeded"]),
-                    )
-                    if not demo["succeeded"]:
-                        summary["failed_demos"].append(f"demo_{index}")
-                    lengths.append(steps)
-                    index += 1
-                    bar.update(1)
-                cams.close()
-                env.close()
-                summary["tasks"][task] = {"demos": len(lengths), "steps": int(sum(lengths))}
-            summary["demos"] = index
+            lengths: dict[str, list[int]] = {task: [] for task in cfg.tasks}
+            rendered = _rendered(cfg, workers)
+            for index, (demo, seed, attempts) in enumerate(rendered):
+                task = cfg.tasks[index // cfg.demos]
+                group = data.create_group(f"demo_{index}")
+                _write_demo(group, demo, cfg)
+                steps = len(demo["actions"])
+                group.attrs.update(
+                    num_samples=steps,
+                    task=task,
+                    instruction=INSTRUCTIONS[task][0],
+                    seed=seed,
+                    attempts=attempts,
+                    success=bool(demo["succeeded"]),
+                )
+                if not demo["succeeded"]:
+                    summary["failed_demos"].append(f"demo_{index}")
+                lengths[task].append(steps)
+                bar.update(1)
+            for task, task_lengths in lengths.items():
+                summary["tasks"][task] = {
+                    "demos": len(task_lengths),
+                    "steps": int(sum(task_lengths)),
+                }
+            summary["demos"] = len(cfg.tasks) * cfg.demos
             summary["steps"] = int(sum(t["steps"] for t in summary["tasks"].values()))
             gen = asdict(cfg)
             gen.update(version=GENERATOR_VERSION, tasks=list(cfg.tasks), cameras=list(cfg.cameras))

@@ -24,6 +24,7 @@ from nblib.data.metaworld_gen import (  # noqa: E402
     Cameras,
     make_env,
     quantize_colors,
+    reset_layout,
 )
 from nblib.errors import ParameterError, is_number  # noqa: E402
 from nblib.eval.policies import sim_action  # noqa: E402
@@ -71,8 +72,7 @@ class MetaWorldTask:
     def reset(self, seed: int, episode: int | None = None) -> dict:
         """A new layout drawn with ``seed`` (``episode`` is for simulators with fixed
         initial states, such as LIBERO; here the seed alone decides)."""
-        self.env.seed(int(seed))
-        self._obs, _ = self.env.reset()
+        self._obs = reset_layout(self.env, seed)
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[dict, bool]:

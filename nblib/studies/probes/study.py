@@ -43,7 +43,7 @@ class ProbesConfig(StudyConfig):
     head: str = "flow"  # ... with this head
     isolation_samples: int = 100  # flow-head isolation: random (condition, target) pairs
     isolation_steps: int = 300  # ... and training steps per head
-    umap: bool = True  # UMAP of every stage beside PCA
+    umap: bool = False  # UMAP of every stage beside PCA (60 points: PCA reads as well)
     seed: int = 0  # seed of the split, the probe samples, the training and the noise
 
     def __post_init__(self):

@@ -79,7 +79,7 @@ class CompassConfig(StudyConfig):
     instruction_clusters: int = 0  # 0: each instruction its own label; N: TF-IDF clusters
     strides_compared: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     pairs_per_stride: int = 200  # random pairs per stride and camera in that check
-    umap: bool = True  # UMAP of the codebook and of the latents
+    umap: bool = False  # UMAP of the codebook and of the latents
     gallery_tokens: int = 6  # most used tokens shown in the gallery
     gallery_per_token: int = 3  # random frame pairs shown per token
     seed: int = 0  # seed of training, subsampling and the gallery
