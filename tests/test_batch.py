@@ -67,6 +67,32 @@ def test_grid_errors_name_the_entry_and_nothing_runs(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_seeds_set_the_seed_parameter_a_notebook_has(tmp_path):
+    """The README's `seeds:` on every notebook: its `seed`, or the LR study's `seeds` list;
+    a notebook with neither is an error naming the entry."""
+    import nbformat
+
+    from nblib.paths import find_repo_root
+
+    notebooks = find_repo_root() / "notebooks"
+    grid = _grid(
+        tmp_path,
+        [
+            {"notebook": str(notebooks / "03_lr_schedule_study.ipynb"), "seeds": [0, 1]},
+            {"notebook": str(notebooks / "00_dataset_card.ipynb"), "seeds": [2]},
+        ],
+    )
+    runs = load_grid(grid)
+    assert [r.params for r in runs] == [{"seeds": [0]}, {"seeds": [1]}, {"seed": 2}]
+    unseeded = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1  # a number")
+    cell.metadata["tags"] = ["parameters"]
+    unseeded.cells.append(cell)
+    nbformat.write(unseeded, tmp_path / "unseeded.ipynb")
+    with pytest.raises(ParameterError, match=r"runs\[0\]\.seeds.*neither a `seed` nor"):
+        load_grid(_grid(tmp_path, [{"notebook": "unseeded.ipynb", "seeds": [0]}]))
+
+
 def test_run_names_are_readable_and_bounded():
     nb = Path("notebooks/01_overfit_diagnosis.ipynb")
     assert run_name(nb, {}) == "01_overfit_diagnosis"

@@ -6,7 +6,9 @@ the real figures come from `nblib bench NAME` (see the README's Performance sect
 
 import importlib.util
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,8 +92,8 @@ def test_suite_bench_times_run_all_against_the_ten_minute_target(monkeypatch, tm
 
     monkeypatch.setattr(runner, "run_all", fake_run_all)
     (line,) = BENCHMARKS["suite"](out=str(tmp_path))
-    assert line["figure"] == "default_suite_seconds" and line["target_s"] == 600
-    assert line["ratio"] == pytest.approx(600 / line["seconds"], rel=0.05)
+    assert line["figure"] == "default_suite_seconds" and line["target_s"] == 480
+    assert line["ratio"] == pytest.approx(480 / line["seconds"], rel=0.05)
     assert line["notebooks"]["05_libero_comparison"] == {"seconds": 1.5, "verdict": "DIFFERENT"}
     assert line["failed"] is None
 
@@ -101,14 +103,53 @@ def test_all_runs_every_benchmark_once_in_order(monkeypatch):
 
     calls = []
     fakes = {name: (lambda name=name, **kw: calls.append(name) or iter([{"bench": name}]))
-             for name in ("rollout", "loader", "suite")}  # fmt: skip
+             for name in ("rollout", "loader", "suite", "verdicts")}  # fmt: skip
     monkeypatch.setattr(bench, "BENCHMARKS", {**fakes, "all": bench.bench_all})
     lines = list(bench.bench_all())
+    # verdicts (the suite four times) runs only by name
     assert calls == ["rollout", "loader", "suite"] and [x["bench"] for x in lines] == calls
 
 
+def test_verdicts_bench_runs_each_notebook_at_two_thread_counts_and_three_seeds(
+    monkeypatch, tmp_path
+):
+    from nblib.run import runner
+    from nblib.threads import PIN_ENV
+
+    seen = []
+
+    def fake_run_notebook(path, params, out_dir, progress):
+        threads = os.environ[PIN_ENV]
+        seen.append((Path(path).stem, threads, params))
+        # a verdict that flips on one seed: the bench must say so
+        seed = params["seed"] if "seed" in params else params["seeds"][0]
+        verdict = "PARTIAL" if seed == 2 else "PASS"
+        Path(out_dir).mkdir(parents=True)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps({"verdict": verdict}))
+
+    monkeypatch.setattr(runner, "run_notebook", fake_run_notebook)
+    monkeypatch.delenv(PIN_ENV, raising=False)
+    lines = list(BENCHMARKS["verdicts"](notebooks=["00_dataset_card", "03_lr_schedule_study"]))
+    runs = [x for x in lines if x["figure"] == "verdict"]
+    assert [(r["threads"], r["seed"]) for r in runs[:4]] == [(1, 0), (2, 0), (2, 1), (2, 2)]
+    assert seen[0] == ("00_dataset_card", "1", {"seed": 0})
+    assert seen[4] == ("03_lr_schedule_study", "1", {"seeds": [0]})  # its seed is a list
+    agreement = [x for x in lines if x["figure"] == "verdict_agreement"]
+    assert [a["same"] for a in agreement] == [False, False] and agreement[0]["ratio"] == 0.75
+    assert PIN_ENV not in os.environ  # restored
+
+
 def test_registry_keeps_every_name_in_the_order_all_runs_them():
-    assert list(BENCHMARKS) == ["rollout", "loader", "cache", "tokens", "threads", "suite", "all"]
+    assert list(BENCHMARKS) == [
+        "rollout",
+        "loader",
+        "cache",
+        "tokens",
+        "threads",
+        "suite",
+        "all",
+        "verdicts",
+    ]
     assert ratio(3.0, 2.0) == 1.5 and ratio(2.0, 3.0) == 0.667 and ratio(2.0, 3.0, 2) == 0.67
 
 

@@ -2,7 +2,8 @@
 
 One module per benchmark, each a generator of records (one per figure): ``rollout``,
 ``loader``, ``cache``, ``tokens``, ``threads``, ``suite``, and ``all`` running every one of
-them in that order. Every comparison runs the reference in the same process on the same
+them in that order; ``verdicts`` (the whole suite four times: each notebook's verdict at 1
+and 2 threads and three seeds) runs only on its own. Every comparison runs the reference in the same process on the same
 inputs, interleaved round by round so that machine noise hits both sides alike, and reports
 a ``ratio`` (:func:`nblib.bench.common.ratio`; higher is better for nblib). Heavy imports
 (torch, simulators, robomimic) happen inside the benchmark functions.
@@ -18,6 +19,7 @@ from nblib.bench.rollout import bench_rollout
 from nblib.bench.suite import bench_suite
 from nblib.bench.threads import bench_threads
 from nblib.bench.tokens import bench_tokens
+from nblib.bench.verdicts import bench_verdicts
 from nblib.errors import NblibError
 
 
@@ -25,7 +27,7 @@ def bench_all(items: int | None = None) -> Iterator[dict]:
     """Every benchmark, then the whole default suite, one after another (never two heavy
     jobs at once on a shared machine)."""
     for name, bench in BENCHMARKS.items():
-        if name != "all":
+        if name not in ("all", *ALONE):
             yield from bench(**({"items": items} if items else {}))
 
 
@@ -38,7 +40,9 @@ BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
     "threads": bench_threads,
     "suite": bench_suite,
     "all": bench_all,
+    "verdicts": bench_verdicts,
 }
+ALONE = ("verdicts",)  # too long for `all`: run by name
 
 
 def run_benchmark(name: str, **kwargs) -> Iterator[dict]:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 
 from nblib.cli.output import print_json_lines
+from nblib.errors import ParameterError
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from nblib.bench import run_benchmark
 
-    print_json_lines(run_benchmark(args.name, **({"items": args.items} if args.items else {})))
+    kwargs = {"items": args.items} if args.items else {}
+    if args.fresh:
+        if args.name != "suite":
+            raise ParameterError(f"--fresh applies to `nblib bench suite`, not {args.name!r}")
+        kwargs["fresh"] = True
+    print_json_lines(run_benchmark(args.name, **kwargs))
     return 0
 
 
@@ -19,5 +25,10 @@ def register(sub) -> None:
     bench.add_argument("name", help="benchmark name, e.g. loader")
     bench.add_argument(
         "--items", type=int, help="samples per measurement (default: the benchmark's own)"
+    )
+    bench.add_argument(
+        "--fresh",
+        action="store_true",
+        help="suite: time a newcomer's `make suite` (venv, data, notebooks) on a fresh clone",
     )
     bench.set_defaults(func=_cmd_bench)

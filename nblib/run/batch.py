@@ -43,6 +43,7 @@ import yaml
 
 from nblib.errors import NblibError, NotebookError, ParameterError
 from nblib.paths import atomic_path, write_text_atomic
+from nblib.run.params import seed_overrides
 
 ENTRY_KEYS = ("notebook", "params", "grid", "zip", "seeds")
 BATCH_RECORD = "batch.json"
@@ -94,8 +95,10 @@ def run_name(notebook: Path, varied: dict[str, Any]) -> str:
     return name
 
 
-def _combinations(path: Path, index: int, entry: dict) -> list[tuple[dict, dict]]:
-    """(all overrides, the varied ones) per combination of one entry."""
+def _combinations(path: Path, index: int, entry: dict, parameters=()) -> list[tuple[dict, dict]]:
+    """(all overrides, the varied ones) per combination of one entry; ``seeds`` set the
+    notebook's seed parameter (``parameters``: its names, see
+    :func:`nblib.run.params.seed_overrides`)."""
     where = f"runs[{index}]"
     fixed = entry.get("params") or {}
     grid = entry.get("grid") or {}
@@ -112,12 +115,16 @@ def _combinations(path: Path, index: int, entry: dict) -> list[tuple[dict, dict]
         sizes = {k: len(v) for k, v in zipped.items()}
         raise _error(path, f"{where}.zip", f"lists of different lengths {sizes}")
     overlap = set(fixed) & set(grid) | set(fixed) & set(zipped) | set(grid) & set(zipped)
+    seed_items = [{}]
     if seeds is not None:
         ok = isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
         if not ok:
             raise _error(path, f"{where}.seeds", f"expected a list of ints, got {seeds!r}")
-        if "seed" in {*fixed, *grid, *zipped}:
-            overlap.add("seed")
+        try:
+            seed_items = [seed_overrides(parameters, s) for s in seeds]
+        except ParameterError as error:
+            raise _error(path, f"{where}.seeds", str(error)) from error
+        overlap |= set(seed_items[0]) & {*fixed, *grid, *zipped}
     if overlap:
         raise _error(path, where, f"parameters set twice: {sorted(overlap)}")
     grid_items = [
@@ -126,7 +133,6 @@ def _combinations(path: Path, index: int, entry: dict) -> list[tuple[dict, dict]
     zip_items = [
         dict(zip(zipped, values, strict=True)) for values in zip(*zipped.values(), strict=True)
     ]
-    seed_items = [{"seed": s} for s in seeds] if seeds is not None else [{}]
     out = []
     for g, z, s in itertools.product(grid_items or [{}], zip_items or [{}], seed_items):
         varied = {**g, **z, **s}
@@ -137,7 +143,7 @@ def _combinations(path: Path, index: int, entry: dict) -> list[tuple[dict, dict]
 def load_grid(path: str | os.PathLike[str]) -> list[Run]:
     """Every run of a grid file, checked (layout, notebooks, parameters); nothing runs.
     Notebook paths are relative to the grid file's folder, else to the current folder."""
-    from nblib.run.params import check_parameters
+    from nblib.run.params import check_parameters, notebook_parameters
 
     path = Path(path)
     try:
@@ -166,7 +172,8 @@ def load_grid(path: str | os.PathLike[str]) -> list[Run]:
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise _error(path, where, f"notebook {entry['notebook']!r} not found")
-        for overrides, varied in _combinations(path, index, entry):
+        parameters = notebook_parameters(found)
+        for overrides, varied in _combinations(path, index, entry, parameters):
             try:
                 check_parameters(found, overrides)
             except ParameterError as error:

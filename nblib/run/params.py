@@ -270,3 +270,18 @@ def load_param_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if bad:
         raise ParameterError(f"parameter file {path}: names must be strings, got {bad!r}")
     return data
+
+
+def seed_overrides(parameters, seed: int) -> dict:
+    """The overrides that set a notebook's seed to ``seed``: its ``seed`` parameter, or
+    ``seeds=[seed]`` for a notebook whose runs each take a seed from a list (the LR study).
+    ``parameters``: the notebook's parameter names (e.g. :func:`notebook_parameters`).
+    A notebook with neither is an error: vary what it has instead."""
+    if "seed" in parameters:
+        return {"seed": seed}
+    if "seeds" in parameters:
+        return {"seeds": [seed]}
+    raise ParameterError(
+        "the notebook has neither a `seed` nor a `seeds` parameter; vary its randomness "
+        "through the parameters it has"
+    )
