@@ -252,6 +252,7 @@ def test_lr_records_are_the_script_columns_as_plain_json_values():
             "stopped_after_warmup": [np.bool_(False), np.bool_(True)],
             "diverged": [False, True],
             "divergence_step": [None, 7],
+            "divergence_reason": [None, "blow_up"],
             "grad_spikes": [np.int64(0), np.int64(2)],
             "suggestion": ["train longer", "lower the LR"],
             "next": [{}, {}],  # analyse's own column, not one of the script's
@@ -262,10 +263,10 @@ def test_lr_records_are_the_script_columns_as_plain_json_values():
     assert records == [
         {"run": "r1", "steps": 51, "final_loss": 3.5, "min_loss": 3.25, "plateau_step": None,
          "stopped_after_warmup": False, "diverged": False, "divergence_step": None,
-         "grad_spikes": 0, "suggestion": "train longer"},
+         "divergence_reason": None, "grad_spikes": 0, "suggestion": "train longer"},
         {"run": "r2", "steps": 10, "final_loss": None, "min_loss": None, "plateau_step": 40,
          "stopped_after_warmup": True, "diverged": True, "divergence_step": 7,
-         "grad_spikes": 2, "suggestion": "lower the LR"},
+         "divergence_reason": "blow_up", "grad_spikes": 2, "suggestion": "lower the LR"},
     ]  # fmt: skip
     assert all(list(r) == list(LR_FIELDS) for r in records)
     assert all(type(r[k]) is int for r in records for k in ("steps", "grad_spikes"))
