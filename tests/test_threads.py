@@ -94,3 +94,19 @@ def test_thread_probe_times_both_models():
     out = thread_probe(threads=1, steps=2, governed=True)
     assert set(out) == {"policy_ms", "latent_ms", "threads_end"} and out["policy_ms"] > 0
     assert THREAD_SETTINGS["defaults"][0] == {"GOMP_SPINCOUNT": "300000"}  # libgomp's own
+
+
+def test_nblib_threads_pins_the_count_for_every_torch_job(monkeypatch):
+    from nblib import threads
+
+    env = {}
+    threads.configure_openmp_env(env)
+    assert "OMP_NUM_THREADS" not in env  # not pinned: torch picks, the loop adapts
+    env = {threads.PIN_ENV: "1"}
+    threads.configure_openmp_env(env)
+    assert env["OMP_NUM_THREADS"] == "1"  # torch starts with one thread in that process
+    monkeypatch.setenv(threads.PIN_ENV, "2")
+    assert threads.pinned_threads() == 2 and threads.torch_threads() == 2
+    monkeypatch.setenv(threads.PIN_ENV, "two")
+    with pytest.raises(ValueError, match="NBLIB_THREADS='two' is invalid"):
+        threads.pinned_threads()
