@@ -6,7 +6,8 @@
 #                            browser and batch tests), generate the data if missing,
 #                            run pytest + nbval
 #   bash tools/nb.sh libero  install the LIBERO / LIBERO-PRO extra into the venv
-# Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default
+# Environment: PYTHON (default python3), VENV (default .venv), TEST_WORKERS (pytest
+# processes of `test`, default 2), TORCH_SPEC (default
 # torch==2.13.0, the CPU build; on a GPU machine pass e.g. TORCH_SPEC=torch or
 # SKIP_TORCH=1 to keep an installed CUDA build), OUT (suite output folder, default runs).
 set -euo pipefail
@@ -83,8 +84,11 @@ case "${1:-}" in
   suite) setup; data; "$VENV/bin/nblib" run-all --out "$OUT" ;;
   test)
     setup; libero; system_packages; data
-    # the LIBERO tests fail (not skip) when the extra is missing
-    NBLIB_REQUIRE_LIBERO=1 "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "${@:2}"
+    # the LIBERO tests fail (not skip) when the extra is missing; test files run on
+    # TEST_WORKERS processes (default 2: a 2-core machine's pytest was single-core bound,
+    # 25 -> 16 min); one file's tests stay in one worker (module fixtures: SLURM, JupyterLab)
+    NBLIB_REQUIRE_LIBERO=1 "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env \
+      -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile "${@:2}"
     ;;
   *) echo "usage: bash tools/nb.sh {setup|libero|suite|test} [pytest args]" >&2; exit 2 ;;
 esac
