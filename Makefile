@@ -1,6 +1,6 @@
 # `make suite` runs every notebook on the embedded data; `make test` runs the tests.
 # Both create .venv and generate the data on first use (see tools/nb.sh for options).
-.PHONY: setup libero suite test data bench lint clean-notebooks results
+.PHONY: setup libero suite test data bench lint clean-notebooks results latent-model
 
 setup:
 	bash tools/nb.sh setup
@@ -28,3 +28,10 @@ lint:
 
 clean-notebooks:
 	.venv/bin/nblib clean --refresh notebooks/*.ipynb
+
+# The latent-action model notebook 04 analyses by default (data_manifests/models/): the
+# notebook's recipe (600 steps, seed 0) trained on the embedded demos, ~3 min.
+latent-model: data
+	.venv/bin/nblib run notebooks/04_token_compass.ipynb -p latent_model train --out runs/latent_model
+	mkdir -p data_manifests/models
+	cp runs/latent_model/latent_action_model.pt data_manifests/models/latent_actions_metaworld_default.pt

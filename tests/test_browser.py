@@ -43,8 +43,7 @@ PARAMS = {
         "plateau_window": 20,
         "smoothing": 5,
     },  # fmt: skip
-    "04_token_compass": {
-        "train_steps": 40,
+    "04_token_compass": {  # tokens of the bundled latent-action model
         "strides_compared": [4],
         "pairs_per_stride": 20,
         "umap": False,

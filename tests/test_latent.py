@@ -145,10 +145,14 @@ def _as_pair(batch):
 
 
 def test_save_load_round_trip(trained, tiny, tmp_path):
-    model, _ = trained
+    model, history = trained
     path = save_latent_model(model, tmp_path / "laq.pt")
     loaded = load_latent_model(path)
     assert loaded.config == model.config and loaded.meta == model.meta
+    assert loaded.history is None  # saved without one
+    with_history = load_latent_model(save_latent_model(model, tmp_path / "h.pt", history))
+    assert len(with_history.history) == len(history)
+    assert with_history.history[-1]["loss"] == pytest.approx(history[-1]["loss"])
     f_t, f_tk = _pairs(tiny)
     assert torch.equal(loaded.encode_tokens(f_t, f_tk), model.encode_tokens(f_t, f_tk))
     assert torch.equal(loaded.codebook(), model.codebook())

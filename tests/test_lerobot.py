@@ -466,7 +466,7 @@ def test_overfit_and_token_compass_engines_run_on_the_folder(lerobot_manifest, t
     verdict = overfit.verdict(overfit.evidence(exp, history, assessment), config)
     assert verdict.label in ("PASS", "PARTIAL", "FAIL")
     config = tokens.CompassConfig(
-        manifest=lerobot_manifest, stride=2, train_steps=3, codebook_size=4,
+        manifest=lerobot_manifest, latent_model="train", stride=2, train_steps=3, codebook_size=4,
         strides_compared=[2], pairs_per_stride=10, umap=False, gallery_tokens=2,
         gallery_per_token=1,
     )  # fmt: skip

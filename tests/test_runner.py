@@ -1,7 +1,8 @@
 """Tests for nblib.run.runner, nblib.run.params and nblib.run.report.
 
-Kernel executions are expensive (~3-5 s each), so the suite runs exactly five: two
-through one shared ``run_all`` (a passing and a raising notebook) and three direct
+Kernel executions are expensive (~3-5 s each), so the suite runs exactly six: two
+through one shared ``run_all`` (a passing and a raising notebook, side by side in two
+worker processes), one through a ``run_all`` one notebook at a time, and three direct
 ``run_notebook`` calls. Everything else is checked without a kernel.
 """
 
@@ -128,7 +129,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory, kernel_env: None) -> dict[st
     _boom(notebooks / ".ipynb_checkpoints")
     runs = root / "runs"
     with pytest.raises(NotebookError) as excinfo:
-        runner.run_all(notebooks, runs, progress=False)
+        runner.run_all(notebooks, runs, progress=False, workers=2)
     return {"root": root, "notebooks": notebooks, "runs": runs, "error": excinfo.value}
 
 
@@ -191,6 +192,14 @@ def test_failed_notebook_in_run_all_keeps_error(suite: dict[str, Any]) -> None:
     assert data["params"] == {"n": 1} and data["notebook"] == "boom.ipynb"
     # The kernel's own messages are kept for a failed run, out of the terminal.
     assert (run / runner.KERNEL_LOG).is_file()
+
+
+def test_run_all_one_at_a_time_writes_the_same_index(tmp_path: Path, kernel_env: None) -> None:
+    notebooks = tmp_path / "notebooks"
+    _tiny(notebooks)
+    index = runner.run_all(notebooks, tmp_path / "runs", progress=False, workers=1)
+    row = next(line for line in index.read_text().splitlines() if line.startswith("| tiny"))
+    assert "| PASS |" in row and "n=3" in row
 
 
 def test_params_override_changes_verdict(tmp_path: Path, kernel_env: None) -> None:
@@ -273,6 +282,26 @@ def test_notebook_without_finish_raises_and_stale_metrics_ignored(
 
 
 # ------------------------------------------------------------ no kernel needed
+
+
+def test_run_all_starts_the_longest_expected_notebook_first(tmp_path: Path) -> None:
+    nb = _tiny(tmp_path / "notebooks")
+    folder = tmp_path / "runs" / "tiny"
+    assert runner._expected_seconds(nb, folder) == 0.0  # never run, no hint
+    doc = nbformat.read(nb, as_version=4)
+    doc.metadata["nblib"] = {"seconds": 42}  # what `nblib clean --refresh` measured
+    nbformat.write(doc, nb)
+    assert runner._expected_seconds(nb, folder) == 42.0
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"seconds": 7.5}))
+    assert runner._expected_seconds(nb, folder) == 7.5  # the last run here wins
+    (folder / "metrics.json").write_text("{not json")
+    assert runner._expected_seconds(nb, folder) == 42.0
+
+
+def test_run_all_refuses_zero_workers(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="workers=0"):
+        runner.run_all(tmp_path, tmp_path / "runs", workers=0)
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,7 @@ def test_saved_lora_policy_keeps_its_adapter(tiny_manifest, tmp_path):
 def test_token_compass_study_end_to_end(tiny_manifest, tmp_path):
     config = tokens.CompassConfig(
         manifest=tiny_manifest,
+        latent_model="train",
         stride=2,
         train_steps=3,
         codebook_size=4,
@@ -227,6 +228,43 @@ def test_token_compass_study_end_to_end(tiny_manifest, tmp_path):
     )
     metrics = to_jsonable(tokens.metrics(evidence))
     assert metrics["pairs"] == len(table) and metrics["latent_model"]["steps"] == 3
+    # the checkpoint it saved tokenises the same way when named as latent_model, and
+    # carries its training curves
+    again = tokens.make_tokens(
+        tokens.prepare(dataclasses.replace(config, latent_model=str(made.checkpoint))),
+        tmp_path / "again",
+    )
+    assert list(again.table.ids) == list(made.table.ids)
+    assert len(
+        again.history
+    ) == 3 and "latent_action_model.pt (3 steps, seed 0, trained on tiny.h5)" in tokens.describe(
+        again
+    )
+    assert not (tmp_path / "again").exists()  # nothing trained, nothing saved
+    with pytest.raises(
+        ParameterError,
+        match=r"CompassConfig\.codebook_size=8.*expected 4, the codebook_size of latent_model",
+    ):
+        tokens.make_tokens(
+            tokens.prepare(
+                dataclasses.replace(config, latent_model=str(made.checkpoint), codebook_size=8)
+            )
+        )
+
+
+def test_compass_default_tokeniser_is_the_bundled_model():
+    from nblib.models.latent import load_latent_model
+
+    config = tokens.CompassConfig()
+    path = tokens.study.latent_model_path(config.latent_model)
+    model = load_latent_model(path)  # committed with the repository, loads offline
+    assert model.config.codebook_size == config.codebook_size
+    assert model.config.seq_len == config.seq_len
+    assert model.meta["steps"] == config.train_steps and model.meta["seed"] == config.seed
+    assert model.meta["stride"] == config.stride and model.meta["camera"] == config.cameras
+    assert len(model.history) == config.train_steps
+    with pytest.raises(DataError, match="no such latent-action model file"):
+        load_latent_model(tokens.study.latent_model_path("missing.pt"))
 
 
 def test_compass_config_rejects_bad_values():
@@ -236,6 +274,8 @@ def test_compass_config_rejects_bad_values():
         ({"weighting": "median"}, "weighting"),
         ({"strides_compared": [0]}, "strides_compared"),
         ({"codebook_size": 1}, "codebook_size"),
+        ({"latent_model": ""}, "latent_model"),
+        ({"latent_model": None}, "latent_model"),
     ):
         with pytest.raises(ParameterError, match=rf"CompassConfig\.{field}="):
             tokens.CompassConfig(**bad)

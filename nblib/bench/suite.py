@@ -42,7 +42,7 @@ def bench_suite(
         yield from _fresh_suite(out)
         return
     from nblib.paths import repo_root
-    from nblib.run.runner import run_all
+    from nblib.run.runner import default_workers, run_all
 
     with tempfile.TemporaryDirectory(prefix="nblib-suite-") as tmp:
         folder = Path(out or tmp)
@@ -60,6 +60,7 @@ def bench_suite(
         "seconds": round(seconds, 2),
         "target_s": SUITE_TARGET_S,
         "ratio": ratio(SUITE_TARGET_S, seconds, 2),
+        "workers": default_workers(),
         "notebooks": notebooks,
         "failed": failed,
         **machine(),

@@ -5,7 +5,7 @@
     nblib data check PATH [--mapping NAME] [--horizon H]
     nblib data ensure [MANIFEST]
     nblib run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [--out DIR]
-    nblib run-all [--out DIR]
+    nblib run-all [--out DIR] [--workers N]
     nblib batch GRID.yaml [--executor local|slurm] [--workers N] [--gpus 0,1,2] [--out DIR]
     nblib compare RUN_A RUN_B [--rtol R]
     nblib clean NOTEBOOK... [--refresh]

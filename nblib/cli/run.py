@@ -27,7 +27,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_run_all(args: argparse.Namespace) -> int:
     from nblib.run.runner import run_all
 
-    index = run_all(args.notebooks, args.out, progress=not args.quiet)
+    index = run_all(args.notebooks, args.out, progress=not args.quiet, workers=args.workers)
     print(f"index: {index}")
     return 0
 
@@ -73,6 +73,13 @@ def register(sub) -> None:
     )
     rall.add_argument("--out", default="runs", help="output folder (default %(default)s)")
     rall.add_argument("--quiet", action="store_true", help="no progress bars")
+    rall.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="notebooks run at once (default 2 on a machine with 2 or more cores, else 1; "
+        "1 runs them one after another with progress bars)",
+    )
     rall.set_defaults(func=_cmd_run_all)
 
     cln = sub.add_parser(

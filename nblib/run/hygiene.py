@@ -9,6 +9,7 @@ those outputs; :func:`hygiene_problems` is what the tests enforce.
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def refresh_notebook(path: str | Path, kernel_name: str = "python3") -> Path:
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / path.name
+        started = time.perf_counter()
         papermill.execute_notebook(
             str(path),
             str(executed),
@@ -80,6 +82,7 @@ def refresh_notebook(path: str | Path, kernel_name: str = "python3") -> Path:
             progress_bar=False,
             kernel_manager_class=logged_kernel_manager(Path(tmp) / "kernel.log"),
         )
+        seconds = time.perf_counter() - started
         ran = nbformat.read(executed, as_version=4)
     source = nbformat.read(path, as_version=4)
     by_source = {c.source: c.outputs for c in ran.cells if c.cell_type == "code"}
@@ -87,6 +90,8 @@ def refresh_notebook(path: str | Path, kernel_name: str = "python3") -> Path:
         if _checked(cell):
             cell.outputs = by_source.get(cell.source, [])
     clean(source)
+    # How long a run takes, so `nblib run-all` can start the longest notebooks first.
+    source.metadata.setdefault("nblib", {})["seconds"] = round(seconds)
     nbformat.write(source, path)
     return path
 

@@ -16,11 +16,13 @@ starts. The kernel's own log (IPKernelApp warnings and shutdown messages) goes t
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -231,25 +233,64 @@ def run_notebook(
     return record
 
 
+def _expected_seconds(nb_path: Path, run_folder: Path) -> float:
+    """How long ``nb_path`` is likely to take: its last run in ``run_folder``, else the time
+    ``nblib clean --refresh`` measured (notebook metadata ``nblib.seconds``), else 0."""
+    try:
+        return float(json.loads((run_folder / "metrics.json").read_text("utf-8"))["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        meta = json.loads(nb_path.read_text("utf-8")).get("metadata", {})
+        return float(meta.get("nblib", {}).get("seconds", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def _run_quietly(nb_path: Path, run_folder: Path, kernel_name: str) -> str | None:
+    """One notebook of a parallel :func:`run_all`, in a worker process (``run_notebook``
+    sets the run folder in ``os.environ``, so runs cannot share a process); returns the
+    first line of its error, or None."""
+    try:
+        run_notebook(nb_path, out_dir=run_folder, kernel_name=kernel_name, progress=False)
+    except NblibError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def default_workers() -> int:
+    """Notebooks :func:`run_all` runs at once: 2 on a machine with 2 or more cores. Most of
+    a notebook's time is one core's work (kernel start, imports, rendering, optical flow,
+    small models), so two notebooks side by side nearly halve the suite; each torch job
+    then takes the threads its core leaves free (:mod:`nblib.threads`)."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def run_all(
     notebooks_dir: str | os.PathLike[str] = "notebooks",
     out_dir: str | os.PathLike[str] = "runs",
     kernel_name: str = "python3",
     progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Run every ``*.ipynb`` in ``notebooks_dir`` with defaults; write an index.
 
-    Each notebook runs into ``out_dir/<stem>/`` (sorted by name; checkpoints
-    skipped). A failing notebook does not stop the others. Afterwards
-    ``out_dir/index.md`` and ``out_dir/index.html`` list every notebook with its
-    verdict, wall time, key metrics, figure links and executed copy.
+    Each notebook runs into ``out_dir/<stem>/`` (checkpoints skipped), ``workers`` at a
+    time (default :func:`default_workers`), the longest expected first so the last one to
+    finish is a short one. A failing notebook does not stop the others. Afterwards
+    ``out_dir/index.md`` and ``out_dir/index.html`` list every notebook (sorted by name)
+    with its verdict, wall time, key metrics, figure links and executed copy.
 
     Returns:
         path of ``index.md``.
 
     Raises:
+        ParameterError: ``workers`` below 1.
         NotebookError: after the index is written, if any notebook failed (names them).
     """
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ParameterError(f"workers={workers}: expected a whole number >= 1")
     src = Path(notebooks_dir)
     out = Path(out_dir)
     if not src.is_dir():
@@ -257,22 +298,43 @@ def run_all(
     notebooks = sorted(
         p for p in src.glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and p.is_file()
     )
-    rows: list[dict[str, Any]] = []
-    failed: list[str] = []
-    for nb_path in notebooks:
-        run_folder = out / nb_path.stem
+    folders = {p: out / p.stem for p in notebooks}
+    expected = {p: _expected_seconds(p, folders[p]) for p in notebooks}
+    for folder in folders.values():
         # run_notebook removes a stale metrics.json only once the parameters check
         # passed; the index must never show an old run's result for this one.
-        (run_folder / "metrics.json").unlink(missing_ok=True)
-        error: str | None = None
-        try:
-            run_notebook(nb_path, out_dir=run_folder, kernel_name=kernel_name, progress=progress)
-        except NblibError as exc:
-            failed.append(nb_path.name)
-            error = str(exc).splitlines()[0]
-            if not isinstance(exc, NotebookError):  # a failed run has said so already
-                _status(progress, f"{nb_path.name}: not run ({error})")
-        rows.append(index_row(nb_path, run_folder, error))
+        (folder / "metrics.json").unlink(missing_ok=True)
+    errors: dict[Path, str | None] = {}
+    if workers == 1:
+        for nb_path in notebooks:
+            errors[nb_path] = None
+            try:
+                run_notebook(
+                    nb_path, out_dir=folders[nb_path], kernel_name=kernel_name, progress=progress
+                )
+            except NblibError as exc:
+                errors[nb_path] = str(exc).splitlines()[0]
+                if not isinstance(exc, NotebookError):  # a failed run has said so already
+                    _status(progress, f"{nb_path.name}: not run ({errors[nb_path]})")
+    else:
+        order = sorted(notebooks, key=lambda p: -expected[p])
+        _status(progress, f"running {len(order)} notebooks, {workers} at a time -> {out}")
+        context = multiprocessing.get_context("spawn")  # no forked copy of the parent's state
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            started = time.perf_counter()
+            futures = {pool.submit(_run_quietly, p, folders[p], kernel_name): p for p in order}
+            for future in as_completed(futures):
+                nb_path = futures[future]
+                errors[nb_path] = future.result()
+                row = index_row(nb_path, folders[nb_path], errors[nb_path])
+                outcome = errors[nb_path] or f"{row['seconds']:.0f} s"
+                _status(
+                    progress,
+                    f"[{time.perf_counter() - started:4.0f} s] {nb_path.name}: "
+                    f"{row['verdict']} ({outcome})",
+                )
+    rows = [index_row(p, folders[p], errors[p]) for p in notebooks]
+    failed = [p.name for p in notebooks if errors[p] is not None]
 
     index_md = out / "index.md"
     write_text_atomic(index_md, render_markdown(rows))

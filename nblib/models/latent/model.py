@@ -355,22 +355,30 @@ def _film(h: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- save / load
 
 
-def save_latent_model(model: LatentActionModel, path) -> Path:
-    """Write config, state dict and training metadata to one torch file (weights_only-safe)."""
+def save_latent_model(model: LatentActionModel, path, history=None) -> Path:
+    """Write config, state dict, training metadata and (optionally) the training history's
+    numeric columns to one torch file (weights_only-safe)."""
     state = {
         "config": asdict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(getattr(model, "meta", {}) or {}),
     }
+    if history is not None:  # plain floats: weights_only loading refuses numpy scalars
+        state["history"] = [
+            {k: float(v) for k, v in record.items() if isinstance(v, (int, float, np.number))}
+            for record in history
+        ]
     return save_tagged(path, FORMAT, state)
 
 
 def load_latent_model(path) -> LatentActionModel:
-    """A model saved by ``save_latent_model``, in eval mode on the CPU."""
+    """A model saved by ``save_latent_model``, in eval mode on the CPU; its training
+    history (a list of per-step dicts, or None) is ``model.history``."""
     state = load_tagged(path, FORMAT, "latent-action model")
     model = LatentActionModel(LatentActionConfig.from_dict(state["config"]))
     model.load_state_dict(state["state_dict"])
     model.meta = state.get("meta", {})
+    model.history = state.get("history")
     return model.eval()
 
 

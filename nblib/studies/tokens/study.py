@@ -4,9 +4,9 @@ The engine of ``04_token_compass`` (the engine contract of :mod:`nblib.studies`)
 steps, in the notebook's order:
 
 1. ``prepare(config)``: the dataset (the cameras act as datasets);
-2. ``make_tokens(study, run_dir)``: train the small latent-action model and tokenise every
-   frame pair, or read the user's token file: a :class:`Tokens` with the
-   :class:`~nblib.studies.tokens.table.TokenTable`;
+2. ``make_tokens(study, run_dir)``: tokenise every frame pair with the bundled
+   latent-action model, a checkpoint of yours, or one trained here, or read your token
+   file: a :class:`Tokens` with the :class:`~nblib.studies.tokens.table.TokenTable`;
 3. ``add_motion(study, table)``: mean optical flow and the projected end-effector motion of
    every pair; ``stride_check(study)``: how far flow and reference agree per stride;
 4. ``compass_figures``, ``analyse`` (across datasets, tasks and the reference motion, with
@@ -59,12 +59,31 @@ VIEW_KEYS = (
 )
 CHECKPOINT = "latent_action_model.pt"
 VERDICT_VIEW = "across datasets"
+#: ``latent_model`` values that are not paths: the model bundled for the embedded demos,
+#: and training one here.
+BUNDLED, TRAIN = "default", "train"
+# The bundled model: the default recipe (600 steps, seed 0) trained on the embedded demos
+# by `make latent-model`. Why a bundled model and not training by default: the small model's
+# tokens depend on its training run. Seeds 0, 1 and 2 (and 1 against 2 CPU threads, whose
+# float sums differ) gave tokenisers whose chance-corrected cross-camera agreement ranged
+# from -0.59 to 0.94 (PARTIAL, INCONSISTENT, INCONSISTENT): a verdict on a tokeniser must
+# be about one fixed tokeniser, or it changes with the machine.
+BUNDLED_MODEL = Path("data_manifests") / "models" / "latent_actions_metaworld_default.pt"
+
+
+def latent_model_path(value: str) -> Path:
+    """The checkpoint a ``latent_model`` value names: the bundled one for ``"default"``,
+    else the path itself (relative to the working directory)."""
+    from nblib.paths import repo_root
+
+    return repo_root() / BUNDLED_MODEL if value == BUNDLED else Path(value)
 
 
 @dataclass
 class CompassConfig(StudyConfig):
     manifest: str = "metaworld_default"  # dataset manifest name or path
-    token_file: str | None = None  # your own tokens (.parquet, .npz, .csv); None trains
+    token_file: str | None = None  # your own tokens (.parquet, .npz, .csv); None: a model's
+    latent_model: str = BUNDLED  # "default" (bundled), a checkpoint path, or "train"
     cameras: list[str] = field(default_factory=lambda: ["corner", "behindGripper"])
     motion: str = "flow"  # flow, reference or actions
     stride: int = 4  # k, frames between the two frames of a pair
@@ -82,12 +101,15 @@ class CompassConfig(StudyConfig):
     umap: bool = False  # UMAP of the codebook and of the latents
     gallery_tokens: int = 6  # most used tokens shown in the gallery
     gallery_per_token: int = 3  # random frame pairs shown per token
-    seed: int = 0  # seed of training, subsampling and the gallery
+    seed: int = 0  # seed of training (when latent_model is train), subsampling and the gallery
 
     def __post_init__(self):
         own = "CompassConfig"
         tf = self.token_file
         require(tf is None or isinstance(tf, str), own, "token_file", tf, "None or a path")
+        lm = self.latent_model
+        ok = isinstance(lm, str) and lm.strip() != ""
+        require(ok, own, "latent_model", lm, f'"{BUNDLED}", "{TRAIN}" or a checkpoint path')
         cams = self.cameras
         ok = isinstance(cams, (list, tuple)) and cams and all(isinstance(c, str) for c in cams)
         require(ok, own, "cameras", cams, "a non-empty list of camera names")
@@ -163,41 +185,69 @@ def prepare(config: CompassConfig) -> CompassStudy:
 
 
 def make_tokens(study: CompassStudy, run_dir: str | Path | None = None) -> Tokens:
-    """The token table: read from ``config.token_file``, or made by training the small
-    latent-action model on every camera's pairs (k = 1..2*stride, half reversed) and
-    tokenising every pair at ``stride``; its checkpoint goes to ``run_dir``."""
+    """The token table: read from ``config.token_file``, or made by tokenising every pair at
+    ``stride`` with the latent-action model ``config.latent_model`` names (the bundled one,
+    a checkpoint, or one trained here on every camera's pairs, k = 1..2*stride, half
+    reversed, its checkpoint written to ``run_dir``)."""
     from nblib.models.latent import (
         LatentActionConfig,
+        load_latent_model,
         load_token_file,
         save_latent_model,
         tokenize_dataset,
         train_latent_model,
     )
+    from nblib.train import History
 
     cfg = study.config
     position = "combined" if cfg.combine_tokens else cfg.token_position
     if cfg.token_file:
         return Tokens(TokenTable.of(load_token_file(cfg.token_file), position, cfg.codebook_size))
-    model_config = LatentActionConfig(codebook_size=cfg.codebook_size, seq_len=cfg.seq_len)
-    model, history = train_latent_model(
-        study.store,
-        camera=cfg.cameras,
-        stride=cfg.stride,
-        steps=cfg.train_steps,
-        seed=cfg.seed,
-        config=model_config,
-    )
-    checkpoint = None
-    if run_dir is not None:
-        checkpoint = save_latent_model(model, Path(run_dir) / CHECKPOINT)
+    if cfg.latent_model == TRAIN:
+        model_config = LatentActionConfig(codebook_size=cfg.codebook_size, seq_len=cfg.seq_len)
+        model, history = train_latent_model(
+            study.store,
+            camera=cfg.cameras,
+            stride=cfg.stride,
+            steps=cfg.train_steps,
+            seed=cfg.seed,
+            config=model_config,
+        )
+        checkpoint = None
+        if run_dir is not None:
+            checkpoint = save_latent_model(model, Path(run_dir) / CHECKPOINT, history)
+    else:
+        checkpoint = latent_model_path(cfg.latent_model)
+        model = load_latent_model(checkpoint)
+        history = None if model.history is None else History(model.history)
+        for name in ("codebook_size", "seq_len"):
+            have, want = getattr(model.config, name), getattr(cfg, name)
+            require(
+                have == want,
+                "CompassConfig",
+                name,
+                want,
+                f"{have}, the {name} of latent_model {checkpoint} (or latent_model="
+                f'"{TRAIN}" to train a model with {name}={want})',
+            )
     df = tokenize_dataset(model, study.store, camera=cfg.cameras, stride=cfg.stride)
     return Tokens(TokenTable.of(df, position, cfg.codebook_size), model, history, checkpoint)
 
 
 def describe(tokens: Tokens) -> str:
-    """Pairs per dataset, tokens per pair, analysed ids and pairs with frames."""
+    """Where the tokens come from, pairs per dataset, tokens per pair, analysed ids and
+    pairs with frames."""
     table = tokens.table
+    if tokens.model is None:
+        source = "tokens: read from token_file"
+    else:
+        meta = tokens.model.meta
+        trained = f"{meta.get('steps')} steps, seed {meta.get('seed')}"
+        data = Path(str(meta.get("file", "?"))).name
+        name = tokens.checkpoint.name if tokens.checkpoint else "not saved"
+        source = f"tokens: latent-action model {name} ({trained}, trained on {data})"
     return (
+        f"{source}\n"
         f"frame pairs per dataset: {table.df.groupby('dataset').size().to_dict()}\n"
         f"tokens per pair: {token_matrix(table.df).shape[1]} | analysed ids: {table.n_codes} | "
         f"pairs with frames: {int(frame_pairs.has_frames(table.df).sum())}"
@@ -208,21 +258,25 @@ def training_summary(tokens: Tokens) -> str:
     """Training time, pairs, the final reconstruction / copy MSE and perplexity."""
     if tokens.model is None:
         return "tokens read from token_file: no model trained here"
-    history, meta = tokens.history, tokens.model.meta
-    final = {
-        k: round(float(history.final(k)), 5)
-        for k in ("recon", "copy", "perplexity")
-        if k in history[-1]
-    }
+    meta = tokens.model.meta
+    history = tokens.history
+    final = {}
+    if history:
+        final = {
+            k: round(float(history.final(k)), 5)
+            for k in ("recon", "copy", "perplexity")
+            if k in history[-1]
+        }
     where = f"; checkpoint {tokens.checkpoint.name}" if tokens.checkpoint else ""
     return f"{meta['seconds']:.0f} s, {meta['pairs']} training pairs; final {final}{where}"
 
 
 def training_figure(tokens: Tokens):
-    """The latent model's training curves; (None, None) with a token file."""
+    """The latent model's training curves; (None, None) with a token file or a checkpoint
+    saved without its history."""
     from nblib.plots import plot_training_curves
 
-    if tokens.history is None:
+    if not tokens.history:
         return None, None
     return plot_training_curves(tokens.history, label="latent actions")
 
