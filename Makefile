@@ -17,7 +17,7 @@ libero:  # the LIBERO / LIBERO-PRO extra (make test installs it too)
 data: setup
 	.venv/bin/nblib data ensure
 
-results: data  # closed-loop example results of notebook 05 (~20 min)
+results: data  # closed-loop example results of notebook 05 (its time: README, Quickstart)
 	bash tools/make_results.sh
 
 bench: data

@@ -3,7 +3,7 @@
 # (data_manifests/results/metaworld/): notebook 01 trains its default flow policy, a
 # regression one and one per geometry compressor of seed 002 (pool, per_layer, qformer),
 # then `nblib eval` runs them, the scripted expert and a random policy on the five
-# embedded Meta-World tasks. ~20 min on a 2-core CPU. Usage: make results
+# embedded Meta-World tasks (its run time: README, Quickstart). Usage: make results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NB=.venv/bin/nblib
