@@ -247,10 +247,12 @@ def _expected_seconds(nb_path: Path, run_folder: Path) -> float:
         return 0.0
 
 
-def _run_quietly(nb_path: Path, run_folder: Path, kernel_name: str) -> str | None:
+def _run_quietly(nb_path: Path, run_folder: Path, kernel_name: str, progress: bool) -> str | None:
     """One notebook of a parallel :func:`run_all`, in a worker process (``run_notebook``
-    sets the run folder in ``os.environ``, so runs cannot share a process); returns the
-    first line of its error, or None."""
+    sets the run folder in ``os.environ``, so runs cannot share a process): a status line
+    when it starts, no progress bar (two would garble each other); returns the first line
+    of its error, or None."""
+    _status(progress, f"{nb_path.name}: started")
     try:
         run_notebook(nb_path, out_dir=run_folder, kernel_name=kernel_name, progress=False)
     except NblibError as exc:
@@ -322,7 +324,9 @@ def run_all(
         context = multiprocessing.get_context("spawn")  # no forked copy of the parent's state
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             started = time.perf_counter()
-            futures = {pool.submit(_run_quietly, p, folders[p], kernel_name): p for p in order}
+            futures = {
+                pool.submit(_run_quietly, p, folders[p], kernel_name, progress): p for p in order
+            }
             for future in as_completed(futures):
                 nb_path = futures[future]
                 errors[nb_path] = future.result()
