@@ -347,12 +347,26 @@ def test_04_plotly_scatter_shows_every_pair_and_hovers(browser, lab, tmp_path):
         # from the figure's data, not from SVG nodes)
         traces = plot.evaluate("el => el._fullData.map(t => [t.name, t.x.length])")
         assert len(traces) >= 2 and sum(n for _, n in traces) > 50
-        # hover the first pair of the first token, where plotly drew it
+        # hover the pair of the first token that lies farthest from every other token's
+        # pairs, where plotly drew it (thousands of points overlap: the first one may sit
+        # under another token's point, and plotly's hover takes the closest)
         x, y = plot.evaluate(
             """el => {
-                const layout = el._fullLayout, trace = el._fullData[0];
-                return [layout.xaxis._offset + layout.xaxis.d2p(trace.x[0]),
-                        layout.yaxis._offset + layout.yaxis.d2p(trace.y[0])];
+                const layout = el._fullLayout, data = el._fullData;
+                const px = (t, i) => [layout.xaxis._offset + layout.xaxis.d2p(t.x[i]),
+                                      layout.yaxis._offset + layout.yaxis.d2p(t.y[i])];
+                const others = [];
+                for (const t of data.slice(1)) {
+                    for (let i = 0; i < t.x.length; i++) others.push(px(t, i));
+                }
+                let best = null, bestGap = -1;
+                for (let i = 0; i < data[0].x.length; i++) {
+                    const [a, b] = px(data[0], i);
+                    let gap = Infinity;
+                    for (const [c, d] of others) gap = Math.min(gap, (a - c) ** 2 + (b - d) ** 2);
+                    if (gap > bestGap) { bestGap = gap; best = [a, b]; }
+                }
+                return best;
             }"""
         )
         plot.scroll_into_view_if_needed()
