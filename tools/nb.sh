@@ -86,9 +86,10 @@ case "${1:-}" in
     setup; libero; system_packages; data
     # the LIBERO tests fail (not skip) when the extra is missing; test files run on
     # TEST_WORKERS processes (default 2: a 2-core machine's pytest was single-core bound,
-    # 25 -> 16 min); one file's tests stay in one worker (module fixtures: SLURM, JupyterLab)
+    # 25 -> 16 min); one file's tests stay in one worker (module fixtures: SLURM, JupyterLab);
+    # the 25 slowest tests are listed at the end, to see where the time goes
     NBLIB_REQUIRE_LIBERO=1 "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env \
-      -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile "${@:2}"
+      -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --durations=25 "${@:2}"
     ;;
   *) echo "usage: bash tools/nb.sh {setup|libero|suite|test} [pytest args]" >&2; exit 2 ;;
 esac
