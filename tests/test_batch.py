@@ -68,7 +68,7 @@ def test_grid_errors_name_the_entry_and_nothing_runs(tmp_path):
 
 
 def test_seeds_set_the_seed_parameter_a_notebook_has(tmp_path):
-    """The README's `seeds:` on every notebook: its `seed`, or the LR study's `seeds` list;
+    """The docs' `seeds:` (docs/running.md, the README) on every notebook: its `seed`, or the LR study's `seeds` list;
     a notebook with neither is an error naming the entry."""
     import nbformat
 

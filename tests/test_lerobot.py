@@ -76,9 +76,9 @@ def test_round_trip_frames_are_within_the_codec_error(source, folder):
     back = LeRobotStore(folder)
     for camera in source.cameras:
         err = codec_error(source, back, camera)
-        print(camera, err)  # the measured codec error (reported in the README)
+        print(camera, err)  # the measured codec error (reported in docs/data.md)
         # AV1 at crf 30 in yuv420p on 32-pixel frames (measured: 5.2 and 3.6 grey levels on
-        # average, PSNR 28.1 and 30.5 dB; 128-pixel frames fare better, see the README).
+        # average, PSNR 28.1 and 30.5 dB; 128-pixel frames fare better, see docs/data.md).
         assert 0 < err["mean_abs"] < 8, err
         assert err["psnr_db"] > 25, err
     # Any window decodes the frames of those steps, not their neighbours': each decoded
