@@ -392,8 +392,9 @@ def test_cli_export_reports_the_codec_error(real_manifest, tmp_path, capsys, mon
     assert main(["data", "describe", str(out), "--manifest", "mine"]) == 0
     assert "6 episodes" in capsys.readouterr().out
     assert load_manifest("mine").raw["content_sha256"] == manifest.raw["content_sha256"]
+    # A file is described as HDF5 (tests/test_hdf5_describe.py): a YAML file is not one.
     assert main(["data", "describe", real_manifest, "--manifest", "x"]) == 1
-    assert "not a folder" in capsys.readouterr().err
+    assert "not a readable HDF5 file" in capsys.readouterr().err
 
 
 def test_dataset_card_notebook_runs_on_the_folder(folder, tmp_path, monkeypatch):

@@ -111,14 +111,35 @@ def _write_folder_manifest(folder: Path, name: str, description: str = "") -> No
 
 def _cmd_describe(args: argparse.Namespace) -> int:
     from nblib.data.formats import is_lerobot_folder
-    from nblib.errors import ParameterError
 
-    if not is_lerobot_folder(args.path):
-        raise ParameterError(
-            f"{args.path}: not a folder; describe writes manifests for LeRobot folders "
-            "(`nblib data generate --manifest` describes generated HDF5 files)"
+    if is_lerobot_folder(args.path):
+        if args.mapping:
+            from nblib.errors import ParameterError
+
+            raise ParameterError(
+                f"--mapping: {args.path} is a LeRobot folder, read with the 'lerobot' "
+                "mapping; --mapping is for HDF5 files"
+            )
+        _write_folder_manifest(Path(args.path), args.manifest, args.description)
+        return 0
+    from nblib.data.hdf5_describe import write_hdf5_manifest
+
+    path, data, guess = write_hdf5_manifest(
+        args.path, args.manifest, args.description, mapping=args.mapping
+    )
+    if args.mapping:
+        print(f"key mapping '{data['key_mapping']}' (as given)")
+    elif guess.exact:
+        print(f"key mapping '{data['key_mapping']}' (the file has its layout)")
+    else:
+        print(
+            f"key mapping '{data['key_mapping']}': adapted from '{guess.base}', saved as "
+            f"{path.parent / 'key_mappings' / (args.manifest + '.json')}"
         )
-    _write_folder_manifest(Path(args.path), args.manifest, args.description)
+    for note in guess.notes:
+        print(f"  {note}")
+    counts = data["counts"]
+    print(f"wrote manifest {path}: {counts['demos']} demos, {counts['steps']} steps")
     return 0
 
 
@@ -154,11 +175,18 @@ def register(sub) -> None:
     chk.set_defaults(func=_cmd_check)
 
     dsc = dsub.add_parser(
-        "describe", help="write a manifest for a LeRobot folder (counts, cameras, checksum)"
+        "describe",
+        help="write a manifest for an HDF5 file or LeRobot folder (counts, cameras, checksums)",
+        description="Write data_manifests/NAME.yaml for a dataset. An HDF5 file's key mapping "
+        "is guessed from its layout (robomimic, LIBERO, nblib's Meta-World file, NVIDIA "
+        "Cosmos); one adapted to the file is saved as data_manifests/key_mappings/NAME.json.",
     )
-    dsc.add_argument("path", help="LeRobot folder (v3.0, v2.1, v2.0)")
+    dsc.add_argument("path", help="HDF5 demo file, or LeRobot folder (v3.0, v2.1, v2.0)")
     dsc.add_argument("--manifest", required=True, help="manifest name: data_manifests/NAME.yaml")
     dsc.add_argument("--description", default="", help="one line saying what the data is")
+    dsc.add_argument(
+        "--mapping", help="HDF5 only: key mapping name or JSON path to use instead of guessing"
+    )
     dsc.set_defaults(func=_cmd_describe)
 
     exp = dsub.add_parser(
