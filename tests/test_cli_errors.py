@@ -1,0 +1,71 @@
+"""What a user sees when a command fails or is cut short: one line, in the words they
+typed, never a traceback (issue 22). Every test goes through ``nblib.cli.main`` or the
+installed command, as a user would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nblib.bench import ABOUT, BENCHMARKS
+from nblib.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RESULT = FIXTURES / "eval_results" / "json" / "harness_pi0_libero_goal_merged.json"
+LOG = FIXTURES / "training_logs" / "plain_metrics.csv"
+
+
+def _error_line(capsys) -> str:
+    """The single line a failed command wrote to stderr."""
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+# --- a reader that stops early ------------------------------------------------------------
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    # The reading end is closed before the command writes anything (its imports take a
+    # second), so its first write meets a closed pipe on every run: `nblib ... | head -0`.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nblib", "results", "summarize", str(RESULT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1  # Python's own status for EPIPE
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+
+
+def test_a_broken_pipe_of_the_command_itself_is_not_hidden(monkeypatch):
+    # Only a closed stdout is the reader's doing; any other broken pipe is a failure.
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("nblib.bench.run_benchmark", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["bench", "loader"])
+
+
+# --- warnings ---------------------------------------------------------------------------
+
+
+def test_a_skipped_file_is_a_one_line_warning(tmp_path, capsys):
+    shutil.copy(RESULT, tmp_path / RESULT.name)
+    (tmp_path / "notes.txt").write_text("what these runs were\n")
+    assert main(["results", "summarize", str(tmp_path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"warning: skipped 1 file(s) of no known result format: {tmp_path / 'notes.txt'}\n"
+    )
+    assert [json.loads(line)["suite"] for line in captured.out.splitlines()][0] == "libero_goal"
+
+
