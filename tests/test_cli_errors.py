@@ -69,3 +69,35 @@ def test_a_skipped_file_is_a_one_line_warning(tmp_path, capsys):
     assert [json.loads(line)["suite"] for line in captured.out.splitlines()][0] == "libero_goal"
 
 
+# --- nblib clean ------------------------------------------------------------------------
+
+
+def test_clean_a_missing_notebook_names_it(tmp_path, capsys):
+    missing = tmp_path / "missing.ipynb"
+    assert main(["clean", str(missing)]) == 1
+    assert _error_line(capsys) == f"nblib: error: {missing}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('{"a": 1}', "missing a key: cells"),
+        ('{"nbformat": 4, "nbformat_minor": 5, "cells": []}', "missing an expected key: metadata"),
+        ("[1, 2]", "its JSON is not an object"),
+        ("not json", "does not appear to be JSON"),
+    ],
+)
+def test_clean_a_file_that_is_not_a_notebook_names_it_and_leaves_the_others(
+    tmp_path, capsys, text, why
+):
+    good = tmp_path / "good.ipynb"
+    good.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {}}))
+    before = good.read_bytes()
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(text)
+    assert main(["clean", str(good), str(bad)]) == 1
+    line = _error_line(capsys)
+    assert line.startswith(f"nblib: error: {bad}: not a Jupyter notebook (") and why in line
+    assert good.read_bytes() == before and bad.read_text() == text
+
+
