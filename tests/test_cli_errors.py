@@ -101,3 +101,36 @@ def test_clean_a_file_that_is_not_a_notebook_names_it_and_leaves_the_others(
     assert good.read_bytes() == before and bad.read_text() == text
 
 
+# --- errors in the flags the user typed -------------------------------------------------
+
+
+def test_lr_analyze_names_the_flag_typed(capsys):
+    assert main(["lr", "analyze", str(LOG), "--window", "0"]) == 1
+    assert _error_line(capsys) == "nblib: error: --window=0 is invalid; expected an int >= 1"
+
+
+def test_eval_without_suite_names_the_flag_and_lists_the_suites(tmp_path, capsys):
+    from nblib.eval.libero import suite_choices
+
+    out = tmp_path / "results.csv"
+    argv = ["eval", "--sim", "libero", "--policy", "random", "--episodes", "1", "--out", str(out)]
+    assert main(argv) == 1
+    line = _error_line(capsys)
+    assert line.startswith("nblib: error: --suite is missing; expected a LIBERO suite name (one of")
+    assert all(suite in line for suite in suite_choices()) and "EvalConfig" not in line
+    assert main([*argv, "--suite", "libero_gaol"]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("nblib: error: --suite=libero_gaol is invalid; expected one of ")
+    assert all(suite in line for suite in suite_choices())
+    assert not out.exists()
+
+
+def test_a_field_named_inside_the_explanation_becomes_its_flag(tmp_path, capsys):
+    argv = ["eval", "--suite", "libero_goal", "--policy", "zero", "--episodes", "1"]
+    assert main([*argv, "--out", str(tmp_path / "r.csv")]) == 1
+    assert _error_line(capsys) == (
+        "nblib: error: --suite=libero_goal is invalid; expected None with --sim=metaworld "
+        "(use tasks)"
+    )
+
+
