@@ -134,3 +134,36 @@ def test_a_field_named_inside_the_explanation_becomes_its_flag(tmp_path, capsys)
     )
 
 
+# --- help -------------------------------------------------------------------------------
+
+
+def _help(words: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_results_summarize_help_shows_one_percent_sign(capsys):
+    text = " ".join(_help(["results", "summarize"], capsys).split())
+    assert "Rates in %." in text and "%%" not in text
+
+
+def test_bench_help_lists_every_benchmark_on_its_own_line(capsys):
+    assert set(ABOUT) == set(BENCHMARKS)
+    lines = [line.split(None, 1) for line in _help(["bench"], capsys).splitlines()]
+    listed = {words[0]: words[1] for words in lines if len(words) == 2 and words[0] in ABOUT}
+    assert listed == ABOUT
+
+
+@pytest.mark.parametrize(
+    "words", [["run-all"], ["results", "summarize", "x.json"], ["lr", "analyze", "x.log"]]
+)
+def test_a_mistyped_flag_shows_the_usage_of_its_command(words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, "--wrong"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    command = "nblib " + " ".join(w for w in words if "." not in w)
+    assert err.startswith(f"usage: {command} ")
+    assert err.endswith(f"{command}: error: unrecognized arguments: --wrong\n")

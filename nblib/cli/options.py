@@ -32,6 +32,8 @@ from nblib.errors import ParameterError
 
 # The namespace attribute that carries a parser's ConfigOptions to its command.
 _CONFIG_DEST = "_config_options"
+# The namespace attribute naming the parser that could not use some of the words.
+_LEFT_OVER_BY = "_left_over_by"
 # The shapes of the errors configs raise, tried in this order: "Owner.field=value is
 # invalid; expected ..." (errors.require), "field=value: ..." and "field: ...".
 _FIELD_ERRORS = (
@@ -62,7 +64,19 @@ class LazyParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         # argparse hands a subcommand's arguments to its parser through this method.
         self.populated()
-        return super().parse_known_args(args, namespace)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # the innermost parser that had words left over owns them
+            vars(namespace).setdefault(_LEFT_OVER_BY, self)
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse's own parse_args reports a subcommand's unknown flag with the top-level
+        # usage; the usage of the subcommand that received the flag is the useful one.
+        namespace, extras = self.parse_known_args(args, namespace)
+        owner = vars(namespace).pop(_LEFT_OVER_BY, self)
+        if extras:
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
 
     def format_usage(self) -> str:
         self.populated()
