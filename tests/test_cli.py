@@ -226,9 +226,13 @@ def test_a_bad_config_value_names_the_flag_typed(capsys):
     assert (
         main(["eval", "--policy", "zero", "--episodes", "1", "--max-steps", "0", "--out", "x"]) == 1
     )
-    assert capsys.readouterr().err.startswith("nblib: error: --max-steps: EvalConfig.max_steps=0")
+    assert capsys.readouterr().err == (
+        "nblib: error: --max-steps=0 is invalid; expected None or an int >= 1\n"
+    )
     assert main(["data", "generate", "--demos", "0", "--quiet"]) == 1
-    assert capsys.readouterr().err.startswith("nblib: error: --demos: demos:")
+    assert capsys.readouterr().err == (
+        "nblib: error: --demos: need at least 1 demo per task, got 0\n"
+    )
 
 
 TOY = """
@@ -298,7 +302,7 @@ def test_config_options_from_a_throwaway_dataclass(tmp_path, monkeypatch, capsys
     )
     assert config_from(parser.parse_args([])) == cls()
 
-    with pytest.raises(ParameterError, match=r"^--iters: ToyConfig\.steps=0 is invalid"):
+    with pytest.raises(ParameterError, match=r"^--iters=0 is invalid; expected an int >= 1$"):
         config_from(parser.parse_args(["--iters", "0"]))
     for bad, message in (
         (["--iters", "x"], "argument --iters: invalid int value: 'x'"),

@@ -43,6 +43,17 @@ BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
     "verdicts": bench_verdicts,
 }
 ALONE = ("verdicts",)  # too long for `all`: run by name
+# Name -> what it measures, one line each for `nblib bench --help`.
+ABOUT = {
+    "rollout": "closed-loop evaluation speed against the simulator alone",
+    "loader": "nblib's chunk sampler against robomimic's SequenceDataset",
+    "cache": "training steps on cached backbone features against the backbone every step",
+    "tokens": "token metrics and optical-flow throughput",
+    "threads": "training steps under each thread setting, the other core idle or busy",
+    "suite": "the default suite's wall time against its target (--fresh: a fresh clone's)",
+    "all": "every benchmark above in that order, the suite last",
+    "verdicts": "each notebook's verdict at 1 and 2 threads and three seeds (long; by name)",
+}
 
 
 def run_benchmark(name: str, **kwargs) -> Iterator[dict]:

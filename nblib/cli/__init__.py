@@ -21,11 +21,16 @@ One module per command group; the options of ``data generate``, ``eval`` and ``l
 are their config dataclasses' fields (:mod:`nblib.cli.options`), added only when that
 command runs, so ``nblib --help`` imports none of them. Expected failures (bad data, bad
 parameters, a failing notebook) print one message and exit with status 1; no traceback.
+Warnings print as one ``warning: ...`` line each, and a reader that stops early
+(``nblib ... | head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import sys
+import warnings
 
 from nblib import __version__
 from nblib.cli import batch, bench, compare, data, eval, lr, results, run
@@ -50,7 +55,35 @@ def build_parser() -> LazyParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores Python's own display on the way out
+            warnings.showwarning = _show_warning
+            status = args.func(args)
+            sys.stdout.flush()  # a reader gone early shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a pipe of the command's own (a worker's) broke: a real failure
+        # The reader (`| head`) has all it wanted. As Python's signal docs recommend,
+        # point stdout at devnull so the final flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except NblibError as err:
         print(f"nblib: error: {err}", file=sys.stderr)
         return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a non-file object
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line for the user, without the source line Python quotes."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    print(f"warning: {kind}{message}", file=file or sys.stderr)

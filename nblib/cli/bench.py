@@ -20,15 +20,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    bench = sub.add_parser("bench", help="run a benchmark; prints one JSON line per figure")
-    bench.add_argument("name", help="benchmark name, e.g. loader")
-    bench.add_argument(
+def _options(parser: argparse.ArgumentParser) -> None:
+    from nblib.bench import ABOUT
+
+    width = max(map(len, ABOUT))
+    parser.epilog = "benchmarks:\n" + "\n".join(
+        f"  {name:<{width}}  {about}" for name, about in ABOUT.items()
+    )
+    parser.add_argument("name", help="benchmark name (listed below)")
+    parser.add_argument(
         "--items", type=int, help="samples per measurement (default: the benchmark's own)"
     )
-    bench.add_argument(
+    parser.add_argument(
         "--fresh",
         action="store_true",
         help="suite: time a newcomer's `make suite` (venv, data, notebooks) on a fresh clone",
+    )
+
+
+def register(sub) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark; prints one JSON line per figure",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # one line per benchmark
+        populate=_options,  # the list comes from nblib.bench, imported only here
     )
     bench.set_defaults(func=_cmd_bench)

@@ -10,7 +10,7 @@ from nblib.cli.output import print_table
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    from nblib.eval.libero import SUITE_MAX_STEPS
+    from nblib.eval.libero import SUITE_MAX_STEPS, suite_choices
     from nblib.eval.rollout import INSTRUCTION_MODES, SIMULATORS, EvalConfig
 
     limits = ", ".join(f"{suite} {steps}" for suite, steps in SUITE_MAX_STEPS.items())
@@ -20,6 +20,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
         choices={"sim": SIMULATORS, "instruction": INSTRUCTION_MODES},
         required=("policy", "episodes"),
         notes={"max_steps": f"LIBERO's limits: {limits} (a LIBERO-PRO suite: its base suite's)"},
+        # Listed in errors, not argparse choices: EvalConfig's own check says more (a
+        # LIBERO-PRO suite registered without its scene files).
+        accepted={"suite": suite_choices()},
     )
     parser.add_argument("--out", required=True, help="results file, .csv or .jsonl")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

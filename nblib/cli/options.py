@@ -20,6 +20,7 @@ import functools
 import inspect
 import io
 import re
+import shlex
 import textwrap
 import tokenize
 import types
@@ -31,8 +32,17 @@ from nblib.errors import ParameterError
 
 # The namespace attribute that carries a parser's ConfigOptions to its command.
 _CONFIG_DEST = "_config_options"
-# The field a config's error names: "Owner.field=value ..." (errors.require) or "field: ...".
-_FIELD_IN_ERROR = re.compile(r"^(?:\w+\.)?(\w+)\s*[=:]")
+# The namespace attribute naming the parser that could not use some of the words.
+_LEFT_OVER_BY = "_left_over_by"
+# The shapes of the errors configs raise, tried in this order: "Owner.field=value is
+# invalid; expected ..." (errors.require), "field=value: ..." and "field: ...".
+_FIELD_ERRORS = (
+    re.compile(r"(?:\w+\.)?(?P<field>\w+)=(?P<value>.*?) is invalid; (?P<rest>.*)", re.DOTALL),
+    re.compile(r"(?:\w+\.)?(?P<field>\w+)=(?P<value>\S*?): (?P<rest>.*)", re.DOTALL),
+    re.compile(r"(?:\w+\.)?(?P<field>\w+): (?P<rest>.*)", re.DOTALL),
+)
+# "field=value" inside an error's explanation ("None with sim='metaworld'").
+_FIELD_VALUE = re.compile(r"\b(?P<field>[a-z_]\w*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;)]+)")
 
 
 class LazyParser(argparse.ArgumentParser):
@@ -54,7 +64,19 @@ class LazyParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         # argparse hands a subcommand's arguments to its parser through this method.
         self.populated()
-        return super().parse_known_args(args, namespace)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # the innermost parser that had words left over owns them
+            vars(namespace).setdefault(_LEFT_OVER_BY, self)
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse's own parse_args reports a subcommand's unknown flag with the top-level
+        # usage; the usage of the subcommand that received the flag is the useful one.
+        namespace, extras = self.parse_known_args(args, namespace)
+        owner = vars(namespace).pop(_LEFT_OVER_BY, self)
+        if extras:
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
 
     def format_usage(self) -> str:
         self.populated()
@@ -167,14 +189,15 @@ def _help(comment: str | None, note: str | None, default, required: bool) -> str
 @dataclasses.dataclass(frozen=True)
 class ConfigOptions:
     """The options one config class has on one parser: ``flags`` maps each field to the
-    flag shown to the user."""
+    flag shown to the user, ``accepted`` the fields whose valid values an error lists."""
 
     cls: type
     flags: Mapping[str, str]
+    accepted: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
     def build(self, args: argparse.Namespace, **fixed):
         """The config from the parsed ``args`` (plus ``fixed`` fields set by the command).
-        A value the config rejects is reported under its flag."""
+        A value the config rejects is reported under its flag (:meth:`flag_error`)."""
         hints = typing.get_type_hints(self.cls)
         values = dict(fixed)
         for name in self.flags:
@@ -185,11 +208,44 @@ class ConfigOptions:
         try:
             return self.cls(**values)
         except ParameterError as err:
-            match = _FIELD_IN_ERROR.match(str(err))
-            flag = self.flags.get(match[1]) if match else None
-            if flag is None:
-                raise
-            raise ParameterError(f"{flag}: {err}") from None
+            raise self.flag_error(err, args) from None
+
+    def flag_error(self, err: ParameterError, args: argparse.Namespace) -> ParameterError:
+        """``err`` restated with the flags the user typed instead of the config's field
+        names: "LRConfig.plateau_window=0 is invalid; expected ..." becomes "--window=0 is
+        invalid; expected ...", and an option left out "--suite is missing; expected ...".
+        An error naming no field of these options comes back unchanged."""
+        match = next(filter(None, (p.fullmatch(str(err)) for p in _FIELD_ERRORS)), None)
+        if match is None or match["field"] not in self.flags:
+            return err
+        name = match["field"]
+        flag, value = self.flags[name], getattr(args, name, None)
+        rest = _FIELD_VALUE.sub(self._flag_value, match["rest"])
+        accepted = self.accepted.get(name, ())
+        listed = all(choice in rest for choice in accepted)
+        if accepted and not listed and (value is None or value not in accepted):
+            rest += f" (one of {', '.join(map(str, accepted))})"
+        if "value" not in match.groupdict():  # "field: what is wrong"
+            return ParameterError(f"{flag}: {rest}")
+        if value is None:
+            return ParameterError(f"{flag} is missing; {rest}")
+        return ParameterError(f"{flag}={_typed(value)} is invalid; {rest}")
+
+    def _flag_value(self, match: re.Match) -> str:
+        # "sim='libero'" inside an explanation -> "--sim=libero"
+        if match["field"] not in self.flags:
+            return match[0]
+        value = match["value"]
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        return f"{self.flags[match['field']]}={value}"
+
+
+def _typed(value) -> str:
+    """An option's parsed value as the user would type it in a shell."""
+    if isinstance(value, list | tuple):
+        return shlex.join(map(str, value))
+    return shlex.quote(str(value))
 
 
 def add_config_options(
@@ -201,20 +257,24 @@ def add_config_options(
     choices: Mapping[str, Iterable] | None = None,
     required: Iterable[str] = (),
     notes: Mapping[str, str] | None = None,
+    accepted: Mapping[str, Iterable] | None = None,
 ) -> ConfigOptions:
     """Add one option per field of the dataclass ``cls`` (all its init fields, or ``fields``)
     to ``parser``, and remember them for :func:`config_from`.
 
     ``flags`` renames a field's flag (``{"plateau_window": "--window"}``), ``choices`` gives
     the allowed values the config's module defines, ``required`` makes flags mandatory,
-    ``notes`` appends text computed elsewhere to a field's help. The help is otherwise the
-    field's comment (:func:`field_comments`) and its default.
+    ``notes`` appends text computed elsewhere to a field's help, ``accepted`` lists a
+    field's valid values in the error when the config rejects it (for checks richer than
+    argparse's ``choices``). The help is otherwise the field's comment
+    (:func:`field_comments`) and its default.
     """
     flags, choices, notes = dict(flags or {}), dict(choices or {}), dict(notes or {})
+    accepted = {name: tuple(values) for name, values in (accepted or {}).items()}
     required = set(required)
     by_name = {f.name: f for f in dataclasses.fields(cls) if f.init}
     names = list(by_name) if fields is None else list(fields)
-    unknown = sorted({*names, *flags, *choices, *required, *notes} - set(by_name))
+    unknown = sorted({*names, *flags, *choices, *required, *notes, *accepted} - set(by_name))
     if unknown:
         raise TypeError(f"{cls.__name__} has no field(s) {unknown}")
     hints = typing.get_type_hints(cls)
@@ -237,7 +297,7 @@ def add_config_options(
             **kwargs,
         )
         shown[name] = flag
-    options = ConfigOptions(cls, shown)
+    options = ConfigOptions(cls, shown, {n: v for n, v in accepted.items() if n in shown})
     parser.set_defaults(**{_CONFIG_DEST: options})
     return options
 

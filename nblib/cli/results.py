@@ -54,12 +54,13 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     res = sub.add_parser("results", help="LIBERO-style evaluation results: summaries, baselines")
     rsub = res.add_subparsers(dest="results_command", required=True)
+    # A description is printed as written (only argument help is %-formatted): one %.
     summ = rsub.add_parser(
         "summarize",
         help="per run, suite and task: episodes, successes, success rate, Wilson interval",
         description="Result files or folders (run_libero_eval.py logs incl. LIBERO-Plus, "
         "LeRobot eval_info.json and lerobot-eval stdout, vla-evaluation-harness JSON, "
-        "per-episode CSV/JSON/JSONL) -> one row per (run, suite, task). Rates in %%.",
+        "per-episode CSV/JSON/JSONL) -> one row per (run, suite, task). Rates in %.",
     )
     summ.add_argument("paths", nargs="+", help="result files or folders")
     summ.add_argument("--suite", help="the suite, for files that do not state theirs")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nblib.errors import ParameterError
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from nblib.run.params import load_param_file, parse_cli_value
@@ -32,17 +34,36 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_notebook(path: str):
+    """The notebook at ``path`` (nbformat 4), or a ParameterError naming the file."""
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except OSError as err:  # missing, a folder, unreadable
+        raise ParameterError(f"{path}: {err.strerror or err}") from None
+    except nbformat.ValidationError as err:  # JSON without a notebook's keys
+        raise ParameterError(f"{path}: not a Jupyter notebook ({err.message})") from None
+    except ValueError as err:  # not UTF-8, not JSON, an unknown nbformat version
+        raise ParameterError(f"{path}: not a Jupyter notebook ({err})") from None
+    except AttributeError:  # nbformat calls .get on the JSON: a list or a number
+        raise ParameterError(
+            f"{path}: not a Jupyter notebook (its JSON is not an object)"
+        ) from None
+
+
 def _cmd_clean(args: argparse.Namespace) -> int:
     import nbformat
 
     from nblib.run.hygiene import clean, hygiene_problems, refresh_notebook
 
+    # Every file is read before any is rewritten: a bad path leaves the others untouched.
+    notebooks = {path: _read_notebook(path) for path in args.notebooks}
     problems = []
-    for path in args.notebooks:
+    for path, nb in notebooks.items():
         if args.refresh:
             refresh_notebook(path)
         else:
-            nb = nbformat.read(path, as_version=4)
             clean(nb)
             nbformat.write(nb, path)
         problems += hygiene_problems(path)
