@@ -53,6 +53,7 @@ def test_file_and_list_parameters_become_absolute(caller):
 
 
 def test_names_stay_names(caller):
+    (caller / "tiny").mkdir()  # a folder named like the default changes nothing
     for notebook, params in (
         (PROBES, {"policy": "tiny", "manifest": "metaworld_default"}),
         (COMPASS, {"latent_model": "train"}),

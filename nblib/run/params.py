@@ -208,7 +208,9 @@ def check_parameters(
         if expected == "float" and isinstance(value, int):
             value = float(value)  # so the injected cell reads `lr = 1.0`, as a float
         merged[name] = value
-    merged.update(resolve_path_parameters({n: merged[n] for n in params}, base))
+    # a default ("tiny", "metaworld_default") stays a name even beside a folder of that name
+    given = {n: merged[n] for n in params if merged[n] != spec[n]["default"]}
+    merged.update(resolve_path_parameters(given, base))
     return merged
 
 
