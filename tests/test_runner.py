@@ -243,14 +243,23 @@ def test_cli_run_prints_verdict_and_reasons(
     assert lines[1:] == ["- n <= 2"]
 
 
-def test_raising_notebook_gives_notebook_error(tmp_path: Path, kernel_env: None) -> None:
+def test_raising_notebook_gives_notebook_error(
+    tmp_path: Path, kernel_env: None, capfd: pytest.CaptureFixture[str]
+) -> None:
     nb = _boom(tmp_path / "nb")
     out = tmp_path / "out"
     with pytest.raises(NotebookError) as excinfo:
-        runner.run_notebook(nb, out_dir=out, progress=False, cwd=tmp_path)
+        runner.run_notebook(nb, out_dir=out, progress=True, cwd=tmp_path)
     message = str(excinfo.value)
     assert "boom.ipynb" in message and str(out / "boom.ipynb") in message
     assert "ValueError: boom 1" in message
+    # The user sees the failing cell's traceback, before any kernel transport warning.
+    err = capfd.readouterr().err
+    shown = err[err.index("boom.ipynb: ERROR after") :]
+    assert "traceback, last lines:" in shown and "\x1b[" not in shown
+    assert shown.index("ValueError: boom 1", shown.index("traceback")) < (
+        shown.find("kernel log") if "kernel log" in shown else len(shown)
+    )
 
     executed = nbformat.read(out / "boom.ipynb", as_version=4)
     errors = [

@@ -81,7 +81,8 @@ def register(sub) -> None:
         nargs=2,
         action="append",
         metavar=("NAME", "VALUE"),
-        help="set a parameter (YAML value)",
+        help="set a parameter (YAML value; file and folder paths are relative to the "
+        "current folder)",
     )
     run.add_argument("-f", "--file", help="YAML file of parameters")
     run.add_argument("--out", help="output folder (default runs/<notebook>)")

@@ -142,7 +142,9 @@ def _combinations(path: Path, index: int, entry: dict, parameters=()) -> list[tu
 
 def load_grid(path: str | os.PathLike[str]) -> list[Run]:
     """Every run of a grid file, checked (layout, notebooks, parameters); nothing runs.
-    Notebook paths are relative to the grid file's folder, else to the current folder."""
+    Notebook paths are relative to the grid file's folder, else to the current folder;
+    paths among the parameters (:data:`nblib.run.params.PATH_PARAMETERS`) are relative to
+    the current folder and made absolute here."""
     from nblib.run.params import check_parameters, notebook_parameters
 
     path = Path(path)
@@ -175,10 +177,12 @@ def load_grid(path: str | os.PathLike[str]) -> list[Run]:
         parameters = notebook_parameters(found)
         for overrides, varied in _combinations(path, index, entry, parameters):
             try:
-                check_parameters(found, overrides)
+                checked = check_parameters(found, overrides)
             except ParameterError as error:
                 raise _error(path, where, str(error)) from error
-            runs.append(Run(found.resolve(), overrides, run_name(found, varied)))
+            # paths made absolute here, where the user is; the folder keeps the given names
+            params = {name: checked[name] for name in overrides}
+            runs.append(Run(found.resolve(), params, run_name(found, varied)))
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

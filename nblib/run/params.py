@@ -18,13 +18,16 @@ import nbformat
 import yaml
 
 from nblib.errors import NotebookError, ParameterError
+from nblib.run.config_types import config_field_types, describe_type, matches_type
 
 __all__ = [
+    "PATH_PARAMETERS",
     "check_parameters",
     "load_param_file",
     "notebook_parameters",
     "parse_cli_value",
     "parse_parameters_source",
+    "resolve_path_parameters",
 ]
 
 # Type name reported for a default that is not a Python literal (e.g. `Path("x")`);
@@ -32,6 +35,25 @@ __all__ = [
 EXPRESSION = "expression"
 
 _SIMPLE_TYPES = ("int", "float", "bool", "str", "list", "tuple", "dict")
+
+#: Parameters of the suite's notebooks that take a file or folder (or a list of them) beside
+#: names: a manifest or key-mapping name or path, ``tiny`` or a checkpoint / run folder,
+#: ``default`` / ``train`` or a latent-model checkpoint, token, result and log files. The
+#: one list: a test checks it against every notebook's parameters.
+PATH_PARAMETERS = frozenset(
+    {
+        "manifest",
+        "mapping",
+        "policy",
+        "backbone",
+        "token_file",
+        "latent_model",
+        "result_files",
+        "log_files",
+    }
+)
+# "a.yaml", "tokens.parquet", "run.log": a name ending in a file suffix (not "v1.5").
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 
 
 def _parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
@@ -130,21 +152,34 @@ def _accepts(type_name: str, value: Any) -> bool:
     return True
 
 
-def check_parameters(path: str | os.PathLike[str], params: Mapping[str, Any]) -> dict[str, Any]:
+def check_parameters(
+    path: str | os.PathLike[str],
+    params: Mapping[str, Any],
+    base: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Validate ``params`` against the notebook's parameters cell; return merged params.
 
     Rules (type = the default's Python type): int accepts int but not bool; float
     accepts int or float (ints are converted to float); bool only bool; str only str;
     list/tuple accept list or tuple; dict only dict; a ``None`` or non-literal default
-    accepts anything.
+    accepts anything. When the notebook builds a study config, every override must also
+    fit the annotation of the config's field of the same name (:mod:`nblib.run.config_types`):
+    that types the ``None`` defaults (``train_demos: int | None``) and list elements.
+    Paths among the overrides are made absolute against ``base``
+    (:func:`resolve_path_parameters`), since the kernel runs in the notebook's folder.
+
+    Args:
+        base: the folder relative paths are taken from; default the current directory
+            (where the user typed the command).
 
     Returns:
         ``{name: value}`` for every declared parameter in cell order: the default,
         overridden by ``params``.
 
     Raises:
-        ParameterError: unknown name (lists the known ones) or wrong type (names the
-            parameter, the expected type and the value given).
+        ParameterError: unknown name (lists the known ones), wrong type (names the
+            parameter, the expected type, its help text and the value given) or a path
+            that does not exist (names the parameter).
     """
     path = Path(path)
     spec = notebook_parameters(path)
@@ -155,18 +190,73 @@ def check_parameters(path: str | os.PathLike[str], params: Mapping[str, Any]) ->
             f"{path.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
             f"known parameters: {known}"
         )
+    config = config_field_types(path) if params else None
     merged = {name: info["default"] for name, info in spec.items()}
     for name, value in params.items():
         expected = spec[name]["type"]
-        if not _accepts(expected, value):
+        ok, wanted = _accepts(expected, value), expected
+        if config is not None and name in config[1]:
+            hint = config[1][name]
+            ok = ok and matches_type(value, hint)
+            wanted = f"{describe_type(hint)} (as {config[0]}.{name})"
+        if not ok:
+            help_text = f"; {name}: {spec[name]['help']}" if spec[name]["help"] else ""
             raise ParameterError(
-                f"{path.name}: parameter {name!r} expects {expected}, "
-                f"got {value!r} ({type(value).__name__})"
+                f"{path.name}: parameter {name!r} expects {wanted}, "
+                f"got {value!r} ({type(value).__name__}){help_text}"
             )
         if expected == "float" and isinstance(value, int):
             value = float(value)  # so the injected cell reads `lr = 1.0`, as a float
         merged[name] = value
+    # a default ("tiny", "metaworld_default") stays a name even beside a folder of that name
+    given = {n: merged[n] for n in params if merged[n] != spec[n]["default"]}
+    merged.update(resolve_path_parameters(given, base))
     return merged
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or os.sep in text or text.startswith("~") or bool(_FILE_SUFFIX.search(text))
+
+
+def resolve_path_parameters(
+    params: Mapping[str, Any], base: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """``params`` with the paths of :data:`PATH_PARAMETERS` made absolute against ``base``
+    (default: the current directory), for a kernel whose working folder is the notebook's.
+
+    A string (or each string of a list) is taken as a path when it exists relative to
+    ``base`` or looks like one: it holds a path separator, starts with ``~`` or ends in a
+    file suffix (``.yaml``, ``.parquet``). Other strings are names and stay as they are
+    (``metaworld_default``, ``tiny``, ``default``, ``train``); so does every other
+    parameter.
+
+    Raises:
+        ParameterError: a value that looks like a path does not exist (names the parameter,
+            the path looked for and the folder relative paths are taken from).
+    """
+    base = Path(base if base is not None else Path.cwd()).absolute()
+
+    def resolve(name: str, text: str) -> str:
+        if not text:
+            return text
+        candidate = Path(os.path.normpath(base / Path(text).expanduser()))
+        if candidate.exists():
+            return str(candidate)
+        if _looks_like_path(text):
+            raise ParameterError(
+                f"parameter {name!r}: {text!r} does not exist (looked for {candidate}; "
+                f"relative paths are taken from the folder you run nblib in, {base})"
+            )
+        return text
+
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in PATH_PARAMETERS and isinstance(value, str):
+            value = resolve(name, value)
+        elif name in PATH_PARAMETERS and isinstance(value, (list, tuple)):
+            value = type(value)(resolve(name, v) if isinstance(v, str) else v for v in value)
+        out[name] = value
+    return out
 
 
 # PyYAML implements YAML 1.1, whose implicit typing surprises on a command line:

@@ -45,7 +45,13 @@ from nblib.run.report import (
     write_runner_context,
 )
 
-__all__ = ["KERNEL_LOG", "logged_kernel_manager", "run_all", "run_notebook"]
+__all__ = [
+    "KERNEL_LOG",
+    "failure_details",
+    "logged_kernel_manager",
+    "run_all",
+    "run_notebook",
+]
 
 #: The kernel process's stdout and stderr, in the run folder.
 KERNEL_LOG = "kernel.log"
@@ -105,6 +111,22 @@ def _log_tail(path: Path) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-_LOG_TAIL:])
+
+
+def failure_details(failure: Exception | None, log_path: Path) -> list[str]:
+    """What a failed run shows, the error first: the failing cell's traceback (its last
+    lines, colour codes stripped by papermill) or the exception papermill raised, then the
+    last lines of the kernel's log (often only a transport warning, so never alone)."""
+    details = []
+    if isinstance(failure, PapermillExecutionError):
+        lines = [line for line in str(failure).splitlines() if line.strip()][1:]
+        details.append("traceback, last lines:\n" + "\n".join(lines[-_LOG_TAIL:]))
+    elif failure is not None:
+        details.append(f"error: {type(failure).__name__}: {failure}")
+    tail = _log_tail(log_path)
+    if tail:
+        details.append(f"kernel log ({log_path}), last lines:\n{tail}")
+    return details
 
 
 def run_notebook(
@@ -220,13 +242,12 @@ def run_notebook(
                 "seconds": seconds,
             },
         )
-        tail = _log_tail(log_path)
         _status(progress, f"{nb_path.name}: ERROR after {seconds:.1f} s: {error}")
-        if tail:
-            _status(progress, f"kernel log ({log_path}), last lines:\n{tail}")
+        for detail in failure_details(failure, log_path):
+            _status(progress, detail)
         raise NotebookError(
             f"{nb_path.name} failed: {error}\nThe executed copy is {executed}"
-            + (f"; the kernel's log is {log_path}" if tail else "")
+            + (f"; the kernel's log is {log_path}" if _log_tail(log_path) else "")
         ) from failure
     log_path.unlink(missing_ok=True)  # only transport warnings when all went well
     _status(progress, f"{nb_path.name}: {record['verdict']} in {record['seconds']:.1f} s -> {out}")
@@ -288,7 +309,8 @@ def run_all(
 
     Raises:
         ParameterError: ``workers`` below 1.
-        NotebookError: after the index is written, if any notebook failed (names them).
+        NotebookError: the folder is missing or holds no notebook (nothing is written), or
+            after the index is written, if any notebook failed (names them).
     """
     workers = default_workers() if workers is None else workers
     if workers < 1:
@@ -300,6 +322,8 @@ def run_all(
     notebooks = sorted(
         p for p in src.glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and p.is_file()
     )
+    if not notebooks:
+        raise NotebookError(f"no notebooks (*.ipynb) in {src}; pass the folder that holds them")
     folders = {p: out / p.stem for p in notebooks}
     expected = {p: _expected_seconds(p, folders[p]) for p in notebooks}
     for folder in folders.values():

@@ -14,6 +14,7 @@ sweep trains its runs with them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -163,6 +164,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def _check_backbone_folder(cfg: SetupConfig) -> None:
+    """A backbone other than ``tiny`` must be an existing folder; the error names the
+    study's parameter (``policy`` in the probes notebook), not the set-up's field."""
+    if cfg.backbone == "tiny":
+        return
+    folder = Path(cfg.backbone).expanduser()
+    if not folder.is_dir():
+        name = cfg.names.get("backbone", "backbone")
+        raise ParameterError(
+            f"{cfg.owner}.{name}={cfg.backbone!r}: no such folder ({folder.absolute()}); "
+            f"expected 'tiny' or a local checkpoint folder. Relative paths are taken from "
+            f"the kernel's working folder: the notebook's folder in JupyterLab, the folder "
+            f"you run `nblib run` in otherwise"
+        )
+
+
 def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     """Data (fixed split, first ``demos`` training demos), backbone and cached features."""
     from nblib.data.manifest import open_dataset
@@ -170,6 +187,7 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     from nblib.models.backbone import load_backbone
     from nblib.paths import cache_dir
 
+    _check_backbone_folder(cfg)  # before the data: a mistyped folder fails at once
     full = open_dataset(cfg.manifest, progress=progress)
     split = subset_train(
         split_episodes(full.demos, full.task, cfg.val_fraction, cfg.split_seed),
