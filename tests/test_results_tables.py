@@ -80,6 +80,22 @@ def test_a_task_of_another_suite_is_refused_naming_its_suite(tmp_path):
         read_results([tmp_path / "stove.csv"], suite="libero_10")
 
 
+def test_suite_rows_of_one_episode_tasks_have_intervals_as_wide_as_their_tasks(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("suite,task,success\nmetaworld,reach,0\n")
+    frame = read_results([one])
+    task, suite = summarize(frame).iloc[0], suite_summary(frame).iloc[0]
+    assert (suite["ci_low"], suite["ci_high"]) == pytest.approx((0.0, 79.34506856))
+    assert (suite["ci_low"], suite["ci_high"]) == pytest.approx((task["ci_low"], task["ci_high"]))
+    assert suite["ci_method"] == "Wilson, effective n"
+    fourteen = tmp_path / "fourteen.csv"
+    rows = [f"metaworld,task{i},{int(i < 12)}" for i in range(14)]
+    fourteen.write_text("suite,task,success\n" + "\n".join(rows) + "\n")
+    suite = suite_summary(read_results([fourteen])).iloc[0]
+    assert suite["success_rate"] == pytest.approx(85.714, abs=1e-3)
+    assert 55 < suite["ci_low"] < 65 and 93 < suite["ci_high"] < 99  # Wilson 12/14: 60.1, 96.0
+
+
 def test_project_schema_with_crlf_reads_every_column():
     frame = read_file(EPISODES / "project_schema_crlf.csv")
     assert list(frame.columns) == list(ALL_COLUMNS)
