@@ -141,9 +141,11 @@ def check_suite_name(name: str | None, flag: str = "--suite") -> str | None:
     close = difflib.get_close_matches(suite, known, n=1, cutoff=0.75)
     if close or suite.startswith("libero"):
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        variants = ", ".join(f"_{x}" for x in PRO_SUFFIXES)
         raise ParameterError(
-            f"{flag}={name!r} is not a known suite{hint} Known suites: {', '.join(known)} "
-            "(a name outside the LIBERO family is taken as your own suite)"
+            f"{flag}={name!r} is not a known suite{hint} Known suites: {', '.join(SUITES)}, "
+            f"their LIBERO-PRO variants (<suite>{variants}) and metaworld; a name outside "
+            "the LIBERO family is taken as your own suite"
         )
     return suite
 
