@@ -12,8 +12,14 @@ completeness judged from each log's own plan (the LIBERO-Plus log that ends with
 final block is complete: its ``complete`` column False -> True, one incomplete run fewer)
 and the verdict's new reason naming the comparisons where the bootstrap interval and the
 corrected test disagree (with the Wilson / BH floats the libraries round differently in
-the last bits, < 1e-13). Regenerate only when a change of numbers is intended, and say
-which numbers moved and why:
+the last bits, < 1e-13), and once more for suite intervals that collapsed (issue 22): a
+suite with a task of fewer than 10 episodes, or with every task at 0 % or 100 %, takes
+Wilson's interval at the effective episode count instead of the stratified bootstrap,
+named in a new ``ci_method`` column (the nine Meta-World runs, 5 episodes per task, e.g.
+mw-expert [100, 100] -> [86.7, 100], mw-random [0, 0] -> [0, 13.3]; the interrupted
+vla_adapter_spatial_killed, 50 + 8 episodes, [43.25, 80.5] -> [42.3, 76.6]; the
+verdict's reasons name that method). Regenerate only when a change of numbers is
+intended, and say which numbers moved and why:
 
     PYTHONPATH=$PWD python tests/success_golden.py
 """

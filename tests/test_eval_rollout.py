@@ -194,3 +194,44 @@ def test_video_writes_one_mp4_per_episode(tmp_path):
     ok, frame = capture.read()
     capture.release()
     assert ok and frame.shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("policy", ["randm", "no/such/folder"])
+def test_a_wrong_policy_leaves_no_file_and_the_retry_runs(tmp_path, capsys, policy):
+    out = tmp_path / "retry.csv"
+    args = ["eval", "--tasks", "reach", "--episodes", "1", "--max-steps", "2", "--out", str(out)]
+    assert main([*args, "--policy", policy]) == 1
+    assert "neither one of" in capsys.readouterr().err
+    assert not out.exists()  # no header-only file blocks the retry
+    assert main([*args, "--policy", "zero"]) == 0
+    assert pd.read_csv(out)["complete"].tolist() == [True]
+
+
+def test_a_run_whose_episodes_all_fail_writes_no_file(tmp_path):
+    out = tmp_path / "none.csv"
+    config = EvalConfig(tasks=["reach"], episodes=1, max_steps=2)
+    with pytest.raises(NotebookError, match="none finished, so .* was not written"):
+        evaluate(config, out, progress=False, policy=Recorder(fail_at=1))
+    assert not out.exists()
+
+
+def test_metaworld_episodes_are_bounded_by_distinct_layouts(tmp_path, capsys, monkeypatch):
+    from nblib.eval import rollout
+    from nblib.eval.rollout import MAX_METAWORLD_EPISODES, task_specs
+
+    with pytest.raises(ParameterError, match=rf"--episodes.*at most {MAX_METAWORLD_EPISODES}"):
+        EvalConfig(episodes=1_000_000)
+    args = ["eval", "--policy", "zero", "--episodes", "1000000", "--out", str(tmp_path / "a.csv")]
+    assert main(args) == 1
+    assert "episodes=1000000 (--episodes)" in capsys.readouterr().err
+    assert not (tmp_path / "a.csv").exists()
+    # up to the bound, every task's episodes get distinct layout seeds (task_specs checks)
+    for seed in (0, 1):
+        config = EvalConfig(tasks=sorted(INSTRUCTIONS), episodes=MAX_METAWORLD_EPISODES, seed=seed)
+        assert len(task_specs(config)) == len(INSTRUCTIONS)
+        seeds = {episode_seed(seed, "reach", i) for i in range(MAX_METAWORLD_EPISODES)}
+        assert len(seeds) == MAX_METAWORLD_EPISODES
+    # a repeated seed would count one scene twice: refused, naming the episodes
+    monkeypatch.setattr(rollout, "episode_seed", lambda seed, task, episode: episode % 3)
+    with pytest.raises(ParameterError, match="episode 3 of reach would repeat episode 0"):
+        task_specs(EvalConfig(tasks=["reach"], episodes=5))

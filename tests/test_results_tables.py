@@ -48,6 +48,54 @@ def test_resolve_suite_never_guesses():
         resolve_suite("libero_goal", "libero_10", "f.txt")
 
 
+def test_an_unknown_suite_is_refused_with_the_closest_known_one(tmp_path, capsys):
+    from nblib.cli import main
+
+    with pytest.raises(ParameterError, match=r"'libero_gaol'.*did you mean 'libero_goal'\?"):
+        read_results([EPISODES / "custom_names.csv"], suite="libero_gaol")
+    with pytest.raises(ParameterError, match="libero_spatial, libero_object, libero_goal"):
+        read_file(EPISODES / "custom_names.csv", suite="libero_20")
+    args = ["results", "summarize", str(EPISODES / "custom_names.csv")]
+    assert main([*args, "--suite", "libero_gaol"]) == 1
+    assert "did you mean 'libero_goal'" in capsys.readouterr().err
+    # spellings of known suites and a user's own suite still pass
+    assert read_file(EPISODES / "custom_names.csv", suite="LIBERO-Goal")["suite"].iloc[0] == (
+        "libero_goal"
+    )
+    assert read_file(EPISODES / "custom_names.csv", suite="my_suite")["suite"].iloc[0] == "my_suite"
+
+
+def test_a_task_of_another_suite_is_refused_naming_its_suite(tmp_path):
+    log = tmp_path / "long_tasks.csv"
+    task = "put both the alphabet soup and the tomato sauce in the basket"  # LIBERO-10 task 0
+    log.write_text(f"task,success\n{task},1\n{task},0\n")
+    with pytest.raises(DataError, match=rf"long_tasks\.csv: task '{task}' is a task of libero_10"):
+        read_results([log], suite="libero_goal")
+    frame = read_results([log], suite="libero_10")
+    assert frame["task_id"].tolist() == [0, 0]
+    # "turn on the stove" is in libero_goal and libero_90: fine under either
+    (tmp_path / "stove.csv").write_text("task,success\nturn on the stove,1\n")
+    assert len(read_results([tmp_path / "stove.csv"], suite="libero_90")) == 1
+    with pytest.raises(DataError, match="libero_goal and libero_90, not of libero_10"):
+        read_results([tmp_path / "stove.csv"], suite="libero_10")
+
+
+def test_suite_rows_of_one_episode_tasks_have_intervals_as_wide_as_their_tasks(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("suite,task,success\nmetaworld,reach,0\n")
+    frame = read_results([one])
+    task, suite = summarize(frame).iloc[0], suite_summary(frame).iloc[0]
+    assert (suite["ci_low"], suite["ci_high"]) == pytest.approx((0.0, 79.34506856))
+    assert (suite["ci_low"], suite["ci_high"]) == pytest.approx((task["ci_low"], task["ci_high"]))
+    assert suite["ci_method"] == "Wilson, effective n"
+    fourteen = tmp_path / "fourteen.csv"
+    rows = [f"metaworld,task{i},{int(i < 12)}" for i in range(14)]
+    fourteen.write_text("suite,task,success\n" + "\n".join(rows) + "\n")
+    suite = suite_summary(read_results([fourteen])).iloc[0]
+    assert suite["success_rate"] == pytest.approx(85.714, abs=1e-3)
+    assert 55 < suite["ci_low"] < 65 and 93 < suite["ci_high"] < 99  # Wilson 12/14: 60.1, 96.0
+
+
 def test_project_schema_with_crlf_reads_every_column():
     frame = read_file(EPISODES / "project_schema_crlf.csv")
     assert list(frame.columns) == list(ALL_COLUMNS)

@@ -29,6 +29,7 @@ from nblib.metrics.success import (
     minimum_detectable_difference,
     probability_of_improvement,
     stratified_bootstrap,
+    suite_interval,
     trials_needed,
     wilson_interval,
 )
@@ -163,6 +164,42 @@ def test_stratified_bootstrap_deterministic_and_saturated():
     assert low < mean < high
     # saturated tasks add no bootstrap variance: all at 0 % or 100 % -> width 0
     assert stratified_bootstrap([0, 50], [50, 50]) == (0.5, 0.5, 0.5)
+
+
+def _wilson(p, n, z=1.959963984540054):
+    """Wilson's score interval from its closed form (Wilson 1927), for any n > 0."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_suite_interval_never_narrower_than_the_episodes_allow():
+    # 14 tasks of one episode, 12 successes: the bootstrap said [85.7, 85.7]
+    assert stratified_bootstrap([1] * 12 + [0] * 2, [1] * 14)[1:] == (6 / 7, 6 / 7)
+    mean, low, high, method = suite_interval([1] * 12 + [0] * 2, [1] * 14)
+    assert method == "Wilson, effective n" and mean == pytest.approx(6 / 7)
+    assert (low, high) == pytest.approx(_wilson(6 / 7, 14))  # the pooled 12/14
+    assert high - low > 0.3
+    # one episode, failed: the task's own Wilson interval, not [0, 0]
+    assert suite_interval([0], [1])[1:3] == pytest.approx((0.0, 0.7934506856))
+    assert suite_interval([0], [1])[1:3] == pytest.approx(wilson_interval(0, 1))
+    # every task saturated, many episodes: still an interval (500/500 pooled)
+    mean, low, high, method = suite_interval([50] * 10, [50] * 10)
+    assert (mean, high) == (1.0, 1.0) and low == pytest.approx(_wilson(1.0, 500)[0])
+    assert suite_interval([0, 50], [50, 50])[1:3] == pytest.approx(_wilson(0.5, 100))
+    # unequal episodes: the mean's Wilson interval at n_eff = T^2 / sum(1 / n_t)
+    mean, low, high, _ = suite_interval([3, 2], [4, 8])
+    assert mean == pytest.approx(0.5)
+    assert (low, high) == pytest.approx(_wilson(0.5, 4 / (1 / 4 + 1 / 8)))
+
+
+def test_suite_interval_keeps_the_bootstrap_where_it_is_valid():
+    succ, trials = [48, 30, 10], [50, 40, 20]
+    mean, low, high, method = suite_interval(succ, trials, n_boot=500, seed=3)
+    assert method == "stratified bootstrap"
+    assert (mean, low, high) == stratified_bootstrap(succ, trials, n_boot=500, seed=3)
+    with pytest.raises(ParameterError, match="successes must be <= trials"):
+        suite_interval([2], [1])
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     for run, group in tasks.groupby("run", sort=False):
         print(f"== {run}")
         print_table(group.drop(columns="run"), "table")
-        print("-- per suite (mean over tasks, task-stratified bootstrap 95 % interval)")
+        print("-- per suite (mean over tasks, 95 % interval by ci_method)")
         print_table(suites[suites["run"] == run].drop(columns="run"), "table")
         print()
     incomplete = tasks[~tasks["complete"]]

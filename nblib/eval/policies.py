@@ -208,6 +208,22 @@ def _rendering(meta: dict, path: Path) -> dict:
     return generator
 
 
+def check_policy(spec: str, sim: str) -> None:
+    """A :class:`ParameterError` when ``spec`` can name no policy for simulator ``sim``:
+    neither built in nor an existing path, or the scripted expert outside Meta-World.
+    Cheap (nothing is loaded), so a run checks it before it creates its output file."""
+    if sim == "libero" and spec == "expert":
+        raise ParameterError(
+            "policy='expert': LIBERO has no scripted expert (Meta-World has); use random, "
+            "zero, a saved policy or your own object"
+        )
+    if spec not in BUILTIN and not Path(spec).expanduser().exists():
+        raise ParameterError(
+            f"policy={spec!r} is neither one of {list(BUILTIN)} nor an existing path "
+            "(a notebook-01 run folder, its policy/ folder or a policy.pt)"
+        )
+
+
 def make_policy(spec: str, action_dim: int = 4, seed: int = 0, device: str = "cpu"):
     """``expert``, ``random``, ``zero`` or the path of a saved policy."""
     if spec == "expert":
@@ -216,9 +232,5 @@ def make_policy(spec: str, action_dim: int = 4, seed: int = 0, device: str = "cp
         return RandomPolicy(action_dim=action_dim, seed=seed)
     if spec == "zero":
         return ZeroPolicy(action_dim=action_dim)
-    if Path(spec).expanduser().exists():
-        return VLAClosedLoop.from_saved(spec, device=device, seed=seed)
-    raise ParameterError(
-        f"policy={spec!r} is neither one of {list(BUILTIN)} nor an existing path "
-        "(a notebook-01 run folder, its policy/ folder or a policy.pt)"
-    )
+    check_policy(spec, "metaworld")
+    return VLAClosedLoop.from_saved(spec, device=device, seed=seed)

@@ -14,6 +14,10 @@ Crash safety: rows are appended (and flushed) with ``complete=False`` as episode
 when every episode has finished is the file rewritten, atomically, with ``complete=True``.
 A run that dies half-way leaves its finished episodes, marked incomplete. An episode whose
 policy or simulator raises is reported and the run is incomplete; the others still run.
+The policy, tasks, episodes and output name are checked before anything runs, and the file
+is created by the first finished episode (:mod:`nblib.eval.output`), so a run that cannot
+start leaves no file behind to block its retry. Meta-World runs at most
+:data:`MAX_METAWORLD_EPISODES` episodes per task, with distinct layout seeds.
 
 Perturbations (the ``perturbation`` column): ``instruction`` = ``paraphrase`` gives each
 episode one of the task's paraphrases (``language``), ``other`` another task's instruction
@@ -27,8 +31,6 @@ policy that uses language to fail); ``position_noise`` widens the reset space
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import zlib
 from collections.abc import Callable
@@ -39,13 +41,17 @@ from pathlib import Path
 import numpy as np
 
 from nblib.errors import NotebookError, ParameterError, is_int, is_number, require
-from nblib.eval.results.schema import COLUMNS, base_suite
-from nblib.paths import atomic_write
+from nblib.eval.output import ResultsFile
+from nblib.eval.results.schema import base_suite
 
 SIMULATORS = ("metaworld", "libero")
 INSTRUCTION_MODES = ("original", "paraphrase", "other", "empty")
-OUTPUT_COLUMNS = (*COLUMNS, "task_id", "complete")
 DEFAULT_TASKS = ("reach", "push")  # Meta-World
+# Meta-World draws episode i's layout from a 31-bit seed (episode_seed), so the layouts
+# of a task are only as many as its distinct seeds; task_specs checks that the episodes
+# asked for have distinct ones, up to this many per task (at 10,000 episodes a task's
+# 95 % Wilson interval is at most +-1 point wide: more adds run time, not information).
+MAX_METAWORLD_EPISODES = 10_000
 
 
 @dataclass
@@ -78,6 +84,12 @@ class EvalConfig:
             value = getattr(self, name)
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
         require(is_int(self.seed), own, "seed", self.seed, "an int")
+        if self.sim == "metaworld" and self.episodes > MAX_METAWORLD_EPISODES:
+            raise ParameterError(
+                f"episodes={self.episodes} (--episodes): Meta-World runs at most "
+                f"{MAX_METAWORLD_EPISODES} episodes per task (each episode's layout comes "
+                "from its own seed, checked distinct up to that count)"
+            )
         require(
             self.max_steps is None or (is_int(self.max_steps) and self.max_steps >= 1),
             own,
@@ -190,6 +202,8 @@ def task_specs(config: EvalConfig) -> list[TaskSpec]:
         from nblib.eval.metaworld import MAX_STEPS
 
         names = sorted(INSTRUCTIONS)
+        for task in config.tasks:
+            _check_distinct_layouts(config.seed, task, config.episodes)
         return [
             TaskSpec(
                 sim="metaworld",
@@ -236,6 +250,20 @@ def episode_seed(seed: int, task: str, episode: int) -> int:
     """The layout seed of episode ``episode`` of ``task`` (crc32: stable across processes).
     Distinct from the demonstrations' seeds, so evaluation layouts are new ones."""
     return zlib.crc32(f"eval/{seed}/{task}/{episode}".encode()) & 0x7FFFFFFF
+
+
+def _check_distinct_layouts(seed: int, task: str, episodes: int) -> None:
+    """A ParameterError when two of the first ``episodes`` episodes of a Meta-World
+    ``task`` would share a layout seed (the same scene counted twice)."""
+    first: dict[int, int] = {}
+    for episode in range(episodes):
+        other = first.setdefault(episode_seed(seed, task, episode), episode)
+        if other != episode:
+            raise ParameterError(
+                f"episodes={episodes} (--episodes): with seed={seed}, episode {episode} of "
+                f"{task} would repeat episode {other}'s layout; pass --episodes {episode} "
+                "or fewer, or another --seed"
+            )
 
 
 def instruction_for(spec: TaskSpec, episode: int, mode: str) -> tuple[str, str]:
@@ -321,13 +349,9 @@ def _action_dim(sim: str) -> int:
 
 
 def _build_policy(config: EvalConfig):
-    from nblib.eval.policies import make_policy
+    from nblib.eval.policies import check_policy, make_policy
 
-    if config.sim == "libero" and config.policy == "expert":
-        raise ParameterError(
-            "policy='expert': LIBERO has no scripted expert (Meta-World has); use random, "
-            "zero, a saved policy or your own object"
-        )
+    check_policy(config.policy, config.sim)
     action_dim = _action_dim(config.sim)
     policy = make_policy(
         config.policy, action_dim=action_dim, seed=config.seed, device=config.device
@@ -413,54 +437,6 @@ def _episode_with_video(sim, policy, spec: TaskSpec, episode: int, config) -> di
             video.release()
 
 
-# ----------------------------------------------------------------------------- output
-
-
-class ResultsFile:
-    """Rows appended as episodes end (``complete=False``), rewritten complete at the end."""
-
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
-        self.path = Path(path)
-        if self.path.suffix not in (".csv", ".jsonl"):
-            raise ParameterError(f"out={str(self.path)!r}: expected a .csv or .jsonl file name")
-        if self.path.exists() and not overwrite:
-            raise ParameterError(
-                f"out={str(self.path)!r} exists; pass overwrite=True (--overwrite) to replace "
-                "it, or choose another file: a finished evaluation is never replaced silently"
-            )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows: list[dict] = []
-        self._handle = open(self.path, "w", newline="", encoding="utf-8")
-        if self.path.suffix == ".csv":
-            self._csv = csv.DictWriter(self._handle, OUTPUT_COLUMNS, lineterminator="\n")
-            self._csv.writeheader()
-        self._handle.flush()
-
-    def append(self, row: dict) -> None:
-        self.rows.append(row)
-        self._write(self._handle, row)
-        self._handle.flush()
-
-    def _write(self, handle, row: dict) -> None:
-        if self.path.suffix == ".csv":
-            csv.DictWriter(handle, OUTPUT_COLUMNS, lineterminator="\n").writerow(row)
-        else:
-            handle.write(json.dumps({k: row[k] for k in OUTPUT_COLUMNS}) + "\n")
-
-    def close(self, complete: bool, order=None) -> None:
-        """Close the file; when ``complete``, rewrite it with ``complete=True`` in
-        ``order`` (a sort key over rows; default the order episodes ended)."""
-        self._handle.close()
-        if not complete:
-            return
-        order = sorted(self.rows, key=order) if order is not None else self.rows
-        with atomic_write(self.path, "w") as handle:
-            if self.path.suffix == ".csv":
-                csv.DictWriter(handle, OUTPUT_COLUMNS, lineterminator="\n").writeheader()
-            for row in order:
-                self._write(handle, row | {"complete": True})
-
-
 def evaluate(
     config: EvalConfig,
     out: str | os.PathLike,
@@ -488,18 +464,24 @@ def evaluate(
             "a policy object runs in this process: set workers=1 (worker processes build "
             "their policy from config.policy)"
         )
+    results = ResultsFile(out, overwrite=overwrite)  # checks the name; created at the first row
     if policy is not None and not config.run:  # name the run after the object, not config.policy
         config = replace(config, run=type(policy).__name__.lower())
     specs = task_specs(config)
     if policy is not None:
         _check_action_dim(policy, config.sim)
+    elif config.workers == 1:  # a wrong policy fails now, before any episode or output
+        policy = _build_policy(config)
+    else:  # worker processes build their own; the name is checked here
+        from nblib.eval.policies import check_policy
+
+        check_policy(config.policy, config.sim)
     jobs = [(spec, i) for spec in specs for i in range(config.episodes)]
     position = {(spec.task, spec.task_id, i): n for n, (spec, i) in enumerate(jobs)}
 
     def in_order(row: dict) -> int:  # the configured task order, then the episode
         return position[(row["task"], row["task_id"], row["episode"])]
 
-    results = ResultsFile(out, overwrite=overwrite)
     failures: list[str] = []
     bar = tqdm(total=len(jobs), desc=f"{config.label} episodes", disable=not progress)
 
@@ -512,7 +494,6 @@ def evaluate(
 
     try:
         if config.workers == 1:
-            policy = policy if policy is not None else _build_policy(config)
             sims: dict = {}
             try:
                 for spec, episode in jobs:
@@ -556,8 +537,12 @@ def evaluate(
         ]
     )
     if failures:
+        kept = (
+            f"the {len(results.rows)} finished ones are in {out}, marked incomplete"
+            if results.rows
+            else f"none finished, so {out} was not written"
+        )
         raise NotebookError(
-            f"{len(failures)} of {len(jobs)} episodes failed; the {len(results.rows)} finished "
-            f"ones are in {out}, marked incomplete. First: {failures[0]}"
+            f"{len(failures)} of {len(jobs)} episodes failed; {kept}. First: {failures[0]}"
         )
     return pd.DataFrame(frame)

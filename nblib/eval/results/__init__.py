@@ -37,6 +37,7 @@ from nblib.eval.results.schema import (
     Episode,
     base_suite,
     canonical_tasks,
+    check_suite_name,
     episodes_frame,
     normalize_suite,
     normalize_task,
@@ -135,6 +136,7 @@ def _parse(text: str, source: str, fmt: str, obj, suite, run) -> list[Episode]:
 
 def read_file(path, suite: str | None = None, run: str | None = None, format=None):
     """One result file → the schema's DataFrame."""
+    suite = check_suite_name(suite)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such result file")
@@ -201,6 +203,7 @@ def read_results(
     paths = list(paths)
     if not paths:
         raise ParameterError("read_results: no result files given")
+    suite = check_suite_name(suite)
     if labels is not None and not isinstance(labels, Mapping) and len(labels) != len(paths):
         raise ParameterError(
             f"labels has {len(labels)} entries but {len(paths)} result paths were given; "

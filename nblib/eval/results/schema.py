@@ -27,13 +27,14 @@ the file, so every format is brought down to episodes:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from nblib.errors import DataError
+from nblib.errors import DataError, ParameterError
 
 COLUMNS = ("run", "suite", "task", "episode", "success", "steps", "perturbation", "seed")
 EXTRA_COLUMNS = ("task_id", "complete", "source")
@@ -116,6 +117,37 @@ def normalize_suite(name: str) -> str:
         if key == f"libero_{alias}" or key.startswith(f"libero_{alias}_"):
             return canonical + key[len(f"libero_{alias}") :]
     return key
+
+
+def known_suites() -> list[str]:
+    """Suite names results files use: LIBERO's five, their LIBERO-PRO variants
+    (``<suite>_<suffix>``) and ``metaworld`` (``nblib eval``'s Meta-World runs)."""
+    pro = [f"{s}_{x}" for s in SUITES if s != "libero_90" for x in PRO_SUFFIXES]
+    return [*SUITES, *pro, "metaworld"]
+
+
+def check_suite_name(name: str | None, flag: str = "--suite") -> str | None:
+    """A caller's suite (``--suite``), normalised; None stays None. A name in the LIBERO
+    family (``libero...``) or close to a known suite that is not one is a
+    :class:`ParameterError` listing the known suites and suggesting the closest
+    (``libero_gaol`` → ``libero_goal``); any other name is a user's own suite and passes."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise ParameterError(f"{flag}={name!r}: expected a suite name, e.g. libero_spatial")
+    suite, known = normalize_suite(name), known_suites()
+    if suite in known:
+        return suite
+    close = difflib.get_close_matches(suite, known, n=1, cutoff=0.75)
+    if close or suite.startswith("libero"):
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        variants = ", ".join(f"_{x}" for x in PRO_SUFFIXES)
+        raise ParameterError(
+            f"{flag}={name!r} is not a known suite{hint} Known suites: {', '.join(SUITES)}, "
+            f"their LIBERO-PRO variants (<suite>{variants}) and metaworld; a name outside "
+            "the LIBERO family is taken as your own suite"
+        )
+    return suite
 
 
 def base_suite(suite: str) -> str:
@@ -292,14 +324,34 @@ def _task_table() -> dict[str, list[str]]:
 _TASKS: dict[str, list[str]] | None = None
 
 
+def _check_task_suites(frame: pd.DataFrame, table: dict[str, list[str]]) -> None:
+    owners: dict[str, list[str]] = {}
+    for suite, names in table.items():
+        for name in dict.fromkeys(n.lower() for n in names):  # libero_90 repeats some
+            owners.setdefault(name, []).append(suite)
+    pairs = frame[["suite", "task", "source"]].drop_duplicates()
+    for suite, task, source in pairs.itertuples(index=False):
+        found = owners.get(task.lower())
+        if suite in table and found and suite not in found:
+            raise DataError(
+                f"{source}: task {task!r} is a task of {' and '.join(found)}, not of "
+                f"{suite} (the suite the file states or --suite gives); pass "
+                f"--suite {found[0]} or check the file"
+            )
+
+
 def canonical_tasks(frame: pd.DataFrame) -> pd.DataFrame:
     """Name each task the same way whatever tool wrote it, so runs can be paired by task:
     in the four LIBERO suites and libero_90 (not their LIBERO-PRO variants, whose
     instructions differ), a ``task <id>`` from a file that gives only the index gets the
-    suite's instruction, and an instruction gets its index when that is unambiguous."""
+    suite's instruction, and an instruction gets its index when that is unambiguous.
+    An instruction of another of these suites that its own suite lacks (a LIBERO-10 log
+    read with ``--suite libero_goal``) is a :class:`DataError` naming the task, the file
+    and the suite it belongs to."""
     table = _task_table()
     if frame.empty or not table:
         return frame
+    _check_task_suites(frame, table)
     out = frame.copy()
     tasks, ids = out["task"].tolist(), out["task_id"].tolist()
     for i, (suite, task, task_id) in enumerate(zip(out["suite"], tasks, ids, strict=True)):

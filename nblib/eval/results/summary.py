@@ -4,7 +4,10 @@ Rates and interval bounds are percentages, as LIBERO papers report them. Interva
 Wilson (95 % by default) per task, where the episodes are exchangeable trials; a
 task-stratified bootstrap for a suite's mean over tasks (the tasks are fixed, the
 episodes within each task are resampled), so a suite's interval reflects that its 10
-tasks are not 500 interchangeable trials.
+tasks are not 500 interchangeable trials. Where that bootstrap collapses (a task with
+fewer than 10 episodes, or every task at 0 % or 100 %), the suite's interval is Wilson's
+at the effective number of episodes instead
+(:func:`~nblib.metrics.success.suite_interval`); ``ci_method`` says which.
 
 ``complete`` is a nullable boolean at every level: False when any episode below comes
 from an interrupted run or task, else ``<NA>`` when any file could not tell, else True
@@ -19,7 +22,7 @@ import pandas as pd
 
 from nblib.errors import DataError
 from nblib.eval.results.schema import kleene_all
-from nblib.metrics.success import stratified_bootstrap, wilson_interval
+from nblib.metrics.success import suite_interval, wilson_interval
 
 SUMMARY_COLUMNS = (
     "run",
@@ -45,6 +48,7 @@ SUITE_COLUMNS = (
     "ci_high",
     "pooled_rate",
     "complete",
+    "ci_method",
 )
 
 
@@ -97,8 +101,9 @@ def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 def suite_summary(
     frame: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
-    """One row per (run, suite): the mean of its tasks' rates with a task-stratified
-    bootstrap interval, and the pooled rate (all episodes together) beside it."""
+    """One row per (run, suite): the mean of its tasks' rates with its interval (a
+    task-stratified bootstrap, or Wilson's at the effective n where that collapses;
+    ``ci_method``), and the pooled rate (all episodes together) beside it."""
     tasks = summarize(frame, confidence=confidence)
     rows = []
     for (run, suite), group in tasks.groupby(["run", "suite"], sort=False):
@@ -129,11 +134,13 @@ def run_summary(
 
 def _task_mean(tasks: pd.DataFrame, **bootstrap) -> dict:
     """The mean over ``tasks`` (rows of :func:`summarize`) of their success rates (%), its
-    task-stratified bootstrap interval, the counts, and whether all are complete
-    (three-valued, :func:`~nblib.eval.results.schema.kleene_all`)."""
+    interval (:func:`~nblib.metrics.success.suite_interval`: a task-stratified bootstrap,
+    or Wilson's at the effective n where that collapses; ``ci_method`` names it), the
+    counts, and whether all are complete (three-valued,
+    :func:`~nblib.eval.results.schema.kleene_all`)."""
     successes = tasks["successes"].to_numpy()
     trials = tasks["episodes"].to_numpy()
-    mean, low, high = stratified_bootstrap(successes, trials, **bootstrap)
+    mean, low, high, method = suite_interval(successes, trials, **bootstrap)
     return {
         "tasks": len(tasks),
         "episodes": int(trials.sum()),
@@ -142,6 +149,7 @@ def _task_mean(tasks: pd.DataFrame, **bootstrap) -> dict:
         "ci_low": 100 * low,
         "ci_high": 100 * high,
         "complete": kleene_all(tasks["complete"]),
+        "ci_method": method,
     }
 
 

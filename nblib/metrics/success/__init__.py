@@ -18,7 +18,8 @@ Modules, one idea each:
   :func:`clopper_pearson_interval`), two policies per task (:func:`compare_tasks`: exact
   tests with :func:`adjust_pvalues`) and over a suite (:func:`cochran_mantel_haenszel`);
 - :mod:`~nblib.metrics.success.aggregates`: a suite's rate with a task-stratified
-  bootstrap interval (:func:`stratified_bootstrap`), the paired suite comparison
+  bootstrap interval (:func:`stratified_bootstrap`; :func:`suite_interval` falls back to
+  a Wilson interval where it collapses), the paired suite comparison
   (:func:`compare_overall`), :func:`iqm`, :func:`iqm_interval`,
   :func:`probability_of_improvement`, :func:`bootstrap_probability_of_improvement`;
 - :mod:`~nblib.metrics.success.profiles`: :func:`performance_profiles` (fraction of
@@ -43,6 +44,7 @@ from nblib.metrics.success.aggregates import (
     iqm_interval,
     probability_of_improvement,
     stratified_bootstrap,
+    suite_interval,
 )
 from nblib.metrics.success.power import (
     detection_power,
@@ -73,6 +75,7 @@ __all__ = [
     "performance_profiles",
     "probability_of_improvement",
     "stratified_bootstrap",
+    "suite_interval",
     "trials_needed",
     "wilson_interval",
 ]

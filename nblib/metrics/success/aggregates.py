@@ -5,6 +5,7 @@ bootstrap intervals: interquartile mean and probability of improvement (Agarwal 
 Two inputs:
 
 - per-task counts ``successes``, ``trials`` (T,): :func:`stratified_bootstrap`,
+  :func:`suite_interval` (the bootstrap, or a Wilson interval where it collapses),
   :func:`compare_overall`;
 - ``scores`` (runs, tasks): per-run (seed) and per-task scores, e.g. success rates:
   :func:`iqm`, :func:`iqm_interval`, :func:`probability_of_improvement`,
@@ -33,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from rliable import metrics as rly
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
 from nblib.errors import ParameterError
 from nblib.metrics.success import checks
@@ -41,6 +43,11 @@ from nblib.metrics.success.proportions import cochran_mantel_haenszel
 # Bootstrap replicates are drawn in batches of at most this many array elements, so a
 # large (runs, tasks) input does not allocate n_boot copies of itself at once.
 CHUNK_ELEMENTS = 4_000_000
+# suite_interval: below this many episodes in some task, a Binomial(n, k/n) redraw of the
+# task has too few distinct values for percentile bounds (1 episode: none at all)
+MIN_BOOTSTRAP_EPISODES = 10
+BOOTSTRAP = "stratified bootstrap"
+WILSON_EFFECTIVE_N = "Wilson, effective n"
 
 
 def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -165,6 +172,37 @@ def compare_overall(
         **cmh,
         "n_tasks": int(ka.size),
     }
+
+
+def suite_interval(
+    successes, trials, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float, str]:
+    """A suite's success rate (the mean over tasks of the per-task rates) with an interval
+    that is never narrower than its episodes allow: (mean, low, high, method).
+
+    successes, trials (T,) per-task counts. ``method`` is :data:`BOOTSTRAP`
+    (:func:`stratified_bootstrap`) when every task has at least
+    :data:`MIN_BOOTSTRAP_EPISODES` episodes and some task lies strictly between 0 % and
+    100 %; otherwise :data:`WILSON_EFFECTIVE_N`: the Wilson score interval of the mean at
+    the effective number of episodes n_eff = T**2 / sum(1 / n_t), the n for which a rate
+    measured on n_eff episodes has the mean's variance p (1 - p) / n_eff under one common
+    rate (with equal episodes per task, n_eff is the pooled count and the mean the pooled
+    rate). The bootstrap collapses there: a task at 0 % or 100 % is redrawn unchanged, so
+    14 tasks of one episode (12 successes) gave 85.7 [85.7, 85.7]; Wilson's bounds do
+    not collapse at small n, nor at 0 or 1 (1 episode, 0 successes: [0, 0.793], as the
+    task's own row).
+    """
+    k, n = checks.suite(successes, trials)
+    if n.min() >= MIN_BOOTSTRAP_EPISODES and np.any((k > 0) & (k < n)):
+        return (*stratified_bootstrap(k, n, n_boot, confidence, seed), BOOTSTRAP)
+    confidence = checks.open_unit("confidence", confidence)
+    mean = float((k / n).mean())
+    n_eff = float(n.size**2 / (1.0 / n).sum())
+    low, high = proportion_confint(mean * n_eff, n_eff, alpha=1.0 - confidence, method="wilson")
+    # exactly 0 / 1 at a saturated suite, as wilson_interval (not a rounding error away)
+    low = 0.0 if mean == 0.0 else float(np.clip(low, 0.0, 1.0))
+    high = 1.0 if mean == 1.0 else float(np.clip(high, 0.0, 1.0))
+    return mean, low, high, WILSON_EFFECTIVE_N
 
 
 # ---------------------------------------------------------------------------- runs x tasks

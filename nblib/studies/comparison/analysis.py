@@ -307,6 +307,12 @@ def _completeness(flag) -> str:
     return "" if flag else " (interrupted: only the finished episodes)"
 
 
+def _method(method) -> str:
+    """The interval's method when it is not the usual bootstrap (few episodes per task,
+    or every task at 0 % or 100 %): the reason says so beside the numbers."""
+    return "" if method == stats.aggregates.BOOTSTRAP else f" ({method} interval)"
+
+
 def verdict(evidence: ComparisonEvidence, config: ComparisonConfig) -> Verdict:
     """DIFFERENT / INCONCLUSIVE / BASELINES (see the module docstring). Interrupted runs
     and runs whose completeness is unknown are named in the reasons."""
@@ -323,12 +329,13 @@ def verdict(evidence: ComparisonEvidence, config: ComparisonConfig) -> Verdict:
         reasons.append(
             f"{row.run} on {row.suite}: {row.success_rate:.1f} % "
             f"[{row.ci_low:.1f}, {row.ci_high:.1f}] over {row.episodes} episodes"
+            + _method(row.ci_method)
             + _completeness(row.complete)
         )
     for row in evidence.average.itertuples(index=False):
         reasons.append(
             f"{row.run} over the four suites: {row.success_rate:.1f} % "
-            f"[{row.ci_low:.1f}, {row.ci_high:.1f}]"
+            f"[{row.ci_low:.1f}, {row.ci_high:.1f}]" + _method(row.ci_method)
         )
     for row in evidence.perturbed:
         reasons.append(

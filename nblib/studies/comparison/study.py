@@ -9,8 +9,9 @@ no intervals. This engine reads the result files of any supported evaluation too
 1. ``prepare(config)``: the episodes of every result file (or the bundled examples), the
    published table, one colour per method for every figure, and the per-task, per-suite
    and four-suite summaries every later step reads;
-2. ``runs_table``, ``suite_table`` (task-stratified bootstrap intervals for runs, Wilson
-   for published rates), ``task_matrix`` (the heatmap's data), ``perturbation_table``
+2. ``runs_table``, ``suite_table`` (task-stratified bootstrap intervals for runs, or
+   Wilson's at the effective episode count where the bootstrap collapses, named in
+   ``ci_method``; Wilson for published rates), ``task_matrix`` (the heatmap's data), ``perturbation_table``
    (plain mean and variant-weighted total side by side);
 3. ``paired_tables``: every pair of runs sharing tasks (or every run against
    ``reference_run``), per task (an exact test per
@@ -121,7 +122,8 @@ class ComparisonConfig(StudyConfig):
 class ComparisonStudy(Study):
     """The runs' episodes, the published table, one colour per method, and the summaries
     every step reads: per task, per (run, suite) of the standard protocol with its
-    task-stratified bootstrap interval, and over the four LIBERO suites."""
+    interval (:func:`nblib.metrics.success.suite_interval`), and over the four LIBERO
+    suites."""
 
     episodes: pd.DataFrame  # the results schema; empty when there are no runs
     runs: list[str]
@@ -219,7 +221,7 @@ def _suite_summary(plain: pd.DataFrame, cfg: ComparisonConfig) -> pd.DataFrame:
     return summaries.suite_summary(plain, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
-AVERAGE_COLUMNS = ["run", "success_rate", "ci_low", "ci_high", "episodes"]
+AVERAGE_COLUMNS = ["run", "success_rate", "ci_low", "ci_high", "episodes", "ci_method"]
 
 
 def _average_summary(plain: pd.DataFrame, cfg: ComparisonConfig) -> pd.DataFrame:
@@ -238,9 +240,9 @@ def _average_summary(plain: pd.DataFrame, cfg: ComparisonConfig) -> pd.DataFrame
 
 
 def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
-    """Rows ``method, kind, suite, success_rate, ci_low, ci_high, episodes`` for the runs
-    (mean over tasks, task-stratified bootstrap) and the published LIBERO baselines
-    (Wilson on the implied counts), restricted to the suites the runs evaluated (all four
+    """Rows ``method, kind, suite, success_rate, ci_low, ci_high, episodes, ci_method`` for
+    the runs (mean over tasks, task-stratified bootstrap or, where it collapses, Wilson at
+    the effective n) and the published LIBERO baselines (Wilson on the implied counts), restricted to the suites the runs evaluated (all four
     when there are no runs); suite ``average`` for runs that evaluated all four suites
     (:func:`average_summary`) and the published averages. ``runs`` / ``suites`` pick a
     subset (the widgets)."""
@@ -260,6 +262,7 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
                     "ci_low": row.ci_low,
                     "ci_high": row.ci_high,
                     "episodes": row.episodes,
+                    "ci_method": row.ci_method,
                 }
             )
         run_suites = list(dict.fromkeys(table["suite"]))
@@ -274,6 +277,7 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
                         "ci_low": row.ci_low,
                         "ci_high": row.ci_high,
                         "episodes": row.episodes,
+                        "ci_method": row.ci_method,
                     }
                 )
                 run_suites.append(published.AVERAGE)
@@ -291,11 +295,21 @@ def suite_table(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
                         "ci_low": row.ci_low,
                         "ci_high": row.ci_high,
                         "episodes": row.trials,
+                        "ci_method": "Wilson",
                     }
                 )
     out = pd.DataFrame(
         rows,
-        columns=["method", "kind", "suite", "success_rate", "ci_low", "ci_high", "episodes"],
+        columns=[
+            "method",
+            "kind",
+            "suite",
+            "success_rate",
+            "ci_low",
+            "ci_high",
+            "episodes",
+            "ci_method",
+        ],
     )
     if suites is not None:
         out = out[out["suite"].isin(suites) | out["suite"].map(base_suite).isin(suites)]
