@@ -243,11 +243,17 @@ def run_notebook(
             },
         )
         _status(progress, f"{nb_path.name}: ERROR after {seconds:.1f} s: {error}")
-        for detail in failure_details(failure, log_path):
+        details = failure_details(failure, log_path)
+        for detail in details:
             _status(progress, detail)
         raise NotebookError(
             f"{nb_path.name} failed: {error}\nThe executed copy is {executed}"
-            + (f"; the kernel's log is {log_path}" if _log_tail(log_path) else "")
+            # the log's tail, when it had one, is the last detail: no second read of the file
+            + (
+                f"; the kernel's log is {log_path}"
+                if details[-1:] and details[-1].startswith("kernel log")
+                else ""
+            )
         ) from failure
     log_path.unlink(missing_ok=True)  # only transport warnings when all went well
     _status(progress, f"{nb_path.name}: {record['verdict']} in {record['seconds']:.1f} s -> {out}")
