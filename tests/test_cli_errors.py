@@ -129,9 +129,25 @@ def test_a_field_named_inside_the_explanation_becomes_its_flag(tmp_path, capsys)
     argv = ["eval", "--suite", "libero_goal", "--policy", "zero", "--episodes", "1"]
     assert main([*argv, "--out", str(tmp_path / "r.csv")]) == 1
     assert _error_line(capsys) == (
-        "nblib: error: --suite=libero_goal is invalid; expected None with --sim=metaworld "
-        "(use tasks)"
+        "nblib: error: --suite=libero_goal is invalid; expected nothing with --sim=metaworld "
+        "(Meta-World tasks are named: --tasks=NAME...)"
     )
+    argv = ["eval", "--sim", "libero", "--suite", "libero_goal", "--tasks", "reach"]
+    assert main([*argv, "--policy", "zero", "--episodes", "1", "--out", str(tmp_path / "r.csv")]) == 1
+    line = _error_line(capsys)
+    assert line.endswith("(LIBERO tasks are numbered in their suite: --task-ids=ID...)")
+    assert "None" not in line and "task_ids" not in line
+
+
+def test_a_task_id_beyond_the_suite_names_the_flag_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("libero")
+    out = tmp_path / "r.csv"
+    argv = ["eval", "--sim", "libero", "--suite", "libero_goal", "--task-ids", "99"]
+    assert main([*argv, "--policy", "zero", "--episodes", "1", "--out", str(out)]) == 1
+    assert _error_line(capsys) == (
+        "nblib: error: --task-ids: 99 is not a task of libero_goal; expected ids 0..9"
+    )
+    assert not out.exists()
 
 
 # --- help -------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def test_file_and_list_parameters_become_absolute(caller):
 
 
 def test_names_stay_names(caller):
-    (caller / "tiny").mkdir()  # a folder named like the default changes nothing
+    # Folders named like the names change nothing: `-p latent_model train` trains.
+    for word in ("tiny", "train", "default", "metaworld_default"):
+        (caller / word).mkdir()
     for notebook, params in (
         (PROBES, {"policy": "tiny", "manifest": "metaworld_default"}),
         (COMPASS, {"latent_model": "train"}),
@@ -64,6 +66,23 @@ def test_names_stay_names(caller):
         for name, value in params.items():
             if name != "result_files":
                 assert merged[name] == value, name
+
+
+def test_a_folder_named_like_a_name_is_reached_with_dot_slash(caller):
+    (caller / "train").mkdir()
+    merged = check_parameters(COMPASS, {"latent_model": "./train"})
+    assert merged["latent_model"] == str(caller / "train")
+
+
+def test_the_named_values_are_the_studies_own_words():
+    from nblib.run.params import NAMED_VALUES
+    from nblib.studies.overfit import OverfitConfig
+    from nblib.studies.probes.study import ProbesConfig
+    from nblib.studies.tokens.study import BUNDLED, TRAIN
+
+    assert set(NAMED_VALUES["latent_model"]) == {BUNDLED, TRAIN}
+    assert NAMED_VALUES["backbone"] == (OverfitConfig().backbone,)
+    assert NAMED_VALUES["policy"] == (ProbesConfig().policy,)
 
 
 def test_a_missing_path_is_an_error_naming_the_parameter(caller):

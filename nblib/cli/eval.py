@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from nblib.cli.options import add_config_options, config_from
+from nblib.cli.options import add_config_options, config_from, flag_errors
 from nblib.cli.output import print_table
 
 
@@ -33,7 +33,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from nblib.eval.rollout import evaluate
 
     config = config_from(args)
-    frame = evaluate(config, args.out, overwrite=args.overwrite)
+    with flag_errors(args):
+        frame = evaluate(config, args.out, overwrite=args.overwrite)
     columns = ["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]
     table = summarize(frame)[(["suite"] if config.sim == "libero" else []) + columns]
     print_table(table, "table")

@@ -15,6 +15,7 @@ is shown: ``nblib --help`` imports no config module (some import torch).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -305,3 +306,14 @@ def add_config_options(
 def config_from(args: argparse.Namespace, **fixed):
     """The config of the command's :func:`add_config_options`, from its parsed ``args``."""
     return getattr(args, _CONFIG_DEST).build(args, **fixed)
+
+
+@contextlib.contextmanager
+def flag_errors(args: argparse.Namespace):
+    """Inside this block, a :class:`ParameterError` naming a config field is re-raised under
+    the flag the user typed: for checks that need the simulator and so run after
+    :func:`config_from` (a LIBERO task id beyond its suite's tasks)."""
+    try:
+        yield
+    except ParameterError as err:
+        raise getattr(args, _CONFIG_DEST).flag_error(err, args) from None

@@ -117,7 +117,13 @@ class EvalConfig:
 
         for name in ("suite", "task_ids"):
             value = getattr(self, name)
-            require(value is None, own, name, value, "None with sim='metaworld' (use tasks)")
+            require(
+                value is None,
+                own,
+                name,
+                value,
+                "nothing with sim='metaworld' (Meta-World tasks are named: tasks=NAME...)",
+            )
         self.tasks = list(DEFAULT_TASKS) if self.tasks is None else self.tasks
         ok = isinstance(self.tasks, (list, tuple)) and self.tasks
         ok = ok and all(isinstance(t, str) for t in self.tasks)
@@ -131,7 +137,13 @@ class EvalConfig:
     def _check_libero(self, own: str) -> None:
         from nblib.eval.libero import check_suite
 
-        require(self.tasks is None, own, "tasks", self.tasks, "None with sim='libero' (task_ids)")
+        require(
+            self.tasks is None,
+            own,
+            "tasks",
+            self.tasks,
+            "nothing with sim='libero' (LIBERO tasks are numbered in their suite: task_ids=ID...)",
+        )
         require(isinstance(self.suite, str), own, "suite", self.suite, "a LIBERO suite name")
         check_suite(self.suite)
         if self.task_ids is not None:

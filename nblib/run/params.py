@@ -52,6 +52,15 @@ PATH_PARAMETERS = frozenset(
         "log_files",
     }
 )
+#: Words a path parameter reads as names, never as a folder of the same name in the
+#: current directory (``-p latent_model train`` trains even beside a ``./train/``; write
+#: ``./train`` for the folder). Manifest and key-mapping names are added from
+#: ``data_manifests/``. A test checks these against the studies' own constants.
+NAMED_VALUES: dict[str, tuple[str, ...]] = {
+    "policy": ("tiny",),
+    "backbone": ("tiny",),
+    "latent_model": ("default", "train"),
+}
 # "a.yaml", "tokens.parquet", "run.log": a name ending in a file suffix (not "v1.5").
 _FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 
@@ -218,15 +227,28 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or os.sep in text or text.startswith("~") or bool(_FILE_SUFFIX.search(text))
 
 
+def _names(parameter: str) -> tuple[str, ...]:
+    """The words ``parameter`` reads as names (:data:`NAMED_VALUES`, bundled manifests)."""
+    from nblib.paths import manifests_dir
+
+    if parameter == "manifest":
+        return tuple(p.stem for p in manifests_dir().glob("*.yaml"))
+    if parameter == "mapping":
+        return tuple(p.stem for p in (manifests_dir() / "key_mappings").glob("*.json"))
+    return NAMED_VALUES.get(parameter, ())
+
+
 def resolve_path_parameters(
     params: Mapping[str, Any], base: str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
     """``params`` with the paths of :data:`PATH_PARAMETERS` made absolute against ``base``
     (default: the current directory), for a kernel whose working folder is the notebook's.
 
-    A string (or each string of a list) is taken as a path when it exists relative to
-    ``base`` or looks like one: it holds a path separator, starts with ``~`` or ends in a
-    file suffix (``.yaml``, ``.parquet``). Other strings are names and stay as they are
+    A string (or each string of a list) that the parameter reads as a name
+    (:data:`NAMED_VALUES`, a bundled manifest or key mapping) stays as it is. Another is
+    taken as a path when it exists relative to ``base`` or looks like one: it holds a path
+    separator, starts with ``~`` or ends in a file suffix (``.yaml``, ``.parquet``). Other
+    strings are names and stay as they are
     (``metaworld_default``, ``tiny``, ``default``, ``train``); so does every other
     parameter.
 
@@ -237,7 +259,7 @@ def resolve_path_parameters(
     base = Path(base if base is not None else Path.cwd()).absolute()
 
     def resolve(name: str, text: str) -> str:
-        if not text:
+        if not text or text in _names(name):
             return text
         candidate = Path(os.path.normpath(base / Path(text).expanduser()))
         if candidate.exists():
