@@ -100,7 +100,13 @@ class TrainConfig:
             req(is_number(lr) and lr > 0, f"lr_groups[{prefix!r}]", lr, "a number > 0")
         req(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         w = self.warmup_steps
-        req(is_int(w) and 0 <= w <= self.steps, "warmup_steps", w, "an int in [0, steps]")
+        # The bound shows steps' value: a short run (steps=60) keeps the default warmup of 100.
+        req(
+            is_int(w) and 0 <= w <= self.steps,
+            "warmup_steps",
+            w,
+            f"an int in [0, steps={self.steps}]",
+        )
         for name in ("min_lr_rate", "decay_fraction"):
             value = getattr(self, name)
             req(is_number(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")

@@ -133,7 +133,9 @@ def test_a_field_named_inside_the_explanation_becomes_its_flag(tmp_path, capsys)
         "(Meta-World tasks are named: --tasks=NAME...)"
     )
     argv = ["eval", "--sim", "libero", "--suite", "libero_goal", "--tasks", "reach"]
-    assert main([*argv, "--policy", "zero", "--episodes", "1", "--out", str(tmp_path / "r.csv")]) == 1
+    assert (
+        main([*argv, "--policy", "zero", "--episodes", "1", "--out", str(tmp_path / "r.csv")]) == 1
+    )
     line = _error_line(capsys)
     assert line.endswith("(LIBERO tasks are numbered in their suite: --task-ids=ID...)")
     assert "None" not in line and "task_ids" not in line

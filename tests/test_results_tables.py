@@ -44,8 +44,10 @@ def test_resolve_suite_never_guesses():
     assert resolve_suite(None, "libero_10", "f.txt") == "libero_10"
     with pytest.raises(DataError, match=r"f\.txt.*--suite"):
         resolve_suite(None, None, "f.txt")
-    with pytest.raises(DataError, match="libero_goal.*libero_10"):
+    with pytest.raises(DataError, match="libero_goal.*libero_10") as err:
         resolve_suite("libero_goal", "libero_10", "f.txt")
+    # The user typed --suite (or notebook 05's suite), never "suite=" or "the suite argument".
+    assert "--suite" in str(err.value) and "suite=" not in str(err.value)
 
 
 def test_an_unknown_suite_is_refused_with_the_closest_known_one(tmp_path, capsys):

@@ -278,6 +278,12 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
         TrainConfig(**{field: value})
 
 
+def test_a_warmup_longer_than_a_short_run_names_the_runs_steps():
+    # A newcomer's `-p steps 60` keeps the default warmup of 100: the bound is shown.
+    with pytest.raises(ParameterError, match=r"warmup_steps=100 .* in \[0, steps=60\]"):
+        TrainConfig(steps=60, warmup_steps=100)
+
+
 def test_callable_and_iterable_batches():
     seen = []
 

@@ -285,8 +285,8 @@ def resolve_suite(found: str | None, given: str | None, source: str) -> str:
     given_n = normalize_suite(given) if given else None
     if found_n and given_n and found_n != given_n:
         raise DataError(
-            f"{source}: the file says suite {found_n!r} but suite={given_n!r} was passed; "
-            "drop the suite argument or check the file"
+            f"{source}: the file says suite {found_n!r} but {given_n!r} was given (--suite, "
+            "or notebook 05's suite parameter); drop it or check the file"
         )
     suite = found_n or given_n
     if not suite:
