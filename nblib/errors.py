@@ -28,6 +28,11 @@ class ParameterError(NblibError, ValueError):
     """A notebook or function parameter has an unknown name, a wrong type or a bad value."""
 
 
+class PluginError(ParameterError):
+    """A plug-in policy's spec names nothing loadable, or what its factory returns breaks
+    the plug-in contract (:mod:`nblib.plugins`): the message names the spec."""
+
+
 class NotebookError(NblibError, RuntimeError):
     """A notebook failed while executing; the executed copy keeps the error cell."""
 

@@ -54,7 +54,8 @@ def run(setup, control, steps=250):
         TrainConfig(steps=steps, lr=3e-3, progress=False),
     )
     assert len(history) == steps
-    result = overfit.evaluate(model, samples, stats)
+    pred = stats.actions.unnormalize(vla.predict_all(model, samples), "mean_std")
+    result = overfit.open_loop(pred, samples, stats)
     config = overfit.OverfitConfig(head="regression", control=control)
     return overfit.verdict(evidence(result), config), result, samples
 

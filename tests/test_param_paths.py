@@ -74,6 +74,20 @@ def test_a_folder_named_like_a_name_is_reached_with_dot_slash(caller):
     assert merged["latent_model"] == str(caller / "train")
 
 
+def test_a_plugin_specs_file_is_taken_from_the_callers_folder(caller):
+    OVERFIT = NOTEBOOKS / "01_overfit_diagnosis.ipynb"
+    (caller / "policies").mkdir()
+    (caller / "policies" / "mine.py").write_text("def make(info):\n    pass\n")
+    merged = check_parameters(OVERFIT, {"policy": "policies/mine.py:make"})
+    assert merged["policy"] == f"{caller / 'policies' / 'mine.py'}:make"
+    merged = check_parameters(OVERFIT, {"policy": "lab_pkg.adapters:make"})
+    assert merged["policy"] == "lab_pkg.adapters:make"  # a module is found by import
+    with pytest.raises(
+        ParameterError, match=r"the file of 'policies/gone\.py:make' does not exist"
+    ):
+        check_parameters(OVERFIT, {"policy": "policies/gone.py:make"})
+
+
 def test_the_named_values_are_the_studies_own_words():
     from nblib.run.params import NAMED_VALUES
     from nblib.studies.overfit import OverfitConfig

@@ -210,22 +210,43 @@ def _rendering(meta: dict, path: Path) -> dict:
 
 def check_policy(spec: str, sim: str) -> None:
     """A :class:`ParameterError` when ``spec`` can name no policy for simulator ``sim``:
-    neither built in nor an existing path, or the scripted expert outside Meta-World.
-    Cheap (nothing is loaded), so a run checks it before it creates its output file."""
+    neither built in, nor a plug-in spec whose factory loads, nor an existing path; or the
+    scripted expert outside Meta-World. Nothing is built, so a run checks it before it
+    creates its output file."""
+    from nblib.plugins.spec import is_policy_spec, load_factory
+
     if sim == "libero" and spec == "expert":
         raise ParameterError(
             "policy='expert': LIBERO has no scripted expert (Meta-World has); use random, "
             "zero, a saved policy or your own object"
         )
-    if spec not in BUILTIN and not Path(spec).expanduser().exists():
-        raise ParameterError(
-            f"policy={spec!r} is neither one of {list(BUILTIN)} nor an existing path "
-            "(a notebook-01 run folder, its policy/ folder or a policy.pt)"
-        )
+    if spec in BUILTIN or Path(spec).expanduser().exists():
+        return
+    if is_policy_spec(spec):
+        load_factory(spec)  # a missing file, module or factory fails now
+        return
+    raise ParameterError(
+        f"policy={spec!r} is neither one of {list(BUILTIN)}, nor an existing path (a "
+        "notebook-01 run folder, its policy/ folder or a policy.pt), nor a plug-in spec "
+        "(path/to/file.py:factory, package.module:factory or an installed entry point)"
+    )
 
 
-def make_policy(spec: str, action_dim: int = 4, seed: int = 0, device: str = "cpu"):
-    """``expert``, ``random``, ``zero`` or the path of a saved policy."""
+def make_policy(
+    spec: str,
+    action_dim: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+    policy_kwargs: dict | None = None,
+    manifest: str = "metaworld_default",
+):
+    """``expert``, ``random``, ``zero``, a run folder of notebook 01 (nblib's VLA or a
+    plug-in it trained), or a plug-in spec built with ``policy_kwargs`` and told about the
+    data of ``manifest`` (:class:`nblib.eval.plugin_policy.PluginClosedLoop`)."""
+    from nblib.eval.plugin_policy import PluginClosedLoop
+    from nblib.plugins.runtime import plugin_file
+    from nblib.plugins.spec import is_policy_spec
+
     if spec == "expert":
         return ExpertPolicy()
     if spec == "random":
@@ -233,4 +254,8 @@ def make_policy(spec: str, action_dim: int = 4, seed: int = 0, device: str = "cp
     if spec == "zero":
         return ZeroPolicy(action_dim=action_dim)
     check_policy(spec, "metaworld")
+    if plugin_file(spec) is not None:
+        return PluginClosedLoop.from_saved(spec, device=device, seed=seed)
+    if not Path(spec).expanduser().exists() and is_policy_spec(spec):
+        return PluginClosedLoop.from_spec(spec, policy_kwargs or {}, manifest, device, seed)
     return VLAClosedLoop.from_saved(spec, device=device, seed=seed)

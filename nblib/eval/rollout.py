@@ -35,7 +35,7 @@ import os
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ MAX_METAWORLD_EPISODES = 10_000
 @dataclass
 class EvalConfig:
     tasks: list[str] | None = None  # Meta-World tasks (default: reach, push)
-    policy: str = "expert"  # expert, random, zero, or a saved policy's path
+    policy: str = "expert"  # expert, random, zero, a notebook-01 run folder, or your policy: file.py:factory, module:factory or an entry point
     episodes: int = 10  # per task
     sim: str = "metaworld"
     seed: int = 0  # episode layouts and random/flow sampling
@@ -71,6 +71,12 @@ class EvalConfig:
     device: str = "cpu"
     suite: str | None = None  # LIBERO: the suite (libero_spatial, ..., libero_goal_lan, ...)
     task_ids: list[int] | None = None  # LIBERO: task ids in the suite (default: all)
+    policy_kwargs: dict = field(
+        default_factory=dict
+    )  # your policy's factory's keyword arguments (JSON/YAML)
+    manifest: str | None = (
+        None  # your policy's data (cameras, state, statistics); default: the embedded Meta-World demos
+    )
 
     def __post_init__(self):
         own = "EvalConfig"
@@ -80,6 +86,10 @@ class EvalConfig:
         else:
             self._check_libero(own)
         require(isinstance(self.policy, str), own, "policy", self.policy, "a name or a path")
+        pk = self.policy_kwargs
+        require(isinstance(pk, dict), own, "policy_kwargs", pk, "a mapping such as {width: 64}")
+        m = self.manifest
+        require(m is None or isinstance(m, str), own, "manifest", m, "None or a name or path")
         for name in ("episodes", "replan", "workers"):
             value = getattr(self, name)
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
@@ -176,8 +186,12 @@ class EvalConfig:
         if path.exists():  # a saved policy: named after its run folder
             path = path.resolve()
             path = path.parent if path.name == "policy.pt" else path
+            path = path.parent if path.name in ("policy", "plugin.json") else path
             path = path.parent if path.name == "policy" else path
             name = path.name
+        elif ":" in name:  # a plug-in spec: named after its factory's file or module
+            target, _, factory = name.rpartition(":")
+            name = f"{Path(target).stem if target.endswith('.py') else target}-{factory}"
         parts = [name]
         if self.replan != 1:
             parts.append(f"replan{self.replan}")
@@ -366,7 +380,12 @@ def _build_policy(config: EvalConfig):
     check_policy(config.policy, config.sim)
     action_dim = _action_dim(config.sim)
     policy = make_policy(
-        config.policy, action_dim=action_dim, seed=config.seed, device=config.device
+        config.policy,
+        action_dim=action_dim,
+        seed=config.seed,
+        device=config.device,
+        policy_kwargs=config.policy_kwargs,
+        manifest=config.manifest or "metaworld_default",
     )
     _check_action_dim(policy, config.sim)
     return policy

@@ -27,16 +27,41 @@ def adapter_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in module.named_parameters() if "lora_" in n]
 
 
-def lora_check(backbone, images, instructions, scale: float = 0.05, seed: int = 0) -> dict:
-    """Are ``backbone``'s LoRA adapters in its forward path?
+def peft_lora_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The adapter weights of every peft LoRA layer in ``model``, found by the layers'
+    type (any model: a plug-in's own VLM too), named by their path."""
+    from peft.tuners.lora import LoraLayer
 
-    ``images``/``instructions``: a small batch as :meth:`Backbone.encode` takes it. Returns
-    ``adapters`` (tensors named ``lora_*``), ``output_change`` (max |on - off| over max
-    |off| of the last-token state), ``applied`` (change > ``APPLIED_TOL``),
-    ``with_gradient`` / ``without_gradient`` (counts; ``unreached`` names up to 5 of the
-    latter) and ``ok``. With no adapter at all: ``adapters`` 0 and ``ok`` None.
+    found = []
+    for prefix, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            found += [(f"{prefix}.{n}", p) for n, p in module.named_parameters() if "lora_" in n]
+    return found
+
+
+def lora_check(backbone, images, instructions, scale: float = 0.05, seed: int = 0) -> dict:
+    """Are ``backbone``'s LoRA adapters in its forward path? (:func:`adapter_check` on
+    its last-token state; ``images``/``instructions``: a small batch as
+    :meth:`Backbone.encode` takes it.)"""
+    return adapter_check(
+        adapter_parameters(backbone.model),
+        lambda: backbone.encode(images, instructions, output="last")["last"],
+        scale=scale,
+        seed=seed,
+    )
+
+
+def adapter_check(lora, output, loss=None, scale: float = 0.05, seed: int = 0) -> dict:
+    """Are the adapter weights ``lora`` ((name, parameter) pairs) in the forward path?
+
+    Every adapter weight gets small random values; ``output()`` (a tensor) is compared
+    with them as they are and with every one at zero, and ``loss()`` (default: the mean
+    square of ``output()``) is backpropagated to them. Returns ``adapters`` (tensors),
+    ``output_change`` (max |on - off| over max |off|), ``applied`` (change >
+    ``APPLIED_TOL``), ``with_gradient`` / ``without_gradient`` (counts; ``unreached`` names
+    up to 5 of the latter) and ``ok``. With no adapter at all: ``adapters`` 0 and ``ok``
+    None. Every weight is restored afterwards.
     """
-    lora = adapter_parameters(backbone.model)
     if not lora:
         return {"adapters": 0, "applied": None, "ok": None, "reason": "no LoRA adapters"}
     saved = {n: (p.detach().clone(), p.requires_grad) for n, p in lora}
@@ -47,21 +72,24 @@ def lora_check(backbone, images, instructions, scale: float = 0.05, seed: int = 
                 p.copy_(torch.randn(p.shape, generator=g).to(p) * scale)
         for _, p in lora:
             p.requires_grad_(True)
-        on = backbone.encode(images, instructions, output="last")["last"]
-        if on.requires_grad:
-            grads = torch.autograd.grad(on.square().mean(), [p for _, p in lora], allow_unused=True)
-        else:  # no adapter weight is in the graph at all
-            grads = [None] * len(lora)
+        with torch.no_grad():
+            on = output().detach()
+        with torch.enable_grad():
+            value = loss() if loss is not None else output().square().mean()
+            if value.requires_grad:
+                grads = torch.autograd.grad(value, [p for _, p in lora], allow_unused=True)
+            else:  # no adapter weight is in the graph at all
+                grads = [None] * len(lora)
         with torch.no_grad():
             for _, p in lora:
                 p.zero_()
-            off = backbone.encode(images, instructions, output="last")["last"]
+            off = output().detach()
     finally:
         with torch.no_grad():
             for n, p in lora:
                 p.copy_(saved[n][0])
                 p.requires_grad_(saved[n][1])
-    change = float((on.detach() - off).abs().max() / off.abs().max().clamp_min(1e-12))
+    change = float((on - off).abs().max() / off.abs().max().clamp_min(1e-12))
     unreached = [
         n for (n, _), gr in zip(lora, grads, strict=True) if gr is None or not gr.abs().sum() > 0
     ]

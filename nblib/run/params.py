@@ -18,6 +18,7 @@ import nbformat
 import yaml
 
 from nblib.errors import NotebookError, ParameterError
+from nblib.plugins.spec import absolute_spec, is_policy_spec
 from nblib.run.config_types import config_field_types, describe_type, matches_type
 
 __all__ = [
@@ -205,8 +206,10 @@ def check_parameters(
         expected = spec[name]["type"]
         ok, wanted = _accepts(expected, value), expected
         if config is not None and name in config[1]:
+            # The config's annotation is the parameter's type; the default's type only
+            # approximates it (`stages` defaults to a list and also takes a dict).
             hint = config[1][name]
-            ok = ok and matches_type(value, hint)
+            ok = matches_type(value, hint)
             wanted = f"{describe_type(hint)} (as {config[0]}.{name})"
         if not ok:
             help_text = f"; {name}: {spec[name]['help']}" if spec[name]["help"] else ""
@@ -261,6 +264,15 @@ def resolve_path_parameters(
     def resolve(name: str, text: str) -> str:
         if not text or text in _names(name):
             return text
+        if name == "policy" and is_policy_spec(text):  # file.py:factory, module:factory
+            spec = absolute_spec(text, base)
+            file = spec.rpartition(":")[0]
+            if file.endswith(".py") and not Path(file).is_file():
+                raise ParameterError(
+                    f"parameter 'policy': the file of {text!r} does not exist (looked for "
+                    f"{file}; relative paths are taken from the folder you run nblib in, {base})"
+                )
+            return spec
         candidate = Path(os.path.normpath(base / Path(text).expanduser()))
         if candidate.exists():
             return str(candidate)

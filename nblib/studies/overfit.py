@@ -18,11 +18,12 @@ interval), the figures, then ``evidence`` -> ``verdict(evidence, config)`` -> ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from nblib.cache import FeatureCache
 from nblib.data.hdf5 import DemoStore
@@ -32,8 +33,7 @@ from nblib.errors import NblibError, is_int, is_number, require
 from nblib.lr_schedule import SCHEDULES
 from nblib.metrics.estimates import bootstrap_ratio
 from nblib.metrics.openloop import open_loop_errors, relative_error_terms
-from nblib.models.vla import PolicyWithBackbone, Samples, predict_all
-from nblib.models.vla import save_policy as save_vla_policy
+from nblib.models.vla import PolicyWithBackbone, Samples
 from nblib.studies import Evidence, Study, StudyConfig
 from nblib.studies.setup import (
     BATCH_SIZE,
@@ -83,6 +83,8 @@ class OverfitConfig(StudyConfig):
     geometry: str = "none"  # geometry compressor (seed 002): none, pool, per_layer or qformer
     pass_threshold: float | None = None  # mean chunk MAE/std for PASS (None: the head's)
     partial_threshold: float | None = None  # for PARTIAL (None: the head's, or the PASS bar)
+    policy: str = "nblib"  # nblib (the suite's VLA on backbone) or a plug-in spec file.py:factory
+    policy_kwargs: dict = field(default_factory=dict)  # keyword arguments of the plug-in's factory
 
     def __post_init__(self):
         own = "OverfitConfig"
@@ -123,6 +125,8 @@ class OverfitConfig(StudyConfig):
             geometry=self.geometry,
             mi_beta=self.mi_beta,
             control=self.control,
+            policy=self.policy,
+            policy_kwargs=self.policy_kwargs,
             owner="OverfitConfig",
         )
 
@@ -178,7 +182,7 @@ class OverfitStudy(Study):
     policy :func:`fit` trains."""
 
     setup: TrainingSetup
-    model: PolicyWithBackbone
+    model: PolicyWithBackbone | torch.nn.Module  # nblib's VLA or a plug-in
 
     @property
     def store(self) -> DemoStore:
@@ -228,7 +232,9 @@ class OverfitEvidence(Evidence):
 def prepare(config: OverfitConfig, progress: bool = True) -> OverfitStudy:
     """Data (fixed split, first ``demos`` training demos), backbone, features and policy."""
     setup = prepare_training(config.setup_config(), progress=progress)
-    return OverfitStudy(config, setup, setup.new_model(config.seed))
+    model = setup.new_model(config.seed)
+    setup.check(model)  # a plug-in answers correctly before the training starts
+    return OverfitStudy(config, setup, model)
 
 
 def fit(study: OverfitStudy, progress: bool = True) -> History:
@@ -237,12 +243,15 @@ def fit(study: OverfitStudy, progress: bool = True) -> History:
     return train_policy(study.setup, study.model, cfg.train_config(progress), cfg.batch_size)
 
 
-def evaluate(model, samples: Samples, stats: NormStats, seed: int = 0, cache=None) -> OpenLoop:
-    """Open-loop errors in action units (predictions un-normalised) and the predictions;
-    the mean chunk MAE/std with a bootstrap interval over the samples (seeded)."""
-    pred = stats.actions.unnormalize(
-        predict_all(model, samples, seed=seed, cache=cache), "mean_std"
-    )
+def evaluate(setup: TrainingSetup, model, samples: Samples, seed: int = 0) -> OpenLoop:
+    """:func:`open_loop` of ``model``'s predictions (nblib's VLA or a plug-in, through the
+    set-up) on ``samples``."""
+    return open_loop(setup.predict(model, samples, seed=seed), samples, setup.stats, seed)
+
+
+def open_loop(pred: np.ndarray, samples: Samples, stats: NormStats, seed: int = 0) -> OpenLoop:
+    """Open-loop errors of predicted chunks ``pred`` (N, H, A, action units) against the
+    samples' own; the mean chunk MAE/std with a bootstrap interval over the samples."""
     true = stats.actions.unnormalize(samples.actions, "mean_std")
     std = np.array(stats.actions.std)
     num, den = relative_error_terms(pred, true, samples.mask, std)
@@ -253,13 +262,9 @@ def evaluate(model, samples: Samples, stats: NormStats, seed: int = 0, cache=Non
 def assess(study: OverfitStudy) -> Assessment:
     """Open-loop errors on the training and the validation demos (flow noise drawn from
     the config's seed)."""
-    seed = study.config.seed
-    train = evaluate(study.model, study.train, study.stats, seed=seed, cache=study.cache)
-    val = (
-        evaluate(study.model, study.val, study.stats, seed=seed, cache=study.cache)
-        if study.val is not None
-        else None
-    )
+    seed, setup = study.config.seed, study.setup
+    train = evaluate(setup, study.model, study.train, seed=seed)
+    val = evaluate(setup, study.model, study.val, seed=seed) if study.val is not None else None
     return Assessment(train, val)
 
 
@@ -275,17 +280,17 @@ def cache_summary(study: OverfitStudy) -> str:
     """The feature cache's hits and misses so far, or that it is off."""
     if study.cache is None:
         off = "LoRA trains the backbone" if study.config.lora else "cache=False"
+        if study.setup.plugin is not None:
+            off = "a plug-in policy reads the frames itself"
         return f"feature cache: off ({off})"
     return f"feature cache: {study.cache.stats()}"
 
 
 def save_policy(study: OverfitStudy, history: History | None, run_dir: str | Path) -> Path:
-    """Keep the trained policy in ``run_dir/policy/`` (see :func:`nblib.models.vla.save_policy`):
-    notebook 02 probes it from there, and loading it back gives identical predictions."""
+    """Keep the trained policy in ``run_dir/policy/`` (nblib's VLA or the plug-in, see
+    :meth:`nblib.studies.setup.TrainingSetup.save`): notebook 02 and ``nblib eval`` load
+    it from there, with identical predictions."""
     cfg = study.config
-    spec = (
-        cfg.backbone if cfg.backbone == "tiny" else str(Path(cfg.backbone).expanduser().resolve())
-    )
     meta = {
         "notebook": "01_overfit_diagnosis",
         "manifest": cfg.manifest,
@@ -303,9 +308,7 @@ def save_policy(study: OverfitStudy, history: History | None, run_dir: str | Pat
     generator = _generator_settings(cfg.manifest)
     if generator and "color_bits" in generator:
         meta["color_bits"] = int(generator["color_bits"])
-    return save_vla_policy(
-        Path(run_dir) / "policy", study.model, study.backbone, spec, study.stats, cfg.features, meta
-    )
+    return study.setup.save(study.model, Path(run_dir) / "policy", meta)
 
 
 def _generator_settings(manifest: str) -> dict | None:
@@ -376,13 +379,22 @@ def describe(study: OverfitStudy) -> str:
     counted apart)."""
     cfg = study.config
     val = len(study.val) if study.val is not None else 0
+    if study.setup.plugin is not None:
+        model = (
+            f"plug-in policy {cfg.policy!r} ({type(study.model).__name__}), policy_kwargs "
+            f"{cfg.policy_kwargs}; control {cfg.control!r}"
+        )
+    else:
+        model = (
+            f"backbone {cfg.backbone!r}: hidden size {study.backbone.hidden_size}, "
+            f"LoRA {'on' if cfg.lora else 'off'}; features {cfg.features!r}; head {cfg.head!r}; "
+            f"control {cfg.control!r}"
+            + (f"; geometry {cfg.geometry!r}" if cfg.geometry != "none" else "")
+        )
     lines = [
         f"train demos {study.split.train} -> {len(study.train)} samples; "
         f"val demos {study.split.val} -> {val} samples",
-        f"backbone {cfg.backbone!r}: hidden size {study.backbone.hidden_size}, "
-        f"LoRA {'on' if cfg.lora else 'off'}; features {cfg.features!r}; head {cfg.head!r}; "
-        f"control {cfg.control!r}"
-        + (f"; geometry {cfg.geometry!r}" if cfg.geometry != "none" else ""),
+        model,
         pd.DataFrame(parameter_rows(study)).to_string(index=False),
     ]
     return "\n".join(lines)
@@ -391,17 +403,7 @@ def describe(study: OverfitStudy) -> str:
 def parameter_rows(study: OverfitStudy) -> list[dict]:
     from nblib.models.policy import parameter_table
 
-    policy = study.model.policy
-    return parameter_table(
-        {
-            "backbone (VLM)": study.backbone,
-            "projector": policy.projector,
-            "proprio encoder": policy.proprio,
-            "action expert": policy.expert,
-            f"geometry compressor ({policy.config.geometry})": policy.geometry,
-            f"head ({policy.config.head})": policy.head,
-        }
-    )
+    return parameter_table(study.setup.parts(study.model))
 
 
 def error_table(study: OverfitStudy, assessment: Assessment) -> pd.DataFrame:

@@ -2,9 +2,12 @@
 
 From a :class:`SetupConfig` of plain values: open the dataset, split it per episode
 (stratified by task, before any subsetting), compute the normalisation statistics of the
-training demos, load the training and validation samples, load the backbone (tiny offline
-Qwen2.5-VL or a local checkpoint), cache its frozen features, and build the policy.
-:func:`train_policy` then fits it with the suite's one training loop.
+training demos, load the training and validation samples, then the policy source: nblib's
+own VLA (``policy="nblib"``: the backbone, tiny offline Qwen2.5-VL or a local checkpoint,
+with its frozen features cached) or a plug-in (``policy`` a spec, :mod:`nblib.plugins`).
+:class:`TrainingSetup` builds, trains (:func:`train_policy`, the suite's one training
+loop), queries and saves either the same way; this module is the one place that tells
+them apart.
 
 The defaults below are the suite's: the overfit notebook exposes them as parameters,
 the probes notebook trains with them when it is not handed a trained policy, and the LR
@@ -36,13 +39,17 @@ from nblib.models.vla import (
     make_batches,
     make_loss_fn,
     precompute_features,
+    predict_all,
+    save_policy,
 )
+from nblib.plugins.runtime import PluginSource
 from nblib.train import History, TrainConfig
 
 HORIZON = 16  # action chunk length H
 BATCH_SIZE = 32  # samples per optimizer step
 LR = 2e-3  # peak learning rate of the policy (its backbone frozen)
 CONTROLS = ("none", "zero_inputs", "shuffle_actions")
+NBLIB = "nblib"  # the policy value naming the suite's own VLA
 # Autocast dtype of the backbone forward for each mixed_precision setting (GPU runs; on
 # the CPU only bf16 is allowed, as in the training loop).
 AUTOCAST = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,6 +77,10 @@ class SetupConfig:
     geometry: str = "none"  # geometry compressor (seed 002) or none
     mi_beta: float = 0.0  # infobot head: weight of its I(Z; V) penalty
     control: str = "none"  # negative control: none, zero_inputs or shuffle_actions
+    policy: str = NBLIB  # nblib (the suite's VLA on backbone) or a plug-in spec
+    # passed to a plug-in's factory; left out of the hash (a dict has none): sweeps key
+    # their prepared set-ups by config
+    policy_kwargs: dict = field(default_factory=dict, hash=False)
     # Errors name the study's config and parameters: e.g. owner "ProbesConfig" and
     # {"demos": "train_demos"} for the probes notebook, whose parameter has another name.
     owner: str = field(default="SetupConfig", compare=False, repr=False)
@@ -112,6 +123,33 @@ class SetupConfig:
         mb = self.mi_beta
         require(is_number(mb) and mb >= 0, own, "mi_beta", mb, "a number >= 0")
         require(self.control in CONTROLS, own, "control", self.control, f"one of {CONTROLS}")
+        from nblib.plugins import is_policy_spec
+
+        p = self.policy
+        require(
+            p == NBLIB or is_policy_spec(p),
+            own,
+            "policy",
+            p,
+            f"{NBLIB!r} or a plug-in spec ('path/to/file.py:factory', 'package.module:factory' "
+            "or an installed nblib.policies entry point)",
+        )
+        pk = self.policy_kwargs
+        require(isinstance(pk, dict), own, "policy_kwargs", pk, "a dict")
+        if self.plugin:  # nblib's own model options mean nothing to a plug-in
+            for name, default in (("lora", False), ("geometry", "none")):
+                value = getattr(self, name)
+                require(
+                    value == default,
+                    own,
+                    name,
+                    value,
+                    f"{default!r} with a plug-in policy (its own model decides)",
+                )
+
+    @property
+    def plugin(self) -> bool:
+        return self.policy != NBLIB
 
 
 @dataclass(frozen=True)
@@ -125,15 +163,18 @@ class TrainingSetup:
     stats: NormStats  # of the training demos
     train: Samples
     val: Samples | None  # None when no validation demo is loaded
-    backbone: object
+    backbone: object  # None for a plug-in
     cache: FeatureCache | None
     device: str
+    plugin: PluginSource | None = None  # the plug-in policy source, None for nblib's VLA
 
-    def new_model(self, seed: int) -> PolicyWithBackbone:
-        """A freshly initialised policy (from ``seed``) on the backbone; the backbone joins
-        the model when LoRA trains it."""
+    def new_model(self, seed: int) -> PolicyWithBackbone | torch.nn.Module:
+        """A freshly initialised policy (from ``seed``): nblib's on the backbone (which
+        joins the model when LoRA trains it), or the plug-in's factory's."""
         from nblib.train import seed_everything
 
+        if self.plugin is not None:
+            return self.plugin.new_model(seed).to(self.device)
         cfg = self.config
         overrides = {"mi_beta": cfg.mi_beta}
         if self.train.geometry is not None:
@@ -141,6 +182,55 @@ class TrainingSetup:
         seed_everything(seed)
         policy = build_policy(self.backbone, self.train_store, cfg.horizon, cfg.head, **overrides)
         return PolicyWithBackbone(policy, self.backbone if cfg.lora else None, cfg.features)
+
+    def check(self, model) -> None:
+        """A plug-in answers on two training samples before any long work: a chunk of the
+        right shape, finite, and a finite loss with a gradient (the contract's errors name
+        the spec). nblib's own VLA needs no check."""
+        if self.plugin is not None:
+            self.plugin.check(model, self.train, self.stats)
+
+    def loss_fn(self):
+        """The training loop's ``loss_fn(model, batch)`` on the training samples."""
+        if self.plugin is not None:
+            return self.plugin.loss_fn(self.train, self.stats)
+        return make_loss_fn(self.train, self.cache)
+
+    def predict(self, model, samples: Samples, seed: int = 0) -> np.ndarray:
+        """Every sample's predicted chunk (N, H, A) in action units (a sampling policy's
+        noise drawn from ``seed``)."""
+        if self.plugin is not None:
+            return self.plugin.predict(model, samples, self.stats, seed=seed)
+        normalised = predict_all(model, samples, seed=seed, cache=self.cache)
+        return self.stats.actions.unnormalize(normalised, "mean_std")
+
+    def parts(self, model) -> dict:
+        """The model's parts by name, for a parameter table: nblib's pipeline stages, or a
+        plug-in's top-level children."""
+        if self.plugin is not None:
+            return dict(model.named_children()) or {type(model).__name__: model}
+        policy = model.policy
+        return {
+            "backbone (VLM)": self.backbone,
+            "projector": policy.projector,
+            "proprio encoder": policy.proprio,
+            "action expert": policy.expert,
+            f"geometry compressor ({policy.config.geometry})": policy.geometry,
+            f"head ({policy.config.head})": policy.head,
+        }
+
+    def save(self, model, folder: str | Path, meta: dict) -> Path:
+        """Keep the trained policy in ``folder`` so that it loads back wherever a
+        notebook-01 run works (notebook 02, ``nblib eval``)."""
+        if self.plugin is not None:
+            return self.plugin.save(folder, model, meta, self.stats)
+        cfg = self.config
+        spec = (
+            cfg.backbone
+            if cfg.backbone == "tiny"
+            else str(Path(cfg.backbone).expanduser().resolve())
+        )
+        return save_policy(folder, model, self.backbone, spec, self.stats, cfg.features, meta)
 
 
 def with_control(samples: Samples, control: str) -> Samples:
@@ -186,8 +276,12 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     from nblib.data.splits import split_episodes, subset_train
     from nblib.models.backbone import load_backbone
     from nblib.paths import cache_dir
+    from nblib.plugins.spec import load_factory
 
-    _check_backbone_folder(cfg)  # before the data: a mistyped folder fails at once
+    if cfg.plugin:
+        load_factory(cfg.policy)  # before the data: a mistyped spec fails at once
+    else:
+        _check_backbone_folder(cfg)  # likewise a mistyped folder
     full = open_dataset(cfg.manifest, progress=progress)
     split = subset_train(
         split_episodes(full.demos, full.task, cfg.val_fraction, cfg.split_seed),
@@ -209,6 +303,14 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     val = with_control(val, cfg.control) if val is not None else None
 
     device = resolve_device(cfg.device)
+    if cfg.plugin:  # the plug-in reads frames, state and instructions itself: no backbone
+        from nblib.plugins.contract import policy_info
+
+        info = policy_info(train_store, cfg.horizon, stats, train)
+        source = PluginSource.create(cfg.policy, cfg.policy_kwargs, info)
+        return TrainingSetup(
+            cfg, full, split, train_store, stats, train, val, None, None, device, source
+        )
     # The tiny backbone is always built from seed 0: the experiment seed varies the policy
     # and the batches, not the (cached) features.
     bb = load_backbone(cfg.backbone, device=device, autocast_dtype=AUTOCAST[cfg.mixed_precision])
@@ -240,6 +342,4 @@ def train_policy(
         train_config.seed,
         shuffle_actions=setup.config.control == "shuffle_actions",
     )
-    return train(
-        model, batches, make_loss_fn(setup.train, setup.cache), train_config, callback=callback
-    )
+    return train(model, batches, setup.loss_fn(), train_config, callback=callback)

@@ -43,6 +43,8 @@ class LRConfig(StudyConfig):
     log_warmup_steps: int = 0  # warmup of the imported runs, if known (0: unknown)
     manifest: str = "metaworld_default"  # live sweep: dataset manifest name or path
     backbone: str = "tiny"  # live sweep: tiny or a local VLM checkpoint directory
+    policy: str = "nblib"  # live sweep: nblib (the suite's VLA on backbone) or a plug-in spec
+    policy_kwargs: dict = field(default_factory=dict)  # live sweep: the plug-in factory's kwargs
     head: str = "regression"  # live sweep: the policy's head (flow or regression)
     demos: int = 5  # live sweep: training demos
     steps: int = 400  # live sweep: optimizer steps per run
@@ -112,6 +114,8 @@ class LRConfig(StudyConfig):
             demos=self.demos,
             head=self.head,
             backbone=self.backbone,
+            policy=self.policy,
+            policy_kwargs=self.policy_kwargs,
             owner="LRConfig",
         )
 

@@ -53,6 +53,7 @@ def train_run(
     torch.set_num_threads(train_cfg.threads or 1)
     setup = _prepared(setup_config)
     model = setup.new_model(train_cfg.seed)
+    setup.check(model)  # a broken plug-in fails with the contract's error, not mid-run
     records = []
     lowest = [math.inf]
 
@@ -159,9 +160,9 @@ def mean_action_loss(study: LRStudy) -> float | None:
     units of the curves: the masked mean squared deviation of the normalised actions from
     their mean per dimension; for the flow head plus 1, the variance of the noise its
     velocity target subtracts (seed 001's "random predictor baseline ~2.0"). None for
-    imported logs (their loss is unknown)."""
+    imported logs and plug-in policies (their loss is their own)."""
     cfg = study.config
-    if not cfg.live:
+    if not cfg.live or cfg.setup_config().plugin:
         return None
     samples = _prepared(cfg.setup_config()).train
     w = samples.mask.astype(float)[..., None]  # (N, H, 1)

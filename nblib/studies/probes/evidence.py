@@ -33,6 +33,7 @@ class ProbesEvidence(Evidence):
     source: str
     samples: int
     table: pd.DataFrame
+    plugin: bool
     collapse: dict
     language: LanguageReliance | None = None
     checks: pd.DataFrame | None = None
@@ -54,6 +55,7 @@ def evidence(
         study.source,
         len(study.samples),
         table,
+        study.plugin is not None,
         collapse(table, study.config),
         language,
         checks,
@@ -64,7 +66,8 @@ def evidence(
 
 
 def _value(table: pd.DataFrame, stage: str, column: str) -> float | None:
-    value = table.loc[stage, column] if column in table.columns else None
+    present = column in table.columns and stage in table.index  # a plug-in names its own
+    value = table.loc[stage, column] if present else None
     return None if value is None or not np.isfinite(value) else float(value)
 
 
@@ -139,6 +142,11 @@ def verdict(evidence: ProbesEvidence, config: ProbesConfig) -> Verdict:
             + ", ".join(f"{e} std ({k})" for k, e in change.items())
             + f": the policy {relies} its instruction (threshold {LANGUAGE_TOL} std)"
         )
+    if evidence.plugin:
+        reasons.append(
+            "not available for this policy (they read nblib's own pipeline): "
+            + ", ".join(k.replace("_", " ") for k in NOT_AVAILABLE)
+        )
     return Verdict(label, reasons, numbers)
 
 
@@ -178,4 +186,17 @@ def metrics(evidence: ProbesEvidence) -> dict:
         }
     out["instruction_attention"] = evidence.attention
     out["infobot_mi_estimate"] = evidence.mi
+    if evidence.plugin:  # what needs nblib's own pipeline, and why
+        out["not_available"] = NOT_AVAILABLE
     return out
+
+
+# The probes that read nblib's own pipeline: for a plug-in, reported with the reason.
+NOT_AVAILABLE = {
+    "head_isolation": "not available for this policy: it trains nblib's flow and regression "
+    "heads alone, not the plug-in's",
+    "instruction_attention": "not available for this policy: it reads nblib's prompt layout "
+    "inside its VLM",
+    "infobot_mi_estimate": "not available for this policy: the estimator is part of nblib's "
+    "InfoBot head",
+}

@@ -112,7 +112,10 @@ def _mean_row_cosine(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def mi_estimate(study: ProbesStudy) -> float | None:
     """An InfoBot policy's InfoNCE estimate of I(Z; V) on the probe samples (nats; at most
-    log of their number); None for other policies."""
+    log of their number); None for other policies, a plug-in's among them (not available:
+    the estimator is part of nblib's InfoBot head)."""
+    if study.plugin is not None:
+        return None
     samples = study.samples
     enc = study.backbone.encode(samples.images, samples.instructions, output=("last", "tokens"))
     return study.model.policy.mi_estimate(policy_inputs(study, np.arange(len(samples)), enc))
@@ -121,7 +124,10 @@ def mi_estimate(study: ProbesStudy) -> float | None:
 def instruction_attention(study: ProbesStudy) -> dict | None:
     """The VLM's last-token attention on the instruction tokens (mean over samples) and the
     instruction's share of the tokens (what uniform attention gives); None for a model
-    whose prompt does not mark the instruction."""
+    whose prompt does not mark the instruction, or a plug-in (not available: it needs
+    nblib's prompt layout)."""
+    if study.plugin is not None:
+        return None
     try:
         got = study.backbone.instruction_attention(study.samples.images, study.samples.instructions)
     except ParameterError:

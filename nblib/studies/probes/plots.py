@@ -124,8 +124,11 @@ def plot_language(table: pd.DataFrame, ignored_below: float | None = None):
     return fig, (left, right)
 
 
-def plot_isolation(isolation: dict):
-    """Loss curves of each head trained alone on random conditions -> random targets."""
+def plot_isolation(isolation: dict | None):
+    """Loss curves of each head trained alone on random conditions -> random targets;
+    nothing (None, None) for a plug-in, which has no isolation test."""
+    if isolation is None:
+        return None, None
     fig, axes = new_figure(ncols=len(isolation), width=7.16, height=2.0, squeeze=False)
     for ax, (kind, run) in zip(axes[0], isolation.items(), strict=True):
         steps, loss = run["history"].column("step"), run["history"].column("loss")

@@ -38,6 +38,8 @@ def encode_stages(study: ProbesStudy, instructions: list[str], batch_size: int =
     """Every configured stage of every probe sample under ``instructions`` (one per sample),
     as float64 (N, D) arrays in pipeline order, and the predicted action chunks (N, H, A)
     in action units (flow noise drawn from the config's seed, the same for every call)."""
+    if study.plugin is not None:
+        return _encode_plugin(study, instructions, batch_size)
     cfg, samples, bb = study.config, study.samples, study.backbone
     want_layers = "vlm_layers" in cfg.stages
     out: dict[str, list] = {}
@@ -81,6 +83,43 @@ def encode_stages(study: ProbesStudy, instructions: list[str], batch_size: int =
             ordered[stage] = arrays[stage]
     pred = study.stats.actions.unnormalize(np.concatenate(preds), "mean_std")
     return {"stages": _pipeline_order(ordered), "actions": pred}
+
+
+def _encode_plugin(study: ProbesStudy, instructions: list[str], batch_size: int) -> dict:
+    """A plug-in's stages (forward hooks, :mod:`nblib.studies.probes.hooks`) during its
+    ``predict_action_chunk``, between the raw images and the predicted chunk (normalised by
+    the action std, flattened: the stage ``action``)."""
+    from nblib.plugins.contract import check_chunk
+    from nblib.plugins.runtime import model_device, samples_batch
+    from nblib.studies.probes.hooks import StageRecorder
+
+    samples, plugin, model = study.samples, study.plugin, study.model
+    recorder = StageRecorder(model, study.plugin_stages, plugin.spec)
+    out: dict[str, list] = {}
+    preds = []
+    torch.manual_seed(study.config.seed)  # the same noise for every call: comparable runs
+    model.eval()
+    try:
+        for start in range(0, len(samples), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(samples)))
+            batch = samples_batch(
+                samples, idx, study.stats, plugin.info.cameras, device=model_device(model)
+            )
+            del batch["action"], batch["action_is_pad"]
+            batch["task"] = [instructions[i] for i in idx]
+            with torch.no_grad():
+                chunk = model.predict_action_chunk(batch)
+            preds.append(check_chunk(chunk, len(idx), plugin.info, plugin.spec).cpu().numpy())
+            for name, value in recorder.take(len(idx)).items():
+                out.setdefault(name, []).append(value)
+    finally:
+        recorder.close()
+    pred = np.concatenate(preds)
+    std = np.maximum(np.asarray(study.stats.actions.std), 1e-6)
+    stages = {"images": _thumbnails(samples.images)}
+    stages |= {name: np.concatenate(v) for name, v in out.items()}
+    stages["action"] = (pred / std).reshape(len(pred), -1).astype(np.float64)
+    return {"stages": stages, "actions": pred}
 
 
 def _pipeline_order(stages: dict) -> dict:

@@ -19,6 +19,7 @@ from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.models.vla import PolicyWithBackbone, Samples
+from nblib.plugins.runtime import PluginSource
 from nblib.studies import Study, StudyConfig
 from nblib.studies.setup import LR, SetupConfig
 from nblib.train import History, TrainConfig
@@ -32,10 +33,12 @@ TRAIN_HEADS = ("flow", "regression")
 
 @dataclass
 class ProbesConfig(StudyConfig):
-    policy: str = "tiny"  # tiny, a VLM checkpoint directory, or a notebook-01 run folder
+    policy: str = "tiny"  # tiny, a VLM checkpoint, a notebook-01 run folder or a plug-in spec
+    policy_kwargs: dict = field(default_factory=dict)  # a plug-in spec's factory's kwargs
     manifest: str = "metaworld_default"  # dataset manifest name or path
     samples: int = 60  # probe samples, spread evenly over the tasks
-    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    # nblib's stages; with a plug-in its probe_stages (a list selects, a dict adds paths)
+    stages: list[str] | dict = field(default_factory=lambda: list(STAGES))
     eps: float = 0.01  # a dimension is active when its std over samples exceeds this
     collapse_spread: float = 0.01  # a stage is collapsed below this spread (~ cosine 0.99)
     train_steps: int = 300  # policy tiny or a checkpoint: steps of the policy trained here
@@ -59,9 +62,20 @@ class ProbesConfig(StudyConfig):
             is_int(self.samples) and self.samples >= 4, own, "samples", self.samples, "an int >= 4"
         )
         st = self.stages
-        ok = isinstance(st, (list, tuple)) and st and all(s in KNOWN_STAGES for s in st)
-        require(ok, own, "stages", st, f"a non-empty list of {KNOWN_STAGES}")
-        self.stages = list(st)
+        if self.plugin:
+            names = st if isinstance(st, (list, tuple)) else list(st or {})
+            ok = isinstance(st, (list, tuple, dict)) and all(isinstance(s, str) for s in names)
+            if isinstance(st, dict):
+                ok = ok and all(isinstance(v, str) for v in st.values())
+            expected = "a list of the plug-in's stage names, or a dict of name -> submodule path"
+            require(ok, own, "stages", st, expected)
+            self.stages = dict(st) if isinstance(st, dict) else list(st)
+        else:
+            ok = isinstance(st, (list, tuple)) and st and all(s in KNOWN_STAGES for s in st)
+            require(ok, own, "stages", st, f"a non-empty list of {KNOWN_STAGES}")
+            self.stages = list(st)
+        pk = self.policy_kwargs
+        require(isinstance(pk, dict), own, "policy_kwargs", pk, "a dict")
         for name in ("eps", "collapse_spread"):
             value = getattr(self, name)
             require(is_number(value) and value > 0, own, name, value, "a number > 0")
@@ -75,14 +89,32 @@ class ProbesConfig(StudyConfig):
         require(is_int(self.seed), own, "seed", self.seed, "an int")
         self.setup_config()  # manifest, train_demos: checked by the set-up
 
+    @property
+    def plugin(self) -> bool:
+        """A plug-in: a spec, or a notebook-01 run folder of one."""
+        from nblib.plugins.runtime import plugin_file
+        from nblib.plugins.spec import is_policy_spec
+
+        return is_policy_spec(self.policy) or plugin_file(self.policy) is not None
+
+    @property
+    def default_stages(self) -> bool:
+        return self.stages == list(STAGES)
+
     def setup_config(self) -> SetupConfig:
-        """The set-up of a policy trained here (``policy`` a backbone, not a saved policy)."""
+        """The set-up of a policy trained here (``policy`` a backbone or a plug-in spec,
+        not a saved policy)."""
+        from nblib.plugins.spec import is_policy_spec
+
+        spec = is_policy_spec(self.policy)
         return SetupConfig(
             manifest=self.manifest,
             demos=self.train_demos,
             head=self.head,
             split_seed=self.seed,
-            backbone=self.policy,
+            backbone="tiny" if spec else self.policy,
+            policy=self.policy if spec else "nblib",
+            policy_kwargs=self.policy_kwargs,
             owner="ProbesConfig",
             names={"demos": "train_demos", "backbone": "policy"},
         )
@@ -114,33 +146,58 @@ class ProbesStudy(Study):
     samples: Samples
     info: pd.DataFrame  # per probe sample: demo, t, task, instruction
     history: History | None  # training history when the policy was trained here
+    plugin: PluginSource | None = None  # a plug-in policy (model is then the plug-in itself)
+    plugin_stages: dict | None = None  # its stages: name -> submodule path
 
 
 def prepare(config: ProbesConfig, progress: bool = True) -> ProbesStudy:
     """The policy under study and the probe samples (with the policy's normalisation)."""
     from nblib.data.manifest import open_dataset
     from nblib.models.vla import load_policy, load_samples, policy_file
+    from nblib.plugins.runtime import load_plugin, plugin_file
 
     store = open_dataset(config.manifest, progress=progress)
-    if policy_file(config.policy) is not None:
+    plugin = None
+    if plugin_file(config.policy) is not None:
+        saved = load_plugin(config.policy)
+        if saved.stats is None:
+            raise ParameterError(
+                f"policy {config.policy}: the saved plug-in records no normalisation "
+                "statistics (saved by an older nblib?); rerun notebook 01 to save it again"
+            )
+        model, plugin, stats, features, history = saved.model, saved.source, saved.stats, "", None
+        source = f"saved plug-in {plugin.spec} ({saved.meta.get('notebook', '')})"
+    elif policy_file(config.policy) is not None:
         saved = load_policy(config.policy)
         model, backbone, stats, features = saved.model, saved.backbone, saved.stats, saved.features
         source, history = f"saved policy {config.policy} ({saved.meta.get('notebook', '')})", None
     else:
-        model, backbone, stats, features, history = _train_policy(config, progress)
-        source = (
-            f"backbone {config.policy!r} with a {config.head} policy trained here for "
-            f"{config.train_steps} steps on {config.train_demos} demos"
-        )
+        model, backbone, stats, features, history, plugin = _train_policy(config, progress)
+        trained = f"trained here for {config.train_steps} steps on {config.train_demos} demos"
+        if plugin is not None:
+            source = f"plug-in {config.policy!r} {trained}"
+        else:
+            source = f"backbone {config.policy!r} with a {config.head} policy {trained}"
+    if plugin is not None:
+        backbone = None
+        state_dim = plugin.info.state_dim
+    else:
+        state_dim = model.policy.config.proprio_dim
     mapping = store.mapping
-    if model.policy.config.proprio_dim != mapping.proprio_dim:
+    if state_dim != mapping.proprio_dim:
         raise ParameterError(
-            f"policy {config.policy}: it reads {model.policy.config.proprio_dim}-dim proprio, "
+            f"policy {config.policy}: it reads {state_dim}-dim proprio, "
             f"the dataset's mapping '{mapping.name}' gives {mapping.proprio_dim}"
         )
     demos, ts = _probe_indices(store, config.samples, config.seed)
     samples = subset_samples(load_samples(store.subset(sorted(set(demos))), 1, stats), demos, ts)
-    attach_policy_geometry(model, store, samples, progress)
+    stages = None
+    if plugin is not None:
+        from nblib.studies.probes.hooks import selected_stages
+
+        stages = selected_stages(model, config.stages, config.default_stages, plugin.spec)
+    else:
+        attach_policy_geometry(model, store, samples, progress)
     info = pd.DataFrame(
         {
             "demo": samples.demo,
@@ -150,7 +207,18 @@ def prepare(config: ProbesConfig, progress: bool = True) -> ProbesStudy:
         }
     )
     return ProbesStudy(
-        config, store, model, backbone, stats, features, source, samples, info, history
+        config,
+        store,
+        model,
+        backbone,
+        stats,
+        features,
+        source,
+        samples,
+        info,
+        history,
+        plugin,
+        stages,
     )
 
 
@@ -166,10 +234,12 @@ def _train_policy(config: ProbesConfig, progress: bool):
 
     setup = prepare_training(config.setup_config(), progress=progress)
     model = setup.new_model(config.seed)
+    setup.check(model)
     history = None
     if config.train_steps:
         history = train_policy(setup, model, config.train_config(progress))
-    return model.eval(), setup.backbone, setup.stats, setup.config.features, history
+    features = setup.config.features
+    return model.eval(), setup.backbone, setup.stats, features, history, setup.plugin
 
 
 def attach_policy_geometry(

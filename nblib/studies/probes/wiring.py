@@ -25,7 +25,10 @@ from nblib.studies.setup import HORIZON
 def pipeline_checks(study: ProbesStudy) -> pd.DataFrame:
     """Rows: the LoRA check (on the policy's adapters; on fresh adapters applied to a copy
     of the backbone when it has none, to show the check itself works) and one gradient row
-    per module after one backward pass of the policy's loss on probe samples."""
+    per module after one backward pass of the policy's loss on probe samples. A plug-in:
+    :func:`plugin_checks`."""
+    if study.plugin is not None:
+        return plugin_checks(study)
     from nblib.models.checks import gradient_check, lora_check
     from nblib.models.vla import make_batches, make_loss_fn, precompute_features
 
@@ -67,18 +70,76 @@ def pipeline_checks(study: ProbesStudy) -> pd.DataFrame:
         grads = gradient_check(model, make_loss_fn(train_samples), batch, modules)
     finally:
         model.eval()
+    rows += _gradient_rows(grads)
+    return pd.DataFrame(rows)
+
+
+def _gradient_rows(grads: list[dict]) -> list[dict]:
+    """The checks table's rows of :func:`nblib.models.checks.gradient_check`'s results."""
+    rows = []
     for row in grads:
         trains = row["trainable"] > 0
+        state = "trainable, gets a gradient" if trains else "frozen, gets none"
         rows.append(
             {
-                "check": f"{row['module']}: {'trainable, gets a gradient' if trains else 'frozen, gets none'}",
+                "check": f"{row['module']}: {state}",
                 "ok": row["ok"],
                 "detail": f"{row['trainable']} trainable / {row['frozen']} frozen parameters; "
                 f"grad norm {row['grad_norm']:.3g}; frozen tensors with a gradient "
                 f"{row['frozen_with_grad']}; trainable without {row['trainable_without_grad']}",
             }
         )
-    return pd.DataFrame(rows)
+    return rows
+
+
+def plugin_checks(study: ProbesStudy) -> pd.DataFrame:
+    """A plug-in's wiring: its peft LoRA layers (found by type) must change the predicted
+    chunk when their weights change and receive a gradient from its ``forward`` loss; one
+    backward pass of that loss reaches every trainable top-level child and no frozen one."""
+    from nblib.models.checks import adapter_check, gradient_check, peft_lora_parameters
+    from nblib.plugins.runtime import model_device, samples_batch
+
+    plugin, model = study.plugin, study.model
+    samples = _with_horizon(study, plugin.info.horizon)
+    idx = np.arange(min(8, len(samples)))
+    device = model_device(model)
+
+    def batch(training: bool) -> dict:
+        b = samples_batch(samples, idx, study.stats, plugin.info.cameras, device=device)
+        if not training:
+            del b["action"], b["action_is_pad"]
+        return b
+
+    def predicted() -> torch.Tensor:
+        return model.predict_action_chunk(batch(False)).float()
+
+    def loss() -> torch.Tensor:
+        return model(batch(True))[0]
+
+    model.eval()
+    lora = adapter_check(peft_lora_parameters(model), predicted, loss, seed=study.config.seed)
+    if lora["adapters"]:
+        row = {
+            "check": "LoRA adapters in the forward path (peft layers of the plug-in)",
+            "ok": bool(lora["ok"]),
+            "detail": f"{lora['adapters']} adapter tensors; chunk change "
+            f"{lora['output_change']:.2g} when set vs zeroed; {lora['with_gradient']} receive "
+            "a gradient from forward's loss"
+            + (f"; without: {', '.join(lora['unreached'])}" if lora["unreached"] else ""),
+        }
+    else:
+        row = {
+            "check": "LoRA adapters in the forward path",
+            "ok": True,
+            "detail": "the plug-in holds no peft LoRA layer: nothing to check",
+        }
+    modules = dict(model.named_children()) or {type(model).__name__: model}
+    model.train()
+    try:
+        grads = gradient_check(model, lambda m, b: m(b)[0], batch(True), modules)
+    finally:
+        model.eval()
+    return pd.DataFrame([row, *_gradient_rows(grads)])
 
 
 def _with_horizon(study: ProbesStudy, horizon: int) -> Samples:
@@ -91,7 +152,8 @@ def _with_horizon(study: ProbesStudy, horizon: int) -> Samples:
     demos, ts = list(samples.demo), [int(t) for t in samples.t]
     full = load_samples(study.store.subset(sorted(set(demos))), horizon, study.stats)
     out = subset_samples(full, demos, ts)
-    attach_policy_geometry(study.model, study.store, out)
+    if study.plugin is None:
+        attach_policy_geometry(study.model, study.store, out)
     return out
 
 
@@ -102,7 +164,10 @@ def head_isolation(
     head and the regression head, each trained alone on ``isolation_samples`` random
     conditions -> random targets (both N(0, 1)) with the suite's training loop. Returns
     per head its History and the final action MAE of its predictions on those targets (a
-    constant predictor scores ~0.8)."""
+    constant predictor scores ~0.8). None for a plug-in: the test is of nblib's heads, not
+    of the plug-in's."""
+    if config.plugin:
+        return None
     from nblib.models.heads import make_head
     from nblib.train import TrainConfig, train
 
