@@ -221,3 +221,45 @@ def test_a_failing_episode_is_reported_and_the_run_marked_incomplete(tmp_path):
             progress=False,
             policy=Broken(),
         )
+
+
+def test_a_plugin_policy_runs_in_libero_with_its_8d_state_and_the_instruction(tmp_path):
+    """A plug-in (examples/policies/conv_mlp.py, outside nblib) told about LIBERO-shaped
+    data: the harness renders its camera at its size, gives it LIBERO's 8-D proprio as
+    observation.state and the perturbed instruction as task."""
+    from pathlib import Path
+
+    import torch
+
+    from nblib.eval.plugin_policy import PluginClosedLoop
+    from nblib.plugins.contract import PolicyInfo
+    from nblib.plugins.runtime import PluginSource
+
+    stats = {
+        kind: {name: np.zeros(d, np.float32) + (name in ("std", "max")) for name in
+               ("mean", "std", "min", "max")}
+        for kind, d in (("action", 7), ("state", 8))
+    }  # fmt: skip
+    info = PolicyInfo(7, 8, ("agentview",), (64, 64), 4, stats, ())
+    example = Path(__file__).resolve().parents[1] / "examples" / "policies" / "conv_mlp.py"
+    source = PluginSource.create(f"{example}:make_policy", {"width": 16}, info)
+    seen = []
+    model = source.new_model(0)
+    original = model.predict_action_chunk
+
+    def recording(batch):
+        seen.append(batch)
+        return original(batch)
+
+    model.predict_action_chunk = recording
+    policy = PluginClosedLoop(model, info, source.spec)
+    config = EvalConfig(
+        sim="libero", suite="libero_goal_lan", task_ids=[1], episodes=1, max_steps=3
+    )
+    frame = evaluate(config, tmp_path / "plugin.csv", progress=False, policy=policy)
+    assert len(frame) == 1 and frame["complete"].all()
+    batch = seen[0]
+    assert batch["observation.images.agentview"].shape == (1, 3, 64, 64)
+    assert batch["observation.state"].shape == (1, 8)
+    assert batch["task"] == [LiberoSuite("libero_goal_lan").instruction(1)]
+    assert isinstance(batch["observation.state"], torch.Tensor)

@@ -202,3 +202,17 @@ def test_the_info_round_trips_through_json():
     back = PolicyInfo.from_json(i.to_json())
     assert back.cameras == i.cameras and back.image_size == i.image_size
     np.testing.assert_array_equal(back.stats["action"]["std"], i.stats["action"]["std"])
+
+
+def test_eval_refuses_a_spec_naming_nothing_before_writing_its_output(tmp_path, capsys):
+    from nblib.cli import main
+
+    out = tmp_path / "r.csv"
+    argv = ["eval", "--policy", str(tmp_path / "nope.py") + ":make", "--episodes", "1"]
+    assert main([*argv, "--policy-kwargs", "{width: 8}", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no such file" in err and "nope.py" in err and not out.exists()
+    with pytest.raises(SystemExit) as exit_code:  # argparse's usage error: not a mapping
+        main([*argv, "--policy-kwargs", "[1, 2]", "--out", str(out)])
+    assert exit_code.value.code == 2
+    assert "--policy-kwargs: expected a mapping" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from nblib.studies import overfit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "policies"
 CONV = f"{EXAMPLES / 'conv_mlp.py'}:make_policy"
+SMOLVLM = f"{EXAMPLES / 'smolvlm_lora.py'}:make_policy"
 
 
 def _config(**kw) -> overfit.OverfitConfig:
@@ -137,12 +138,17 @@ def test_nblibs_own_model_options_are_refused_with_a_plugin():
         _config(lora=True)
 
 
-def test_the_lr_sweep_trains_a_plugin_in_worker_processes():
+@pytest.mark.parametrize(
+    "policy, kwargs",
+    [(CONV, {"width": 16}), (SMOLVLM, {"lora_rank": 2, "width": 32})],
+    ids=["conv_mlp", "smolvlm_lora"],
+)
+def test_the_lr_sweep_trains_a_plugin_in_worker_processes(policy, kwargs):
     from nblib.studies import lr
 
     config = lr.LRConfig(
-        policy=CONV,
-        policy_kwargs={"width": 16},
+        policy=policy,
+        policy_kwargs=kwargs,
         schedules=["constant"],
         peak_lrs=[1e-3, 3e-3],
         warmups=[0],
@@ -162,9 +168,6 @@ def test_the_lr_sweep_trains_a_plugin_in_worker_processes():
     assert lr.mean_action_loss(study) is None  # its loss is its own: no baseline in its units
     evidence = lr.evidence(study, lr.analyse(study, curves), baseline_loss=None)
     assert lr.verdict(evidence, config).label in ("FOUND", "STALLED")
-
-
-SMOLVLM = f"{EXAMPLES / 'smolvlm_lora.py'}:make_policy"
 
 
 def test_a_smolvlm_plugin_trains_its_lora_adapters_and_runs_closed_loop(tmp_path):
