@@ -214,3 +214,13 @@ def test_the_readmes_policy_runs_as_written(tmp_path):
     study, history, assessment, _ = _run(config)
     assert len(history) == 30 and history.final("loss", window=5) < history.column("loss")[0]
     assert assessment.train.pred.shape == (len(study.train), 16, 4)
+
+
+def test_the_lr_sweep_takes_a_plugins_run_folder_for_its_spec(trained):
+    from nblib.studies import lr
+
+    *_, run = trained
+    setup = lr.LRConfig(policy=str(run)).setup_config()
+    assert setup.plugin and setup.policy == CONV and setup.policy_kwargs == {"width": 32}
+    wider = lr.LRConfig(policy=str(run), policy_kwargs={"width": 48}).setup_config()
+    assert wider.policy_kwargs == {"width": 48}  # the notebook's kwargs override the run's

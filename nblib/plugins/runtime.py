@@ -170,6 +170,20 @@ def plugin_file(path: str | Path) -> Path | None:
     return None
 
 
+def saved_spec(path: str | Path) -> tuple[str, dict] | None:
+    """The spec and ``policy_kwargs`` a saved plug-in was built with (a notebook-01 run
+    folder, its ``policy/`` or ``plugin.json``), without building it; None when ``path``
+    holds no saved plug-in."""
+    file = plugin_file(path)
+    if file is None:
+        return None
+    try:
+        record = json.loads(file.read_text())
+        return record["spec"], dict(record["policy_kwargs"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{file}: not a readable plug-in record ({exc})") from exc
+
+
 @dataclass(frozen=True)
 class SavedPlugin:
     model: torch.nn.Module

@@ -43,7 +43,9 @@ class LRConfig(StudyConfig):
     log_warmup_steps: int = 0  # warmup of the imported runs, if known (0: unknown)
     manifest: str = "metaworld_default"  # live sweep: dataset manifest name or path
     backbone: str = "tiny"  # live sweep: tiny or a local VLM checkpoint directory
-    policy: str = "nblib"  # live sweep: nblib (the suite's VLA on backbone) or a plug-in spec
+    policy: str = (
+        "nblib"  # live sweep: nblib (VLA on backbone), a plug-in spec or its 01 run folder
+    )
     policy_kwargs: dict = field(default_factory=dict)  # live sweep: the plug-in factory's kwargs
     head: str = "regression"  # live sweep: the policy's head (flow or regression)
     demos: int = 5  # live sweep: training demos
@@ -108,14 +110,19 @@ class LRConfig(StudyConfig):
 
     def setup_config(self) -> SetupConfig:
         """The set-up every run of a live sweep trains on: the first ``demos`` training
-        demos of the fixed split (seed 0, so every run of every seed sees the same data)."""
+        demos of the fixed split (seed 0, so every run of every seed sees the same data).
+        A plug-in's notebook-01 run folder stands for its spec and kwargs: every run
+        trains that policy afresh."""
+        from nblib.plugins.runtime import saved_spec
+
+        policy, kwargs = saved_spec(self.policy) or (self.policy, self.policy_kwargs)
         return SetupConfig(
             manifest=self.manifest,
             demos=self.demos,
             head=self.head,
             backbone=self.backbone,
-            policy=self.policy,
-            policy_kwargs=self.policy_kwargs,
+            policy=policy,
+            policy_kwargs=kwargs | self.policy_kwargs,
             owner="LRConfig",
         )
 
