@@ -10,6 +10,16 @@ from nblib.errors import DataError
 from nblib.paths import atomic_path
 
 
+def saved_file(path: str | Path, name: str) -> Path | None:
+    """The saved-policy file ``name`` at ``path``: ``path`` itself, ``path/<name>`` or
+    ``path/policy/<name>`` (a notebook-01 run folder); None when there is none."""
+    path = Path(path).expanduser()
+    for candidate in (path, path / name, path / "policy" / name):
+        if candidate.is_file() and candidate.name == name:
+            return candidate
+    return None
+
+
 def save_tagged(path: str | Path, fmt: str, state: dict) -> Path:
     """``torch.save`` of ``{"format": fmt, **state}`` to ``path``, atomically (tensors and
     plain containers only, so it loads with ``weights_only=True``)."""

@@ -22,7 +22,7 @@ from nblib.data.dataset import ChunkDataset
 from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats, Stats
 from nblib.errors import DataError
-from nblib.models.files import load_tagged, save_tagged
+from nblib.models.files import load_tagged, save_tagged, saved_file
 from nblib.models.policy import PolicyConfig, VLAPolicy
 
 
@@ -245,11 +245,7 @@ def save_policy(
 def policy_file(path: str | Path) -> Path | None:
     """The ``policy.pt`` of a saved policy: ``path`` itself, ``path/policy.pt``, or
     ``path/policy/policy.pt`` (a notebook-01 run folder); None when there is none."""
-    path = Path(path).expanduser()
-    for candidate in (path, path / POLICY_FILE, path / "policy" / POLICY_FILE):
-        if candidate.is_file() and candidate.name == POLICY_FILE:
-            return candidate
-    return None
+    return saved_file(path, POLICY_FILE)
 
 
 def load_policy(path: str | Path, device: str = "cpu") -> SavedPolicy:

@@ -142,12 +142,13 @@ def save_plugin(
     suite normalises probe samples with them, as for its own policy)."""
     from dataclasses import asdict
 
-    from nblib.paths import write_text_atomic
+    from nblib.paths import atomic_path, write_text_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, folder / WEIGHTS_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:  # a killed save leaves no half file
+        torch.save(state, tmp)
     record = {
         "format": PLUGIN_FORMAT,
         "spec": spec,
@@ -163,11 +164,9 @@ def save_plugin(
 def plugin_file(path: str | Path) -> Path | None:
     """The ``plugin.json`` of a saved plug-in: ``path`` itself, ``path/plugin.json`` or
     ``path/policy/plugin.json`` (a notebook-01 run folder); None when there is none."""
-    path = Path(path).expanduser()
-    for candidate in (path, path / PLUGIN_FILE, path / "policy" / PLUGIN_FILE):
-        if candidate.is_file() and candidate.name == PLUGIN_FILE:
-            return candidate
-    return None
+    from nblib.models.files import saved_file
+
+    return saved_file(path, PLUGIN_FILE)
 
 
 def saved_spec(path: str | Path) -> tuple[str, dict] | None:
