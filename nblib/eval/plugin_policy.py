@@ -64,28 +64,19 @@ class PluginClosedLoop:
         """A plug-in as its factory builds it (e.g. loading its own trained weights), told
         about the data of ``manifest``: cameras, frame size, widths, statistics."""
         from nblib.data.manifest import load_manifest, open_dataset
-        from nblib.plugins.contract import STAT_NAMES
+        from nblib.errors import NblibError
+        from nblib.plugins.contract import policy_info
         from nblib.studies.setup import HORIZON
 
         store = open_dataset(manifest, progress=False)
-        stats = store.norm_stats()
         frame = store.frames(store.demos[0], store.cameras[0], 0, 1)[0]
-
-        def arrays(s) -> dict:
-            return {n: np.asarray(getattr(s, n), dtype=np.float32) for n in STAT_NAMES}
-
-        info = PolicyInfo(
-            action_dim=int(store.mapping.action_dim),
-            state_dim=int(store.mapping.proprio_dim),
-            cameras=tuple(store.cameras),
-            image_size=(int(frame.shape[0]), int(frame.shape[1])),
-            horizon=HORIZON,
-            stats={"action": arrays(stats.actions), "state": arrays(stats.proprio)},
-            instructions=tuple(sorted({store.instruction[d] or "" for d in store.demos} - {""})),
-        )
+        info = policy_info(store, HORIZON, store.norm_stats(), frame.shape[:2])
         source = PluginSource.create(spec, kwargs, info)
         model = source.new_model(seed).to(device)
-        generator = load_manifest(manifest).generator or {}
+        try:
+            generator = load_manifest(manifest).generator or {}
+        except NblibError:  # a plain data file, not a generated manifest: 8-bit frames
+            generator = {}
         return cls(model, info, source.spec, generator.get("color_bits", 8), seed)
 
     def reset(self, task: str) -> None:

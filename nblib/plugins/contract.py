@@ -77,15 +77,15 @@ class PolicyInfo:
         )
 
 
-def policy_info(store, horizon: int, stats, samples) -> PolicyInfo:
-    """The info of ``store``'s data: its widths and cameras, ``stats``
-    (:class:`nblib.data.normalization.NormStats` of the training demos), its instructions,
-    and the frame size of ``samples`` (:class:`nblib.models.vla.Samples`)."""
+def policy_info(store, horizon: int, stats, image_size: tuple[int, int]) -> PolicyInfo:
+    """The info of ``store``'s data: its widths, cameras and instructions, ``stats``
+    (:class:`nblib.data.normalization.NormStats` of the training demos) and the frames'
+    (H, W)."""
 
     def arrays(s) -> dict:
         return {name: np.asarray(getattr(s, name), dtype=np.float32) for name in STAT_NAMES}
 
-    height, width = samples.images[0][0].shape[:2]
+    height, width = image_size
     return PolicyInfo(
         action_dim=int(store.mapping.action_dim),
         state_dim=int(store.mapping.proprio_dim),

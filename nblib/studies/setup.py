@@ -306,7 +306,7 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     if cfg.plugin:  # the plug-in reads frames, state and instructions itself: no backbone
         from nblib.plugins.contract import policy_info
 
-        info = policy_info(train_store, cfg.horizon, stats, train)
+        info = policy_info(train_store, cfg.horizon, stats, train.images[0][0].shape[:2])
         source = PluginSource.create(cfg.policy, cfg.policy_kwargs, info)
         return TrainingSetup(
             cfg, full, split, train_store, stats, train, val, None, None, device, source
