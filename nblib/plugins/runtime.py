@@ -12,6 +12,7 @@ weights strictly.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,22 +34,39 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def samples_batch(samples, idx, stats, cameras, actions=None, action_mask=None, device="cpu"):
+def samples_batch(
+    samples,
+    idx,
+    stats,
+    cameras,
+    actions=None,
+    action_mask=None,
+    device="cpu",
+    targets: bool = True,
+    instructions: list[str] | None = None,
+):
     """The contract's batch of ``samples`` (:class:`nblib.models.vla.Samples`, normalised
-    with ``stats``) at ``idx``, in the dataset's units; ``actions`` (normalised, e.g. a
-    control's re-paired ones) and ``action_mask`` default to the samples' own."""
+    with ``stats``) at ``idx``, in the dataset's units. With ``targets`` it holds the
+    action chunks (``actions``, normalised, e.g. a control's re-paired ones, and
+    ``action_mask`` default to the samples' own); without, it is what prediction sees.
+    ``instructions`` (one per sample of ``samples``) replace the samples' own."""
     idx = np.asarray(idx)
     state = stats.proprio.unnormalize(samples.proprio[idx], "mean_std")
-    if actions is None:
-        actions, action_mask = samples.actions[idx], samples.mask[idx]
-    actions = stats.actions.unnormalize(np.asarray(actions), "mean_std")
+    texts = samples.instructions if instructions is None else instructions
+    action = action_is_pad = None
+    if targets:
+        if actions is None:
+            actions, action_mask = samples.actions[idx], samples.mask[idx]
+        action = stats.actions.unnormalize(np.asarray(actions), "mean_std")
+        if action_mask is not None:
+            action_is_pad = ~np.asarray(action_mask, dtype=bool)
     return make_batch(
         [samples.images[i] for i in idx],
         cameras,
         state,
-        [samples.instructions[i] for i in idx],
-        action=actions,
-        action_is_pad=None if action_mask is None else ~np.asarray(action_mask, dtype=bool),
+        [texts[i] for i in idx],
+        action=action,
+        action_is_pad=action_is_pad,
         device=device,
     )
 
@@ -97,9 +115,9 @@ class PluginSource:
         idx = np.arange(min(2, len(samples)))
         device = model_device(model)
         with torch.no_grad():
-            batch = samples_batch(samples, idx, stats, self.info.cameras, device=device)
-            for key in ("action", "action_is_pad"):
-                del batch[key]
+            batch = samples_batch(
+                samples, idx, stats, self.info.cameras, device=device, targets=False
+            )
             was_training = model.training
             model.eval()
             check_chunk(model.predict_action_chunk(batch), len(idx), self.info, self.spec)
@@ -118,7 +136,21 @@ class PluginSource:
 
 
 @torch.no_grad()
-def predict_samples(model, samples, stats, info, spec, seed=0, batch_size=64) -> np.ndarray:
+def predict_samples(
+    model,
+    samples,
+    stats,
+    info,
+    spec,
+    seed=0,
+    batch_size=64,
+    instructions: list[str] | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Every sample's checked chunk (N, horizon, action_dim) in action units, in eval
+    mode, the torch seed set once first. ``instructions`` replace the samples' own;
+    ``after_batch(n)`` runs after each batch of ``n`` samples (notebook 02 collects the
+    stages its hooks saw there)."""
     was_training = model.training
     model.eval()
     torch.manual_seed(seed)
@@ -126,10 +158,14 @@ def predict_samples(model, samples, stats, info, spec, seed=0, batch_size=64) ->
     out = []
     for start in range(0, len(samples), batch_size):
         idx = np.arange(start, min(start + batch_size, len(samples)))
-        batch = samples_batch(samples, idx, stats, info.cameras, device=device)
-        del batch["action"], batch["action_is_pad"]  # prediction never sees the targets
+        batch = samples_batch(
+            samples, idx, stats, info.cameras, device=device, targets=False,
+            instructions=instructions,
+        )  # fmt: skip
         chunk = check_chunk(model.predict_action_chunk(batch), len(idx), info, spec)
         out.append(chunk.cpu().numpy())
+        if after_batch is not None:
+            after_batch(len(idx))
     model.train(was_training)
     return np.concatenate(out)
 

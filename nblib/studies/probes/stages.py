@@ -89,32 +89,24 @@ def _encode_plugin(study: ProbesStudy, instructions: list[str], batch_size: int)
     """A plug-in's stages (forward hooks, :mod:`nblib.studies.probes.hooks`) during its
     ``predict_action_chunk``, between the raw images and the predicted chunk (normalised by
     the action std, flattened: the stage ``action``)."""
-    from nblib.plugins.contract import check_chunk
-    from nblib.plugins.runtime import model_device, samples_batch
+    from nblib.plugins.runtime import predict_samples
     from nblib.studies.probes.hooks import StageRecorder
 
     samples, plugin, model = study.samples, study.plugin, study.model
     recorder = StageRecorder(model, study.plugin_stages, plugin.spec)
     out: dict[str, list] = {}
-    preds = []
-    torch.manual_seed(study.config.seed)  # the same noise for every call: comparable runs
-    model.eval()
-    try:
-        for start in range(0, len(samples), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(samples)))
-            batch = samples_batch(
-                samples, idx, study.stats, plugin.info.cameras, device=model_device(model)
-            )
-            del batch["action"], batch["action_is_pad"]
-            batch["task"] = [instructions[i] for i in idx]
-            with torch.no_grad():
-                chunk = model.predict_action_chunk(batch)
-            preds.append(check_chunk(chunk, len(idx), plugin.info, plugin.spec).cpu().numpy())
-            for name, value in recorder.take(len(idx)).items():
-                out.setdefault(name, []).append(value)
+
+    def collect(n: int) -> None:
+        for name, value in recorder.take(n).items():
+            out.setdefault(name, []).append(value)
+
+    try:  # the same noise for every call (the config's seed): comparable runs
+        pred = predict_samples(
+            model, samples, study.stats, plugin.info, plugin.spec, study.config.seed,
+            batch_size, instructions, collect,
+        )  # fmt: skip
     finally:
         recorder.close()
-    pred = np.concatenate(preds)
     std = np.maximum(np.asarray(study.stats.actions.std), 1e-6)
     stages = {"images": _thumbnails(samples.images)}
     stages |= {name: np.concatenate(v) for name, v in out.items()}

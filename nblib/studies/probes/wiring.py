@@ -105,10 +105,8 @@ def plugin_checks(study: ProbesStudy) -> pd.DataFrame:
     device = model_device(model)
 
     def batch(training: bool) -> dict:
-        b = samples_batch(samples, idx, study.stats, plugin.info.cameras, device=device)
-        if not training:
-            del b["action"], b["action_is_pad"]
-        return b
+        cameras = plugin.info.cameras
+        return samples_batch(samples, idx, study.stats, cameras, device=device, targets=training)
 
     def predicted() -> torch.Tensor:
         return model.predict_action_chunk(batch(False)).float()
