@@ -28,14 +28,20 @@ from nblib.paths import atomic_write
 
 __all__ = [
     "DOUBLE_COLUMN_IN",
+    "MAX_HEIGHT_IN",
+    "MIN_FONT_PT",
     "PALETTE",
+    "PALETTES",
     "PNG_DPI",
     "SINGLE_COLUMN_IN",
     "STYLE",
     "color_for",
     "colors_for",
+    "layout_problems",
     "new_figure",
     "save_figure",
+    "show_number",
+    "shown_numbers",
     "use_style",
 ]
 
@@ -45,6 +51,11 @@ SINGLE_COLUMN_IN = 3.5
 DOUBLE_COLUMN_IN = 7.16
 #: Raster resolution of saved PNGs (dots per inch).
 PNG_DPI = 200
+#: Tallest figure that still fits a page with its caption (inches).
+MAX_HEIGHT_IN = 9.0
+#: Smallest text a printed figure may carry at its paper size (points); mathtext
+#: superscripts of log ticks are drawn smaller from a base at least this size.
+MIN_FONT_PT = 6.0
 
 #: Okabe & Ito (2008) colour-blind-safe palette, as hex strings. The order is the
 #: assignment order for unknown names; black is last because it competes with text
@@ -62,29 +73,55 @@ PALETTE: tuple[str, ...] = (
 
 _BLUE, _ORANGE, _GREEN, _VERMILLION, _SKY, _PURPLE, _YELLOW, _BLACK = PALETTE
 
-# Fixed colours for names the suite knows, so that e.g. "push" is vermillion in every
-# figure regardless of which other tasks share the plot. Within one category the
-# colours are distinct; across categories they may repeat because categories never
-# share a legend. Keys are normalised (see _normalise).
-_FIXED: dict[str, str] = {
-    # Meta-World tasks (the eight in the suite's manifests).
-    "reach": _BLUE,
-    "push": _VERMILLION,
-    "pick-place": _GREEN,
-    "drawer-open": _ORANGE,
-    "button-press-topdown": _PURPLE,
-    "drawer-close": _SKY,
-    "window-open": _YELLOW,
-    "door-open": _BLACK,
-    # Cameras.
-    "corner": _BLUE,
-    "behindgripper": _ORANGE,
-    # Action heads.
-    "flow": _GREEN,
-    "regression": _VERMILLION,
-    # Data splits.
-    "train": _BLUE,
-    "val": _ORANGE,
+#: One palette per kind of thing (Okabe & Ito for tasks; Paul Tol's "bright", "muted"
+#: and "high-contrast" schemes for the others, all colour-blind safe), so a colour names
+#: one kind of thing and e.g. a camera never looks related to the task of the same hue
+#: order. Within a kind a name keeps its colour in every figure and notebook (rliable's
+#: colours-dict idea): see :func:`color_for`.
+PALETTES: dict[str, tuple[str, ...]] = {
+    "task": PALETTE,
+    # runs, methods, policies, schedules, action heads
+    "run": ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB", "#000000"),
+    # action (and state) dimensions
+    "dim": (
+        "#332288",
+        "#88CCEE",
+        "#44AA99",
+        "#117733",
+        "#999933",
+        "#DDCC77",
+        "#CC6677",
+        "#882255",
+        "#AA4499",
+    ),
+    "camera": ("#004488", "#DDAA33", "#BB5566", "#000000"),
+    "split": ("#444444", "#EE7733"),
+}
+
+# Fixed colours for names the suite knows, per kind, so that e.g. "push" is vermillion in
+# every figure regardless of which other tasks share the plot. Keys are normalised (see
+# _normalise).
+_FIXED: dict[str, dict[str, str]] = {
+    "task": {  # the eight Meta-World tasks of the suite's manifests
+        "reach": _BLUE,
+        "push": _VERMILLION,
+        "pick-place": _GREEN,
+        "drawer-open": _ORANGE,
+        "button-press-topdown": _PURPLE,
+        "drawer-close": _SKY,
+        "window-open": _YELLOW,
+        "door-open": _BLACK,
+    },
+    "camera": {  # Meta-World's and LIBERO's scene and wrist cameras
+        "corner": "#004488",
+        "agentview": "#004488",
+        "behindgripper": "#DDAA33",
+        "eye_in_hand": "#DDAA33",
+        "robot0_eye_in_hand": "#DDAA33",
+        "wrist": "#DDAA33",
+    },
+    "run": {"flow": "#228833", "regression": "#EE6677"},  # action heads
+    "split": {"train": "#444444", "val": "#EE7733", "validation": "#EE7733"},
 }
 
 #: rcParams applied by :func:`use_style`. Sizes are in points unless noted.
@@ -164,20 +201,33 @@ def _normalise(name: str) -> str:
 def _hashed_index(key: str) -> int:
     # zlib.crc32 is stable across processes and Python versions, unlike the builtin
     # hash(), which is salted per process (PYTHONHASHSEED).
-    return zlib.crc32(key.encode("utf-8")) % len(PALETTE)
+    return zlib.crc32(key.encode("utf-8"))
 
 
-def color_for(name: str) -> str:
+def _kind_of(key: str, kind: str | None) -> str:
+    if kind is None:  # no kind given: the kind that fixes this name, else tasks
+        return next((k for k, names in _FIXED.items() if key in names), "task")
+    if kind not in PALETTES:
+        raise ValueError(f"colour kind must be one of {sorted(PALETTES)}, got {kind!r}")
+    return kind
+
+
+def color_for(name: str, kind: str | None = None) -> str:
     """Return the colour (hex string ``"#RRGGBB"``) used for ``name`` everywhere.
 
-    Known tasks, cameras, heads and splits have fixed colours; any other name gets a
-    deterministic palette entry chosen from a stable hash of the name. Two different
-    unknown names may collide; use :func:`colors_for` when names share a plot.
+    ``kind`` picks the palette (:data:`PALETTES`: ``task``, ``run``, ``dim``, ``camera``,
+    ``split``); without it a name the suite knows gets its fixed colour and any other name
+    a task colour. Known names have fixed colours; any other name gets a deterministic
+    palette entry chosen from a stable hash of the name. Two different unknown names may
+    collide; use :func:`colors_for` when names share a plot.
     """
     key = _normalise(name)
-    if key in _FIXED:
-        return _FIXED[key]
-    return PALETTE[_hashed_index(key)]
+    kind = _kind_of(key, kind)
+    fixed = _FIXED.get(kind, {})
+    if key in fixed:
+        return fixed[key]
+    palette = PALETTES[kind]
+    return palette[_hashed_index(key) % len(palette)]
 
 
 def category_colors(n: int) -> list[str]:
@@ -194,32 +244,38 @@ def category_colors(n: int) -> list[str]:
     return [to_hex(mpl.colormaps["turbo"](0.05 + 0.9 * i / (n - 1))) for i in range(n)]
 
 
-def colors_for(names: Iterable[str]) -> dict[str, str]:
+def colors_for(names: Iterable[str], kind: str | None = None) -> dict[str, str]:
     """Colours for several names that appear together (e.g. in one legend).
 
-    Each name gets :func:`color_for` (its stable colour) unless an earlier name in this
-    call already took that colour; then it gets the next free palette colour. Names
-    with a fixed colour are served before hashed ones so they keep their colour. While
-    there are at most ``len(PALETTE)`` (8) distinct names the result has no repeats;
-    beyond that colours necessarily repeat.
+    Each name gets :func:`color_for` (its stable colour in ``kind``'s palette) unless an
+    earlier name in this call already took that colour; then it gets the next free
+    colour of the palette. Names with a fixed colour are served before hashed ones so
+    they keep their colour. While there are at most as many distinct names as the
+    palette has colours the result has no repeats; beyond that colours repeat.
 
     Returns:
         dict mapping each name (in input order) to a hex colour string.
     """
     ordered = list(dict.fromkeys(names))  # de-duplicate, keep order
+    kinds = {name: _kind_of(_normalise(name), kind) for name in ordered}
+
+    def fixed(name: str) -> bool:
+        return _normalise(name) in _FIXED.get(kinds[name], {})
+
     # Fixed names first, so a hashed name can never steal e.g. "push"'s vermillion.
-    priority = sorted(range(len(ordered)), key=lambda i: (_normalise(ordered[i]) not in _FIXED, i))
+    priority = sorted(range(len(ordered)), key=lambda i: (not fixed(ordered[i]), i))
     used: set[str] = set()
     chosen: dict[str, str] = {}
     for i in priority:
         name = ordered[i]
-        colour = color_for(name)
-        if colour in used and len(used) < len(PALETTE):
+        palette = PALETTES[kinds[name]]
+        colour = color_for(name, kinds[name])
+        if colour in used and colour in palette and not set(palette) <= used:
             # Walk the palette from the preferred colour so the fallback is still a
             # deterministic function of the name and the names before it.
-            start = PALETTE.index(colour)
-            for step in range(1, len(PALETTE)):
-                candidate = PALETTE[(start + step) % len(PALETTE)]
+            start = palette.index(colour)
+            for step in range(1, len(palette)):
+                candidate = palette[(start + step) % len(palette)]
                 if candidate not in used:
                     colour = candidate
                     break
@@ -295,6 +351,90 @@ def save_figure(
             fig.savefig(handle, **kwargs)
         written.append(target)
     return written
+
+
+def show_number(target: Figure | Axes, key: str | Sequence[str], value: float) -> float:
+    """Record that the figure of ``target`` shows ``value`` as ``metrics.json``'s
+    ``metrics[key]`` (``key`` a name or a path of names into nested metrics, e.g.
+    ``("per_dimension", "x", "mae_over_std")``) and return ``value`` unchanged.
+
+    Plot functions call this for every number they draw that the run also reports (a bar
+    height, an annotated value, a threshold line); :func:`nblib.run.report.finish` then
+    refuses a run whose figure shows a number that differs from its ``metrics.json``, so a
+    figure can never disagree with the metrics printed beside it.
+    """
+    fig = target if isinstance(target, Figure) else target.figure
+    path = (key,) if isinstance(key, str) else tuple(str(k) for k in key)
+    shown = fig.__dict__.setdefault("_nblib_shown", {})
+    shown[path] = float(value)
+    return value
+
+
+def shown_numbers(fig: Figure) -> dict[tuple[str, ...], float]:
+    """The numbers recorded by :func:`show_number` on ``fig``: metrics path → value."""
+    return dict(fig.__dict__.get("_nblib_shown", {}))
+
+
+def layout_problems(fig: Figure, min_font_pt: float = MIN_FONT_PT) -> list[str]:
+    """What keeps ``fig`` from going into a paper as it is, one sentence each (empty when
+    nothing does): a width other than one column (3.5 in) or the full page width
+    (7.16 in), a height over :data:`MAX_HEIGHT_IN`, drawn text smaller than
+    ``min_font_pt`` points, or drawn text (labels, ticks, legends) reaching outside the
+    canvas. Draws the figure once; only text actually drawn is checked (tick labels
+    outside the view limits are not)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    problems = []
+    width, height = fig.get_size_inches()
+    if min(abs(width - SINGLE_COLUMN_IN), abs(width - DOUBLE_COLUMN_IN)) > 0.01:
+        problems.append(
+            f"width {width:.2f} in is neither one column ({SINGLE_COLUMN_IN} in) nor the "
+            f"page width ({DOUBLE_COLUMN_IN} in)"
+        )
+    if height > MAX_HEIGHT_IN + 0.01:
+        problems.append(f"height {height:.2f} in is over {MAX_HEIGHT_IN} in")
+
+    old_canvas = fig.canvas
+    canvas = old_canvas if hasattr(old_canvas, "get_renderer") else FigureCanvasAgg(fig)
+    drawn: list[tuple[Any, str, float]] = []
+    try:
+        renderer = canvas.get_renderer()
+        draw_text = renderer.draw_text
+
+        def recording(gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            drawn.append((mtext, s, prop.get_size_in_points()))
+            return draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+        renderer.draw_text = recording  # every Text artist draws through this
+        try:
+            fig.draw(renderer)
+        finally:
+            del renderer.draw_text
+        canvas_box = fig.bbox
+        small, outside = {}, {}
+        for text, string, size in drawn:
+            label = string.strip().replace("\n", " ")[:40]
+            if not label:
+                continue
+            if size < min_font_pt - 1e-6:
+                small.setdefault(label, size)
+            if text is not None:
+                box = text.get_window_extent(renderer)
+                if (
+                    box.x0 < canvas_box.x0 - 1
+                    or box.y0 < canvas_box.y0 - 1
+                    or box.x1 > canvas_box.x1 + 1
+                    or box.y1 > canvas_box.y1 + 1
+                ):
+                    outside.setdefault(label, box)
+    finally:
+        if canvas is not old_canvas:
+            fig.set_canvas(old_canvas)
+    for label, size in small.items():
+        problems.append(f"text {label!r} is {size:.1f} pt, under {min_font_pt:g} pt")
+    for label in outside:
+        problems.append(f"text {label!r} reaches outside the canvas")
+    return problems
 
 
 def plot_training_curves(

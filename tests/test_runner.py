@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # metrics.json's keys, spelled out here so that a change to the contract fails a test.
 CONTRACT_KEYS = set(
-    "notebook params verdict metrics figures nblib_version git_commit started seconds".split()
+    "notebook params verdict metrics figures captions nblib_version git_commit started seconds".split()
 )
 
 PARAMS_SOURCE = """\
@@ -55,7 +55,7 @@ from nblib.verdict import Verdict
 
 fig, ax = plots.new_figure()
 ax.plot([0, 1], [0, n])
-report.save(fig, "line", "tiny")
+report.save(fig, "line", "tiny", caption="A line of slope n.")
 """
 
 TINY_FINISH = """\
@@ -180,7 +180,14 @@ def test_metrics_json_contract(suite: dict[str, Any]) -> None:
     assert isinstance(data["seconds"], float) and data["seconds"] > 0
     assert (run / "tiny.ipynb").is_file()
     # The runner's hand-over file and the kernel's log are gone after a good run.
-    assert sorted(p.name for p in run.iterdir()) == ["figures", "metrics.json", "tiny.ipynb"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "figures",
+        "figures.md",
+        "figures.tex",
+        "metrics.json",
+        "tiny.ipynb",
+    ]
+    assert data["captions"] == {"line": "A line of slope n."}
 
 
 def test_failed_notebook_in_run_all_keeps_error(suite: dict[str, Any]) -> None:
@@ -441,7 +448,7 @@ def test_finish_interactive_writes_full_metrics(
 
     fig, ax = plots.new_figure()
     ax.plot([0, 1])
-    saved = report.save(fig, "curve", "demo")
+    saved = report.save(fig, "curve", "demo", caption="A curve.")
     matplotlib.pyplot.close(fig)
     # Interactively, figures go to figures/<notebook>/ (publication figures), metrics to runs/.
     assert saved[0] == tmp_path.resolve() / "figures" / "demo" / "curve.pdf"

@@ -36,6 +36,7 @@ def index_row(nb_path: Path, run_folder: Path, error: str | None) -> dict[str, A
         "seconds": None,
         "metrics": [],
         "figures": [],
+        "captions": {},
         "executed": None,
     }
     metrics_path = run_folder / "metrics.json"
@@ -59,6 +60,10 @@ def index_row(nb_path: Path, run_folder: Path, error: str | None) -> dict[str, A
         row["figures"] = [
             f"{run_folder.name}/{f}" for f in data.get("figures", []) if str(f).endswith(".png")
         ]
+        captions = data.get("captions") or {}  # absent in runs of nblib before captions
+        row["captions"] = {
+            f: captions[Path(f).stem] for f in row["figures"] if Path(f).stem in captions
+        }
     elif error is not None:
         row["metrics"] = [("error", error)]
     if (run_folder / nb_path.name).is_file():
@@ -108,7 +113,9 @@ def render_html(rows: list[dict[str, Any]]) -> str:
         seconds = f"{row['seconds']:.1f}" if isinstance(row["seconds"], (int, float)) else ""
         metrics = "<br>".join(f"{esc(k)} = {esc(v)}" for k, v in row["metrics"])
         figures = "<br>".join(
-            f'<a href="{esc(quote(f))}">{esc(Path(f).stem)}</a>' for f in row["figures"]
+            f'<a href="{esc(quote(f))}" title="{esc(row["captions"].get(f, ""))}">'
+            f"{esc(Path(f).stem)}</a>"
+            for f in row["figures"]
         )
         executed = (
             f'<a href="{esc(quote(row["executed"]))}">{esc(row["notebook"])}</a>'

@@ -54,16 +54,28 @@ METRICS_KEYS: tuple[str, ...] = (
     "verdict",
     "metrics",
     "figures",
+    "captions",
     "nblib_version",
     "git_commit",
     "started",
     "seconds",
 )
 
+#: Set to 1 (the tests do) to make a figure that is not fit for a paper an error instead
+#: of a warning: no caption, text outside the canvas or too small, a size off the page.
+STRICT_FIGURES_ENV = "NBLIB_STRICT_FIGURES"
+
 # Figure paths saved per notebook in this process, so finish() can list them without
 # the notebook having to collect them. Keyed by notebook because one kernel may (in
 # interactive use) work on more than one.
 _SAVED: dict[str, list[Path]] = {}
+# Per notebook, figure name → its caption and the metrics numbers it shows.
+_CAPTIONS: dict[str, dict[str, str]] = {}
+_SHOWN: dict[str, dict[str, dict[tuple[str, ...], float]]] = {}
+
+
+class FigureWarning(UserWarning):
+    """A saved figure is not fit for a paper as it is (see :func:`save`)."""
 
 
 def run_dir(notebook: str) -> Path:
@@ -97,27 +109,66 @@ def figure_dir(notebook: str) -> Path:
     return folder
 
 
-def save(fig: Any, name: str, notebook: str) -> list[Path]:
+def save(fig: Any, name: str, notebook: str, caption: str | None = None) -> list[Path]:
     """Save ``fig`` as ``figures/<name>.pdf`` and ``.png`` in the run folder.
 
     Goes through :func:`nblib.plots.save_figure` (atomic, suite style) and remembers
-    the paths so :func:`finish` lists them. Returns the written paths. The figure is not
-    closed, so it still shows inline in the notebook. ``fig`` None (a figure the study
-    had nothing to draw for, e.g. no perturbed episodes) writes nothing and returns [].
+    the paths, the ``caption`` and the metrics numbers the figure shows
+    (:func:`nblib.plots.show_number`) so :func:`finish` lists the files, records the
+    captions and checks the numbers against ``metrics.json``. ``caption``: one or two
+    sentences saying what the figure shows, how to read it and the number that matters;
+    in a notebook it is shown under the figure. A figure without a caption or that
+    fails :func:`nblib.plots.layout_problems` gets a :class:`FigureWarning` (an error
+    when ``$NBLIB_STRICT_FIGURES`` is 1). Returns the written paths. ``fig`` None (a
+    figure the study had nothing to draw for, e.g. no perturbed episodes) writes
+    nothing and returns [].
     """
     # Imported here so that notebooks which never plot do not pay for matplotlib.
-    from nblib.plots import save_figure
+    from nblib.plots import layout_problems, save_figure, shown_numbers
 
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ParameterError(f"figure name must be a plain file stem like 'loss', got {name!r}")
     if fig is None:
         return []
+    problems = layout_problems(fig)
+    if not (isinstance(caption, str) and caption.strip()):
+        problems.insert(0, "it has no caption (pass caption='what it shows, how to read it')")
+    if problems:
+        message = f"figure {name!r} of {_stem(notebook)}: " + "; ".join(problems)
+        if os.environ.get(STRICT_FIGURES_ENV) == "1":
+            raise NotebookError(message)
+        import warnings
+
+        warnings.warn(message, FigureWarning, stacklevel=2)
     paths = save_figure(fig, figure_dir(notebook) / name)
-    remembered = _SAVED.setdefault(_stem(notebook), [])
+    stem = _stem(notebook)
+    remembered = _SAVED.setdefault(stem, [])
     for path in paths:
         if path not in remembered:  # re-running a cell must not list a figure twice
             remembered.append(path)
+    _SHOWN.setdefault(stem, {})[name] = shown_numbers(fig)
+    if caption:
+        _CAPTIONS.setdefault(stem, {})[name] = " ".join(caption.split())
+        _show_caption(fig, _CAPTIONS[stem][name])
     return paths
+
+
+def _show_caption(fig: Any, caption: str) -> None:
+    """In a notebook, show ``fig`` now with its caption under it (the inline backend would
+    otherwise draw it after any text printed by the cell) and close it."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    display(fig)
+    display(Markdown(f"*{caption}*"))
+    plt.close(fig)
 
 
 def to_jsonable(value: Any, key: str = "value") -> Any:
@@ -218,8 +269,13 @@ def finish(
     merged = _with_verdict(verdict, to_jsonable(metrics, "metrics"))
 
     folder = run_dir(notebook)
+    stem = _stem(notebook)
     if figures is None:
-        figures = _SAVED.get(_stem(notebook), [])
+        figures = _SAVED.get(stem, [])
+    figures = [_relative_to(folder, Path(f)) for f in figures]
+    names = {Path(f).stem for f in figures}
+    captions = {k: v for k, v in _CAPTIONS.get(stem, {}).items() if k in names}
+    _check_shown({k: v for k, v in _SHOWN.get(stem, {}).items() if k in names}, merged, stem)
     context = _runner_context(folder)
     if context is None:  # interactive: no wall time, cells may have run over hours
         context = {
@@ -233,11 +289,88 @@ def finish(
         **{k: context[k] for k in ("notebook", "params", "git_commit", "started")},
         "verdict": verdict.label,
         "metrics": merged,
-        "figures": [_relative_to(folder, Path(f)) for f in figures],
+        "figures": figures,
+        "captions": captions,
         "nblib_version": __version__,
         "seconds": None if started is None else round(time.time() - started, 3),
     }
+    write_figure_exports(folder, figures, captions)
     return write_metrics(folder, record)
+
+
+def _check_shown(
+    shown: Mapping[str, Mapping[tuple[str, ...], float]], metrics: Mapping[str, Any], stem: str
+) -> None:
+    """Refuse a run whose figure shows a number that ``metrics.json`` does not have or
+    has with another value (the figure and the metrics would disagree)."""
+    for figure, numbers in shown.items():
+        for path, value in numbers.items():
+            node: Any = metrics
+            for part in path:
+                if not isinstance(node, Mapping) or part not in node:
+                    raise ParameterError(
+                        f"figure {figure!r} of {stem} shows metrics"
+                        + "".join(f"[{p!r}]" for p in path)
+                        + f" = {value!r}, which metrics.json does not have"
+                    )
+                node = node[part]
+            if not isinstance(node, (int, float)) or not math.isclose(
+                float(node), value, rel_tol=1e-9, abs_tol=1e-12
+            ):
+                raise ParameterError(
+                    f"figure {figure!r} of {stem} shows {value!r} for metrics"
+                    + "".join(f"[{p!r}]" for p in path)
+                    + f", but metrics.json has {node!r}"
+                )
+
+
+def write_figure_exports(
+    folder: Path, figures: list[str], captions: Mapping[str, str]
+) -> list[Path]:
+    """``figures.md`` and ``figures.tex`` in the run folder: each figure with its caption,
+    as Markdown (the PNG) and as LaTeX ``figure`` environments (the PDF), ready to paste
+    into a report or paper. Nothing is written for a run without figures."""
+    from nblib.paths import write_text_atomic
+
+    pdfs = [f for f in figures if f.endswith(".pdf")]
+    pngs = {Path(f).stem: f for f in figures if f.endswith(".png")}
+    if not pdfs and not pngs:
+        return []
+    stems = list(dict.fromkeys([Path(f).stem for f in pdfs] + list(pngs)))
+    md, tex = [], []
+    for name in stems:
+        caption = captions.get(name, "")
+        if name in pngs:
+            md.append(f"![{name}]({pngs[name]})\n\n*{caption}*\n")
+        pdf = next((f for f in pdfs if Path(f).stem == name), None)
+        if pdf:
+            tex.append(
+                "\\begin{figure}[t]\n  \\centering\n"
+                f"  \\includegraphics[width=\\linewidth]{{{pdf}}}\n"
+                f"  \\caption{{{_latex_escape(caption)}}}\n"
+                f"  \\label{{fig:{name.replace('_', '-')}}}\n\\end{{figure}}\n"
+            )
+    return [
+        write_text_atomic(folder / "figures.md", "\n".join(md)),
+        write_text_atomic(folder / "figures.tex", "\n".join(tex)),
+    ]
+
+
+def _latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (captions are plain prose)."""
+    special = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+    return "".join(special.get(ch, ch) for ch in text)
 
 
 def write_metrics(folder: str | os.PathLike[str], record: Mapping[str, Any]) -> dict[str, Any]:

@@ -238,6 +238,7 @@ def run_notebook(
                 "verdict": "ERROR",
                 "metrics": {"error": error},
                 "figures": [],
+                "captions": {},
                 "nblib_version": __version__,
                 "seconds": seconds,
             },
