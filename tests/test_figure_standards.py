@@ -91,9 +91,7 @@ def test_captions_reach_metrics_and_the_exports(
     fig, ax = _clean_figure()
     plots.show_number(ax, ("per_dim", "x"), 0.25)
     report.save(fig, "errors_by_dim", "capnb", caption="MAE/std per dimension; 0.1 & 50% marked.")
-    record = report.finish(
-        "capnb", Verdict("PASS", ["ok"], {"mae": 0.1}), {"per_dim": {"x": 0.25}}
-    )
+    record = report.finish("capnb", Verdict("PASS", ["ok"], {"mae": 0.1}), {"per_dim": {"x": 0.25}})
     assert record["captions"] == {"errors_by_dim": "MAE/std per dimension; 0.1 & 50% marked."}
     run = tmp_path / "runs" / "capnb"
     assert json.loads((run / "metrics.json").read_text())["captions"] == record["captions"]
