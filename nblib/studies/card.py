@@ -449,6 +449,20 @@ def frame_strips(study: CardStudy, blocked: BlockedViews | None = None) -> dict[
     return out
 
 
+def frames_caption(study: CardStudy, camera: str, blocked: BlockedViews | None) -> str:
+    """The caption of :func:`frame_strips`' figure of ``camera``."""
+    cfg, store = study.config, study.store
+    picks = random_demos_per_task(store, cfg.strip_demos_per_task, cfg.seed)
+    stats = blocked.metrics()[camera] if blocked is not None else None
+    return caption_frame_grid(camera, sum(len(v) for v in picks.values()), cfg.strip_frames, stats)
+
+
+def leakage_caption(leakage: Leakage, near: Estimate) -> str:
+    """The caption of :func:`leakage_examples`' figure, with the verdict's numbers."""
+    r = leakage.report
+    return caption_leakage(near, r.threshold, NEAR_WARN, r.val_frames, r.camera, r.exact)
+
+
 def leakage_examples(study: CardStudy, leakage: Leakage, near: Estimate | None = None, n: int = 3):
     """The leakage figure: nearest-train distance of every validation frame against the
     threshold, the near-duplicate share ``near`` (the verdict's bootstrap estimate; computed
