@@ -347,7 +347,7 @@ def caption_leakage(near, threshold, warn, val_frames, camera, exact) -> str:
         f"Left: distance of each of the {val_frames} validation frames of camera {camera} to "
         f"its nearest training frame (RMS grey-level difference of 32×32 thumbnails); "
         f"right: the closest pairs and their difference images. {_pct(near.value)} of "
-        f"validation frames are near-duplicates (under {threshold:g}; 95% CI "
+        f"validation frames are near-duplicates (RMS under {threshold:g} grey levels; 95% CI "
         f"[{_pct(near.low)}, {_pct(near.high)}], {side} the {_pct(warn)} WARN level) and "
         f"{exact} are byte-identical."
     )
