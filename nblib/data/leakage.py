@@ -30,6 +30,7 @@ class LeakageReport:
     per_val_demo: dict[str, float] = field(default_factory=dict)  # fraction of near frames
     nn_quantiles: dict[str, float] = field(default_factory=dict)  # of nearest-train RMS distance
     examples: list[dict] = field(default_factory=list)  # closest pairs, for display
+    nn_rms: list[float] = field(default_factory=list)  # per val frame: RMS to nearest train
 
     @property
     def near_fraction(self) -> float:
@@ -109,6 +110,7 @@ def leakage_report(
         near=int(near.sum()),
         per_val_demo={d: float(np.mean(v)) for d, v in per_demo.items()},
         examples=examples,
+        nn_rms=[float(v) for v in rms],
         nn_quantiles={
             f"q{int(q * 100):02d}": float(v)
             for q, v in zip(

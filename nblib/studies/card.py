@@ -9,7 +9,10 @@ Verdict: **PASS** when the file is valid and no validation frame duplicates a tr
 frame; **WARN** when validation frames are byte-identical to training frames, most are
 near-identical, or some demos did not reach success.
 
-Plot functions take arrays and return ``(fig, axes)``; the steps read the frames.
+Blocked views (a camera covered, e.g. by the arm, or dark) and actions saturated at the
+[-1, 1] limits are reported in the metrics and drawn on the figures, not in the verdict:
+they describe the data, they do not make a split leak. Plot functions (and the captions
+beside them) live in :mod:`nblib.studies.card_plots`; the steps here read the frames.
 """
 
 from __future__ import annotations
@@ -28,12 +31,43 @@ from nblib.data.splits import VAL_FRACTION, Split, split_episodes, subset_train
 from nblib.data.summary import DatasetSummary, format_summary
 from nblib.errors import is_int, is_number, require
 from nblib.metrics.estimates import bootstrap_ratio
-from nblib.plots import colors_for, new_figure
 from nblib.studies import Evidence, Study, StudyConfig
+from nblib.studies.card_plots import (
+    caption_action_histograms,
+    caption_episode_lengths,
+    caption_frame_grid,
+    caption_leakage,
+    plot_action_histograms,
+    plot_episode_lengths,
+    plot_frame_grid,
+    plot_leakage,
+)
 from nblib.verdict import Estimate, Verdict
+
+__all__ = [
+    "caption_action_histograms",
+    "caption_episode_lengths",
+    "caption_frame_grid",
+    "caption_leakage",
+    "plot_action_histograms",
+    "plot_episode_lengths",
+    "plot_frame_grid",
+    "plot_leakage",
+]
 
 # Share of near-identical validation frames above which the split is flagged (WARN).
 NEAR_WARN = 0.5
+# |action| at or above this counts as saturated at the clip limit (actions live in [-1, 1];
+# a scripted expert clipped there writes exactly +-1, float32 rounding aside).
+SATURATION = 0.999
+# A blocked view: the camera sees (almost) one colour that is far from what it usually sees
+# (its per-pixel median view over the dataset), or nothing at all. Thresholds in 0..255
+# colour levels, measured on area-averaged thumbnails so that texture does not count.
+BLOCKED_FAR = 60.0  # RMS colour difference from the camera's median 16x16 view
+BLOCKED_ONE_COLOUR = 0.85  # share of 8x8 cells within BLOCKED_COLOUR_TOL of the median cell
+BLOCKED_COLOUR_TOL = 40.0
+BLOCKED_DARK = 12.0  # mean grey level under which a frame is dark (lens capped, no light)
+BLOCKED_FLAT = 2.0  # grey-level standard deviation under which a frame is featureless
 
 
 @dataclass
@@ -96,6 +130,35 @@ class Leakage:
 
 
 @dataclass(frozen=True)
+class BlockedViews:
+    """Frames whose camera sees no scene, per camera: ``(demo, step)`` pairs in file
+    order, and how many frames each camera has."""
+
+    frames: dict[str, list[tuple[str, int]]]
+    totals: dict[str, int]
+
+    def demos(self, camera: str) -> list[str]:
+        return list(dict.fromkeys(d for d, _ in self.frames.get(camera, [])))
+
+    def steps(self, camera: str, demo: str) -> list[int]:
+        return [t for d, t in self.frames.get(camera, []) if d == demo]
+
+    def metrics(self) -> dict:
+        """Per camera: blocked frames, share of its frames, demos, and the first demo and
+        step (what a reader looks up first)."""
+        out = {}
+        for camera, total in self.totals.items():
+            hits = self.frames.get(camera, [])
+            out[camera] = {
+                "frames": len(hits),
+                "share": len(hits) / total if total else 0.0,
+                "demos": len(self.demos(camera)),
+                "first": f"{hits[0][0]} t={hits[0][1]}" if hits else None,
+            }
+        return out
+
+
+@dataclass(frozen=True)
 class CardEvidence(Evidence):
     demos: int
     steps: int
@@ -104,6 +167,10 @@ class CardEvidence(Evidence):
     split: Split
     leakage: LeakageReport
     near_fraction: Estimate  # share of near-identical validation frames, bootstrap interval
+    # what the figures describe (defaults keep hand-built evidence short in tests)
+    lengths: dict[str, list[int]] | None = None  # task -> episode lengths
+    saturation: dict[str, dict] | None = None  # action dim -> shares at -1 / +1
+    blocked: BlockedViews | None = None
 
 
 def prepare(config: CardConfig) -> CardStudy:
@@ -144,6 +211,94 @@ def demos_table(store: DemoStore) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("task")
 
 
+def episode_lengths(store: DemoStore) -> dict[str, list[int]]:
+    """Task -> the lengths (steps) of its demos, tasks in the store's order."""
+    return {
+        t: [store.lengths[d] for d in store.demos if store.task_label(d) == t]
+        for t in store.tasks()
+    }
+
+
+def length_stats(lengths: dict[str, list[int]]) -> dict[str, dict]:
+    """Task -> demos and min / median / max episode length (what the figure marks)."""
+    return {
+        task: {
+            "demos": len(v),
+            "min": int(np.min(v)),
+            "median": float(np.median(v)),
+            "max": int(np.max(v)),
+        }
+        for task, v in lengths.items()
+    }
+
+
+def action_values(store: DemoStore) -> dict[str, np.ndarray]:
+    """Task -> (steps, action_dim) actions of all its demos."""
+    return {
+        t: np.concatenate([store.actions[d] for d in store.demos if store.task_label(d) == t])
+        for t in store.tasks()
+    }
+
+
+def saturated_actions(values: dict[str, np.ndarray], names: list[str]) -> dict[str, dict]:
+    """Per action dimension over all steps of all tasks: the share of steps at the clip
+    limits (``<= -SATURATION`` and ``>= SATURATION``) and the number of steps."""
+    every = np.concatenate(list(values.values()))
+    out = {}
+    for i, name in enumerate(names):
+        column = every[:, i]
+        out[name] = {
+            "share_at_minus_1": float(np.mean(column <= -SATURATION)),
+            "share_at_plus_1": float(np.mean(column >= SATURATION)),
+            "steps": int(column.size),
+        }
+    return out
+
+
+def _thumb(frame: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def blocked_mask(frames: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Which of ``frames`` (N, H, W, 3) uint8 show no scene: dark (mean grey under
+    ``BLOCKED_DARK``), featureless (grey std under ``BLOCKED_FLAT``) or covered: one colour
+    fills ``BLOCKED_ONE_COLOUR`` of the 8x8 cells and the frame is ``BLOCKED_FAR`` from
+    ``reference`` (the camera's median 16x16 view, default the median of ``frames``), so a
+    plain wall the camera always sees is not flagged but an arm link in front of it is."""
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        return np.zeros(0, dtype=bool)
+    grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    dark = grey.mean(axis=(1, 2)) < BLOCKED_DARK
+    flat = grey.std(axis=(1, 2)) < BLOCKED_FLAT
+    thumbs = np.stack([_thumb(f, 16) for f in frames])
+    if reference is None:
+        reference = np.median(thumbs, axis=0)
+    far = np.sqrt(((thumbs - reference) ** 2).sum(-1).mean(axis=(1, 2))) > BLOCKED_FAR
+    cells = np.stack([_thumb(f, 8).reshape(-1, 3) for f in frames])
+    spread = np.linalg.norm(cells - np.median(cells, axis=1, keepdims=True), axis=-1)
+    one_colour = (spread < BLOCKED_COLOUR_TOL).mean(axis=1) >= BLOCKED_ONE_COLOUR
+    return dark | flat | (far & one_colour)
+
+
+def blocked_views(study: CardStudy) -> BlockedViews:
+    """Every frame of every camera checked with :func:`blocked_mask` against that
+    camera's median view over the whole dataset."""
+    store = study.store
+    frames, totals = {}, {}
+    for camera in store.cameras:
+        per_demo = {d: store.frames(d, camera, 0, store.lengths[d]) for d in store.demos}
+        every = np.concatenate(list(per_demo.values()))
+        reference = np.median(np.stack([_thumb(f, 16) for f in every]), axis=0)
+        hits = []
+        for demo, demo_frames in per_demo.items():
+            hits += [(demo, int(t)) for t in np.flatnonzero(blocked_mask(demo_frames, reference))]
+        frames[camera], totals[camera] = hits, len(every)
+    return BlockedViews(frames, totals)
+
+
 def split_and_check_leakage(study: CardStudy) -> Leakage:
     """The per-episode split (stratified by task, before any subsetting) and the leakage
     report comparing every validation frame with every training frame of one camera."""
@@ -161,9 +316,13 @@ def split_and_check_leakage(study: CardStudy) -> Leakage:
     return Leakage(split, report)
 
 
-def evidence(study: CardStudy, leakage: Leakage) -> CardEvidence:
+def evidence(
+    study: CardStudy, leakage: Leakage, blocked: BlockedViews | None = None
+) -> CardEvidence:
     """The counts, the failed demos and the leakage, with the share of near-identical
-    validation frames bootstrapped over the validation demos (a demo's frames are alike)."""
+    validation frames bootstrapped over the validation demos (a demo's frames are alike),
+    and what the figures describe: episode lengths, saturated actions, blocked views
+    (checked here when ``blocked`` is None)."""
     report = leakage.report
     demos = [d for d in leakage.split.val if d in report.per_val_demo]
     if demos:
@@ -172,9 +331,18 @@ def evidence(study: CardStudy, leakage: Leakage) -> CardEvidence:
         near_fraction = bootstrap_ratio(near, frames, "validation demos", study.config.seed)
     else:
         near_fraction = Estimate(0.0, 0.0, 0.0, "no validation frames")
-    s = study.summary
+    s, store = study.summary, study.store
     return CardEvidence(
-        s.demos, s.steps, len(s.tasks), study.failed_demos, leakage.split, report, near_fraction
+        s.demos,
+        s.steps,
+        len(s.tasks),
+        study.failed_demos,
+        leakage.split,
+        report,
+        near_fraction,
+        lengths=episode_lengths(store),
+        saturation=saturated_actions(action_values(store), store.mapping.action_labels()),
+        blocked=blocked if blocked is not None else blocked_views(study),
     )
 
 
@@ -206,14 +374,24 @@ def verdict(evidence: CardEvidence, config: CardConfig) -> Verdict:
 
 
 def metrics(evidence: CardEvidence) -> dict:
-    """What metrics.json records beside the verdict's numbers."""
-    return {
+    """What metrics.json records beside the verdict's numbers, including every number the
+    figures show (episode lengths per task, saturated actions, blocked views, the leakage
+    threshold)."""
+    out = {
         "demos": evidence.demos,
         "steps": evidence.steps,
         "tasks": evidence.tasks,
         "train_demos": len(evidence.split.train),
         "val_demos": len(evidence.split.val),
+        "leak_threshold": evidence.leakage.threshold,
     }
+    if evidence.lengths is not None:
+        out["episode_length"] = length_stats(evidence.lengths)
+    if evidence.saturation is not None:
+        out["saturated_actions"] = evidence.saturation
+    if evidence.blocked is not None:
+        out["blocked_frames"] = evidence.blocked.metrics()
+    return out
 
 
 def failed_demos(store: DemoStore) -> list[str]:
@@ -237,49 +415,10 @@ def random_demos_per_task(store: DemoStore, per_task: int, seed: int) -> dict[st
 # ----------------------------------------------------------------------------- figures
 
 
-def plot_episode_lengths(store: DemoStore):
-    """Histogram of episode lengths (steps), stacked by task."""
-    tasks = store.tasks()
-    colours = colors_for(tasks)
-    fig, ax = new_figure()
-    lengths = [[store.lengths[d] for d in store.demos if store.task_label(d) == t] for t in tasks]
-    ax.hist(lengths, bins=15, stacked=True, label=tasks, color=[colours[t] for t in tasks])
-    ax.set_xlabel("episode length (steps)")
-    ax.set_ylabel("demos")
-    ax.legend(fontsize=6)
-    return fig, ax
-
-
-def plot_action_histograms(store: DemoStore, dim_names: list[str] | None = None, bins: int = 40):
-    """One histogram per action dimension over all steps, by task (step-normalised)."""
-    dims = store.mapping.action_dim
-    names = dim_names or store.mapping.action_labels()
-    tasks = store.tasks()
-    colours = colors_for(tasks)
-    fig, axes = new_figure(ncols=dims, nrows=1, squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        for task in tasks:
-            values = np.concatenate(
-                [store.actions[d][:, i] for d in store.demos if store.task_label(d) == task]
-            )
-            ax.hist(
-                values,
-                bins=bins,
-                range=(-1, 1),
-                histtype="step",
-                density=True,
-                color=colours[task],
-                label=task,
-            )
-        ax.set_title(names[i])
-        ax.set_yticks([])
-    axes[0][-1].legend(fontsize=5, loc="upper right")
-    return fig, axes
-
-
-def frame_strips(study: CardStudy) -> dict[str, tuple]:
+def frame_strips(study: CardStudy, blocked: BlockedViews | None = None) -> dict[str, tuple]:
     """One figure per camera: evenly spaced frames of ``strip_demos_per_task`` random demos
-    of each task. Returns camera -> (fig, axes)."""
+    of each task, blocked views (``blocked``, see :func:`blocked_views`) outlined and each
+    strip's first blocked step shown. Returns camera -> (fig, axes)."""
     cfg, store = study.config, study.store
     shown = [
         d
@@ -288,63 +427,66 @@ def frame_strips(study: CardStudy) -> dict[str, tuple]:
     ]
     out = {}
     for camera in store.cameras:
+        hit = blocked.frames.get(camera, []) if blocked else []
         rows = []
         for demo in shown:
             ts = np.linspace(0, store.lengths[demo] - 1, cfg.strip_frames).round().astype(int)
+            bad = {t for d, t in hit if d == demo}
+            if bad and not bad & set(ts.tolist()):  # show the first blocked step itself
+                ts[0] = min(bad)
+                ts = np.unique(ts)
             frames = [store.frames(demo, camera, int(t), int(t) + 1)[0] for t in ts]
-            rows.append((f"{store.task_label(demo)}\n{demo}", ts.tolist(), frames))
-        out[camera] = plot_frame_grid(rows, camera)
+            rows.append(
+                (
+                    f"{store.task_label(demo)}\n{demo}",
+                    ts.tolist(),
+                    frames,
+                    sorted(bad & set(ts.tolist())),
+                )
+            )
+        stats = blocked.metrics().get(camera) if blocked else None
+        out[camera] = plot_frame_grid(rows, camera, stats)
     return out
 
 
-def plot_frame_grid(rows: list[tuple[str, list[int], list[np.ndarray]]], camera: str):
-    """One row per demo: ``(label, steps, frames)`` with frames (H, W, 3) uint8."""
-    n_frames = max(len(frames) for _, _, frames in rows)
-    fig, axes = new_figure(
-        ncols=n_frames, nrows=len(rows), height=1.0 * len(rows) + 0.3, squeeze=False
-    )
-    for row, (label, steps, frames) in zip(axes, rows, strict=True):
-        for ax, t, frame in zip(row, steps, frames, strict=True):
-            ax.imshow(frame)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"t={t}", fontsize=5, pad=1)
-        row[0].set_ylabel(label, fontsize=5)
-    fig.suptitle(f"camera: {camera}", fontsize=7)
-    return fig, axes
+def frames_caption(study: CardStudy, camera: str, blocked: BlockedViews | None) -> str:
+    """The caption of :func:`frame_strips`' figure of ``camera``."""
+    cfg, store = study.config, study.store
+    picks = random_demos_per_task(store, cfg.strip_demos_per_task, cfg.seed)
+    stats = blocked.metrics()[camera] if blocked is not None else None
+    return caption_frame_grid(camera, sum(len(v) for v in picks.values()), cfg.strip_frames, stats)
 
 
-def leakage_examples(study: CardStudy, leakage: Leakage, n: int = 4):
-    """The closest val/train frame pairs of the leakage report, side by side."""
+def leakage_caption(leakage: Leakage, near: Estimate) -> str:
+    """The caption of :func:`leakage_examples`' figure, with the verdict's numbers."""
+    r = leakage.report
+    return caption_leakage(near, r.threshold, NEAR_WARN, r.val_frames, r.camera, r.exact)
+
+
+def leakage_examples(study: CardStudy, leakage: Leakage, near: Estimate | None = None, n: int = 3):
+    """The leakage figure: nearest-train distance of every validation frame against the
+    threshold, the near-duplicate share ``near`` (the verdict's bootstrap estimate; computed
+    as in :func:`evidence` when None) and the ``n`` closest val/train pairs with their
+    difference images."""
     leak, store = leakage.report, study.store
+    if near is None:
+        near = evidence(study, leakage, BlockedViews({}, {})).near_fraction
     pairs = []
     for ex in leak.examples[:n]:
         val = store.frames(ex["val_demo"], leak.camera, ex["val_t"], ex["val_t"] + 1)[0]
-        train = store.frames(ex["train_demo"], leak.camera, ex["train_t"], ex["train_t"] + 1)
+        train = store.frames(ex["train_demo"], leak.camera, ex["train_t"], ex["train_t"] + 1)[0]
         pairs.append(
             (
                 val,
                 f"val {ex['val_demo']} t={ex['val_t']}",
-                train[0],
-                f"train {ex['train_demo']} t={ex['train_t']} (rms {ex['rms_diff']:.2f})",
+                train,
+                f"train {ex['train_demo']} t={ex['train_t']}",
+                ex["rms_diff"],
             )
         )
-    return plot_leakage_pairs(pairs)
-
-
-def plot_leakage_pairs(pairs: list[tuple[np.ndarray, str, np.ndarray, str]]):
-    """Rows of (val frame, caption, train frame, caption)."""
-    fig, axes = new_figure(
-        ncols=2, nrows=max(len(pairs), 1), height=1.3 * max(len(pairs), 1), squeeze=False
+    return plot_leakage(
+        leak.nn_rms, leak.threshold, near, NEAR_WARN, pairs, leak.camera, leak.exact
     )
-    for row, (val, val_title, train, train_title) in zip(axes, pairs, strict=False):
-        row[0].imshow(val)
-        row[0].set_title(val_title, fontsize=6)
-        row[1].imshow(train)
-        row[1].set_title(train_title, fontsize=6)
-        for ax in row:
-            ax.axis("off")
-    return fig, axes
 
 
 # ----------------------------------------------------------------------------- interactive
