@@ -559,7 +559,9 @@ def plot_isolation(isolation: dict | None):
     return fig, (left, right)
 
 
-def caption_isolation(isolation: dict) -> str:
+def caption_isolation(isolation: dict | None) -> str | None:
+    if isolation is None:  # a plug-in: no figure
+        return None
     parts = ", ".join(f"{k} {v['mae']:.3g}" for k, v in isolation.items())
     return (
         "Seed 001's test 3: each head trained alone to map random conditions to random "
