@@ -80,11 +80,13 @@ def plot_cosine_heatmaps(
     order: np.ndarray,
     groups: list,
     table: pd.DataFrame | None = None,
+    collapse_spread: float | None = None,
 ):
     """Pairwise cosine similarity of the samples at every stage, samples sorted by ``order``
     (task, then timestep): a colour strip per task block on the left and top edges (the
     suite's task colours, named in the legend), one colour scale (-1..1), and the stage's
-    spread (the number the verdict judges) in its title when ``table`` is given."""
+    spread (the number the verdict judges) in its title when ``table`` is given, the
+    verdict's threshold ``collapse_spread`` above them."""
     from matplotlib.colors import ListedColormap
 
     fig, axes = _grid(len(representations))
@@ -127,6 +129,12 @@ def plot_cosine_heatmaps(
             ax.spines[side].set_visible(False)
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="cosine (uncentred)")
+    if table is not None and collapse_spread is not None:
+        show_number(fig, "collapse_spread", collapse_spread)
+        fig.suptitle(
+            f"the verdict calls a stage collapsed when its spread is below {collapse_spread:g}",
+            fontsize=7,
+        )
     handles = [Patch(color=colours[t], label=t) for t in tasks]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(len(tasks), 5), fontsize=6,
@@ -249,12 +257,15 @@ def caption_collapse(table: pd.DataFrame, collapse_spread: float, found: dict) -
     least = found["least_spread"]
     collapsed = found["collapsed"]
     verdict = f"collapsed: {', '.join(collapsed)}" if collapsed else "no learned stage is collapsed"
+    learned = [s for s in table.index if s not in INPUT_STAGES]
+    alike = max(learned, key=lambda s: _value(table, s, "cos_mean") or -np.inf)
     return (
         "Left: per stage, the share of its energy that differs between samples (spread, 95 % "
         "bootstrap interval; log axis), the number the verdict judges against the dashed "
-        f"threshold {collapse_spread:g}; the diamonds (1 − mean cosine) show that a mean "
-        "cosine of 0.97 is a spread of about 0.03, above it. Right: the centred effective "
-        "rank, how many directions the variation uses, not how much of it there is. "
+        f"threshold {collapse_spread:g}; the diamonds (1 − mean pairwise cosine) show the "
+        f"same scale: {alike}'s mean cosine {_value(table, alike, 'cos_mean'):.3f} is a "
+        f"spread of {_value(table, alike, 'spread'):.3f}. Right: the centred effective rank, "
+        "how many directions the variation uses, not how much of it there is. "
         f"Here {verdict}; the least varied learned stage is {least} "
         f"({_value(table, least, 'spread'):.3f})."
     )
@@ -579,7 +590,8 @@ def cosine_heatmaps(study, representations: dict[str, np.ndarray], table=None):
     from nblib.studies.probes.stages import sample_order
 
     groups = study.info["task"].tolist()
-    return plot_cosine_heatmaps(representations, sample_order(study), groups, table)
+    threshold = study.config.collapse_spread
+    return plot_cosine_heatmaps(representations, sample_order(study), groups, table, threshold)
 
 
 def collapse_bars(table: pd.DataFrame, config):
