@@ -12,14 +12,22 @@ from nblib.studies.probes.language import (
     instruction_variants,
     language_reliance,
     mi_estimate,
+    reliance,
 )
 from nblib.studies.probes.plots import (
     collapse_bars,
     cosine_heatmaps,
     embedding_figures,
+    plot_wiring,
     stage_browser,
 )
-from nblib.studies.probes.stages import collapse, collect, embeddings, summaries
+from nblib.studies.probes.stages import (
+    collapse,
+    collect,
+    embeddings,
+    pca_variance,
+    summaries,
+)
 from nblib.studies.probes.study import STAGES, ProbesConfig, ProbesStudy, describe, prepare
 from nblib.studies.probes.wiring import head_isolation, pipeline_checks
 
@@ -44,9 +52,12 @@ __all__ = [
     "language_reliance",
     "metrics",
     "mi_estimate",
+    "pca_variance",
+    "plot_wiring",
     "pipeline_checks",
     "plots",
     "prepare",
+    "reliance",
     "stage_browser",
     "summaries",
     "verdict",

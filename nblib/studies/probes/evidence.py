@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.studies import Evidence
-from nblib.studies.probes.language import LANGUAGE_TOL, LanguageReliance
+from nblib.studies.probes.language import LANGUAGE_TOL, LanguageReliance, reliance
 from nblib.studies.probes.stages import INPUT_STAGES, collapse
 from nblib.studies.probes.study import ProbesConfig, ProbesStudy
 from nblib.verdict import Verdict
@@ -40,6 +40,7 @@ class ProbesEvidence(Evidence):
     isolation: dict | None = None
     attention: dict | None = None
     mi: float | None = None
+    pca_variance: dict | None = None
 
 
 def evidence(
@@ -50,7 +51,10 @@ def evidence(
     isolation: dict | None = None,
     attention: dict | None = None,
     mi: float | None = None,
+    pca_variance: dict | None = None,
 ) -> ProbesEvidence:
+    """``pca_variance``: :func:`nblib.studies.probes.pca_variance` of the stages (what the
+    PCA figures' axes show)."""
     return ProbesEvidence(
         study.source,
         len(study.samples),
@@ -62,6 +66,7 @@ def evidence(
         isolation,
         attention,
         mi,
+        pca_variance,
     )
 
 
@@ -130,13 +135,7 @@ def verdict(evidence: ProbesEvidence, config: ProbesConfig) -> Verdict:
     if evidence.language is not None:
         change = evidence.language.action_change
         numbers |= {f"action_change_{k.replace(' ', '_')}": e.value for k, e in change.items()}
-        decisive = [change[k] for k in ("other task", "empty") if k in change]
-        if any(e.above(LANGUAGE_TOL) for e in decisive):
-            relies = "relies on"
-        elif all(e.below(LANGUAGE_TOL) for e in decisive):
-            relies = "ignores"
-        else:
-            relies = "may or may not rely on (an interval straddles the threshold)"
+        relies = reliance(change)
         reasons.append(
             "the instruction changes the predicted actions by "
             + ", ".join(f"{e} std ({k})" for k, e in change.items())
@@ -167,6 +166,19 @@ def _records(table: pd.DataFrame) -> dict:
     return out
 
 
+CHECK_TEXT = ("check", "ok", "detail")  # metrics["checks"]: the table as the notebook shows it
+
+
+def _wiring(records: list[dict]) -> dict:
+    """metrics["wiring"]: the checks' numbers by name ("lora", then each module), what the
+    wiring figure shows."""
+    return {
+        r["name"]: {k: v for k, v in r.items() if k not in (*CHECK_TEXT, "name")} | {"ok": r["ok"]}
+        for r in records
+        if "name" in r
+    }
+
+
 def metrics(evidence: ProbesEvidence) -> dict:
     """What metrics.json records beside the verdict's numbers."""
     out = {
@@ -177,8 +189,20 @@ def metrics(evidence: ProbesEvidence) -> dict:
     }
     if evidence.language is not None:
         out["language"] = _records(evidence.language.table)
+        for name, e in evidence.language.action_change.items():  # the figure's whiskers
+            out["language"][name] |= {"action_change_low": e.low, "action_change_high": e.high}
     if evidence.checks is not None:
-        out["checks"] = evidence.checks.to_dict(orient="records")
+        records = [
+            {k: v for k, v in row.items() if _none_if_nan(v) is not None}
+            for row in evidence.checks.to_dict(orient="records")
+        ]
+        out["checks"] = [{k: v for k, v in r.items() if k in CHECK_TEXT} for r in records]
+        out["wiring"] = _wiring(records)
+    if evidence.pca_variance is not None:
+        out["pca_variance"] = {
+            stage: {"pc1": float(r[0]), "pc2": float(r[1])}
+            for stage, r in evidence.pca_variance.items()
+        }
     if evidence.isolation is not None:
         out["head_isolation"] = {
             k: {m: v[m] for m in ("first_loss", "final_loss", "mae")}

@@ -37,6 +37,22 @@ class LanguageReliance:
     action_change: dict[str, Estimate]
 
 
+# The variants that decide whether the policy reads its instruction (a paraphrase or a
+# shuffle may rightly leave the actions alone).
+DECISIVE = ("other task", "empty")
+
+
+def reliance(change: dict[str, Estimate], tol: float = LANGUAGE_TOL) -> str:
+    """What the decisive variants' action changes say, in words the verdict and the
+    figure share: "relies on", "ignores" or "may or may not rely on (...)"."""
+    decisive = [change[k] for k in DECISIVE if k in change]
+    if any(e.above(tol) for e in decisive):
+        return "relies on"
+    if decisive and all(e.below(tol) for e in decisive):
+        return "ignores"
+    return "may or may not rely on (an interval straddles the threshold)"
+
+
 def instruction_variants(study: ProbesStudy) -> dict[str, list[str]]:
     """Per variant, one instruction per probe sample: ``paraphrase`` (another phrasing of
     the same task from the file's instruction list; left out unless every task has one),

@@ -187,6 +187,15 @@ def sample_order(study: ProbesStudy) -> np.ndarray:
     return np.lexsort((study.info["t"].to_numpy(), study.info["task"].to_numpy()))
 
 
+def pca_variance(representations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per stage, the share of its variance that its first two principal components
+    explain (2,): what the PCA figures' axes say they show."""
+    from nblib.metrics.embedding import pca_embedding
+
+    _check(representations)
+    return {k: pca_embedding(x)[1] for k, x in representations.items()}
+
+
 def embeddings(study: ProbesStudy, representations: dict[str, np.ndarray]) -> dict:
     """(N, 2) embeddings of every stage by method: PCA, and UMAP when ``config.umap``."""
     from nblib.metrics.embedding import pca_embedding, umap_embedding

@@ -47,6 +47,7 @@ def pipeline_checks(study: ProbesStudy) -> pd.DataFrame:
             "ok": bool(lora["ok"]),
             "detail": f"{lora['adapters']} adapter tensors; output change {lora['output_change']:.2g} "
             f"when enabled vs zeroed; {lora['with_gradient']} receive a gradient",
+            **_lora_numbers(lora),
         }
     ]
     model = study.model
@@ -74,8 +75,16 @@ def pipeline_checks(study: ProbesStudy) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lora_numbers(lora: dict) -> dict:
+    """The LoRA row's numbers for the wiring figure and metrics (``name`` "lora")."""
+    keys = ("adapters", "output_change", "with_gradient")
+    return {"name": "lora"} | {k: float(lora.get(k) or 0.0) for k in keys}
+
+
 def _gradient_rows(grads: list[dict]) -> list[dict]:
-    """The checks table's rows of :func:`nblib.models.checks.gradient_check`'s results."""
+    """The checks table's rows of :func:`nblib.models.checks.gradient_check`'s results,
+    with their numbers (``name`` the module, ``trainable``, ``frozen``, ``grad_norm``) for
+    the wiring figure."""
     rows = []
     for row in grads:
         trains = row["trainable"] > 0
@@ -87,6 +96,10 @@ def _gradient_rows(grads: list[dict]) -> list[dict]:
                 "detail": f"{row['trainable']} trainable / {row['frozen']} frozen parameters; "
                 f"grad norm {row['grad_norm']:.3g}; frozen tensors with a gradient "
                 f"{row['frozen_with_grad']}; trainable without {row['trainable_without_grad']}",
+                "name": row["module"],
+                "trainable": float(row["trainable"]),
+                "frozen": float(row["frozen"]),
+                "grad_norm": float(row["grad_norm"]),
             }
         )
     return rows
@@ -124,12 +137,15 @@ def plugin_checks(study: ProbesStudy) -> pd.DataFrame:
             f"{lora['output_change']:.2g} when set vs zeroed; {lora['with_gradient']} receive "
             "a gradient from forward's loss"
             + (f"; without: {', '.join(lora['unreached'])}" if lora["unreached"] else ""),
+            **_lora_numbers(lora),
         }
     else:
         row = {
             "check": "LoRA adapters in the forward path",
             "ok": True,
             "detail": "the plug-in holds no peft LoRA layer: nothing to check",
+            "name": "lora",
+            "adapters": 0.0,
         }
     modules = dict(model.named_children()) or {type(model).__name__: model}
     model.train()
