@@ -333,7 +333,7 @@ def plot_chunks(rows: list[ChunkRow], names: list[str]):
             low, high = ax.get_ylim()
             for bound in (-ACTION_LIMIT, ACTION_LIMIT):
                 if low <= bound <= high:
-                    ax.axhline(bound, color="#999999", linewidth=0.5, linestyle=":")
+                    ax.axhline(bound, color="#999999", linewidth=0.5, linestyle=":", zorder=1)
     handles = [
         Line2D([], [], color="black", label="demo (true)"),
         Line2D([], [], color="black", linestyle="--", label="predicted"),
