@@ -23,6 +23,7 @@ from nblib.paths import find_repo_root
 from nblib.run.params import notebook_parameters
 from nblib.run.report import to_jsonable
 from nblib.studies import card, comparison, lr, overfit, probes, tokens
+from nblib.studies.setup import train_policy
 from nblib.verdict import Verdict
 
 NOTEBOOKS = find_repo_root() / "notebooks"
@@ -121,12 +122,15 @@ def test_overfit_study_end_to_end(tiny_manifest):
     assessment = overfit.assess(study)
     assert assessment.train.pred.shape == study.train.actions.shape
     assert list(overfit.error_table(study, assessment).columns)[-1] == "val MAE/std"
+    rows = overfit.example_rows(study, assessment, 2)
+    assert [r.split for r in rows] == ["train", "val"]
     for fig, _ in (
-        overfit.plot_training(history, config),
+        overfit.plot_training(history, assessment, config),
         overfit.plot_dim_errors(study, assessment),
-        overfit.plot_predicted_chunks(study, assessment.train, overfit.example_indices(study, 2)),
+        overfit.plot_predicted_chunks(study, rows),
     ):
         plt.close(fig)
+    assert len(overfit.learning_curve(history)["step"]) == 5  # every step of a 5-step run
     browser = overfit.chunk_browser(study, assessment.train)  # interactive=True's slider
     assert browser.children[0].max == len(study.train) - 1
     plt.close("all")
@@ -137,6 +141,22 @@ def test_overfit_study_end_to_end(tiny_manifest):
     assert rel.low <= rel.value <= rel.high and "bootstrap over" in rel.method
     metrics = to_jsonable(overfit.metrics(evidence))
     assert metrics["steps"] == 5 and metrics["train_samples"] == len(study.train)
+
+
+def test_overfit_evaluations_during_training_leave_it_unchanged(tiny_manifest):
+    # the flow head draws its noise and times from the global RNG: an evaluation that
+    # consumed it would change every later step; its last point is the final assessment
+    config = small_overfit(tiny_manifest, steps=6, batch_size=8, warmup_steps=1)
+    study = overfit.prepare(config, progress=False)
+    measured = overfit.fit(study, progress=False)
+    curve = overfit.learning_curve(measured)
+    assert curve["step"] == [1, 2, 3, 4, 5, 6] and "val_relative_mean" in curve
+    final = overfit.assess(study).train.relative.value
+    assert curve["train_relative_mean"][-1] == pytest.approx(final, rel=1e-9)
+    plain = train_policy(
+        study.setup, study.setup.new_model(config.seed), config.train_config(False), 8
+    )
+    np.testing.assert_allclose(measured.column("loss"), plain.column("loss"), rtol=1e-6)
 
 
 def test_saved_overfit_policy_predicts_identically(tiny_manifest, tmp_path):

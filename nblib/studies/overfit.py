@@ -54,6 +54,10 @@ DEFAULT_THRESHOLDS = {
     "flow": {"pass": 0.25, "partial": 0.45},
     "infobot": {"pass": 0.15, "partial": 0.35},  # deterministic, like regression
 }
+# Evaluations of the action error during training (train and val, full sets): enough
+# points for a learning curve, few enough to cost a small share of the run (measured in
+# metrics' ``eval_seconds``).
+EVAL_POINTS = 10
 
 
 @dataclass
@@ -227,6 +231,7 @@ class OverfitEvidence(Evidence):
     history: History | None
     steps: int
     cache: dict | None
+    action_names: tuple[str, ...] = ()  # the keys of the metrics' per_dimension
 
 
 def prepare(config: OverfitConfig, progress: bool = True) -> OverfitStudy:
@@ -238,9 +243,75 @@ def prepare(config: OverfitConfig, progress: bool = True) -> OverfitStudy:
 
 
 def fit(study: OverfitStudy, progress: bool = True) -> History:
-    """Train the study's policy with the suite's one training loop; returns the history."""
+    """Train the study's policy with the suite's one training loop; returns the history.
+    :data:`EVAL_POINTS` times during training (and after the last step) the mean chunk
+    MAE/std on the training and the validation samples is measured as :func:`assess`
+    does and recorded in that step's record (``eval_train_relative``,
+    ``eval_val_relative``, ``eval_seconds``): the learning curve of the verdict's own
+    quantity. The evaluation leaves the training bit-identical (RNG states and the
+    train/eval mode are restored)."""
     cfg = study.config
-    return train_policy(study.setup, study.model, cfg.train_config(progress), cfg.batch_size)
+    every = eval_every(cfg.steps)
+
+    def periodic_eval(step: int, record: dict, model) -> None:
+        if (step + 1) % every == 0 or step == 0 or step + 1 == cfg.steps:
+            record.update(_evaluate_quietly(study, model))
+
+    return train_policy(
+        study.setup, study.model, cfg.train_config(progress), cfg.batch_size, periodic_eval
+    )
+
+
+def eval_every(steps: int) -> int:
+    """Steps between two evaluations during training (:data:`EVAL_POINTS` in a run)."""
+    return max(1, steps // EVAL_POINTS)
+
+
+def _evaluate_quietly(study: OverfitStudy, model) -> dict:
+    """The train (and val) mean chunk MAE/std of ``model`` now, with every RNG state and
+    the train/eval mode restored, so the training does not see it happened."""
+    import random
+    import time
+
+    t0 = time.perf_counter()
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    was_training = model.training
+    try:
+        seed, setup = study.config.seed, study.setup
+        out = {"eval_train_relative": _relative_mean(setup, model, study.train, seed)}
+        if study.val is not None:
+            out["eval_val_relative"] = _relative_mean(setup, model, study.val, seed)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        model.train(was_training)
+    out["eval_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _relative_mean(setup: TrainingSetup, model, samples: Samples, seed: int) -> float:
+    """The mean chunk MAE/std of ``model`` on ``samples`` (no bootstrap: cheap)."""
+    pred = setup.predict(model, samples, seed=seed)
+    true = setup.stats.actions.unnormalize(samples.actions, "mean_std")
+    std = np.array(setup.stats.actions.std)
+    return open_loop_errors(pred, true, samples.mask, std)["relative_mean"]
+
+
+def learning_curve(history: History | None) -> dict | None:
+    """The action errors measured during training (:func:`fit`): optimizer steps done
+    and the train (and val) mean chunk MAE/std there; None without evaluations."""
+    rows = [r for r in (history or []) if "eval_train_relative" in r]
+    if not rows:
+        return None
+    curve = {
+        "step": [int(r["step"]) + 1 for r in rows],  # updates done when it was measured
+        "train_relative_mean": [float(r["eval_train_relative"]) for r in rows],
+    }
+    if all("eval_val_relative" in r for r in rows):
+        curve["val_relative_mean"] = [float(r["eval_val_relative"]) for r in rows]
+    curve["seconds"] = float(sum(r["eval_seconds"] for r in rows))
+    return curve
 
 
 def evaluate(setup: TrainingSetup, model, samples: Samples, seed: int = 0) -> OpenLoop:
@@ -273,7 +344,8 @@ def evidence(
 ) -> OverfitEvidence:
     cfg = study.config
     cache = study.cache.stats() if study.cache is not None else None
-    return OverfitEvidence(cfg.head, cfg.control, assessment, history, cfg.steps, cache)
+    names = tuple(study.action_names)
+    return OverfitEvidence(cfg.head, cfg.control, assessment, history, cfg.steps, cache, names)
 
 
 def cache_summary(study: OverfitStudy) -> str:
@@ -320,12 +392,23 @@ def _generator_settings(manifest: str) -> dict | None:
         return None
 
 
+def judge(relative: Estimate, limits: dict[str, float]) -> str:
+    """PASS when the whole interval of the mean chunk MAE/std is at or below the PASS bar,
+    FAIL when it is all above the PARTIAL bar, PARTIAL otherwise (the verdict's rule, also
+    what the figures say)."""
+    if relative.high <= limits["pass"]:
+        return "PASS"
+    if relative.low > limits["partial"]:
+        return "FAIL"
+    return "PARTIAL"
+
+
 def verdict(evidence: OverfitEvidence, config: OverfitConfig) -> Verdict:
     """PASS / PARTIAL / FAIL from the mean chunk MAE/std on the training demos against the
     config's bars (:meth:`OverfitConfig.thresholds`), judged on its bootstrap interval over
-    the training samples: PASS when the whole interval is at or below the PASS bar, FAIL
-    when it is above the PARTIAL bar, PARTIAL otherwise (an interval straddling a bar is
-    said). The loss is deliberately not used."""
+    the training samples (:func:`judge`): PASS when the whole interval is at or below the
+    PASS bar, FAIL when it is above the PARTIAL bar, PARTIAL otherwise (an interval
+    straddling a bar is said). The loss is deliberately not used."""
     limits = config.thresholds()
     rel = evidence.assessment.train.relative
     per_dim = evidence.assessment.train.errors["relative_chunk"]
@@ -340,10 +423,11 @@ def verdict(evidence: OverfitEvidence, config: OverfitConfig) -> Verdict:
         f"worst dim {worst}: {per_dim[worst]:.3f})"
     )
     note = straddle_note("the mean chunk MAE/std", rel, (limits["pass"], limits["partial"]))
-    if rel.high <= limits["pass"]:
+    label = judge(rel, limits)
+    if label == "PASS":
         reasons = [f"{detail} <= {limits['pass']}: the pipeline can fit these demos"]
         return Verdict("PASS", reasons, numbers)
-    if rel.low > limits["partial"]:
+    if label == "FAIL":
         why = (
             f"{detail} > {limits['partial']}: the pipeline cannot fit these demos; check that "
             "inputs differ between samples and reach the head"
@@ -357,10 +441,11 @@ def verdict(evidence: OverfitEvidence, config: OverfitConfig) -> Verdict:
 
 
 def metrics(evidence: OverfitEvidence) -> dict:
-    """What metrics.json records beside the verdict's numbers."""
+    """What metrics.json records beside the verdict's numbers: also what the figures show
+    (per action dimension MAE/std, the validation interval, the learning curve)."""
     history = evidence.history
     train, val = evidence.assessment.train, evidence.assessment.val
-    return {
+    out = {
         "head": evidence.head,
         "control": evidence.control,
         "val_relative_mean": val.errors["relative_mean"] if val else None,
@@ -372,6 +457,29 @@ def metrics(evidence: OverfitEvidence) -> dict:
         "seconds_per_step": float(np.median(history.column("seconds"))) if history else None,
         "cache": evidence.cache,
     }
+    if val is not None:
+        out["val_relative_mean_low"] = val.relative.low
+        out["val_relative_mean_high"] = val.relative.high
+        out["val_samples"] = val.errors["samples"]
+    out["per_dimension"] = per_dimension(evidence.assessment, evidence.action_names)
+    curve = learning_curve(history)
+    if curve is not None:
+        out["learning_curve"] = curve
+    return out
+
+
+def per_dimension(assessment: Assessment, names: tuple[str, ...] | list[str]) -> dict:
+    """Per action dimension (by name, else ``dim<i>``): the chunk MAE/std on the training
+    and the validation demos, the quantity whose mean the verdict judges."""
+    train, val = assessment.train.errors, assessment.val.errors if assessment.val else None
+    count = len(train["relative_chunk"])
+    keys = list(names) if len(names) == count else [f"dim{i}" for i in range(count)]
+    out = {}
+    for i, key in enumerate(keys):
+        out[key] = {"train_mae_over_std": float(train["relative_chunk"][i])}
+        if val is not None:
+            out[key]["val_mae_over_std"] = float(val["relative_chunk"][i])
+    return out
 
 
 def describe(study: OverfitStudy) -> str:
@@ -425,91 +533,103 @@ def error_table(study: OverfitStudy, assessment: Assessment) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- figures
+# The drawing lives in nblib.studies.overfit_plots; these take the study's objects.
 
 
-def plot_training(history: History, config: OverfitConfig):
-    from nblib.plots import plot_training_curves
+def _finals(assessment: Assessment) -> tuple[Estimate, Estimate | None]:
+    val = assessment.val.relative if assessment.val is not None else None
+    return assessment.train.relative, val
 
-    return plot_training_curves(history, label=config.head)
+
+def plot_training(history: History, assessment: Assessment, config: OverfitConfig):
+    """The loss next to what was learned: the mean chunk MAE/std on train and val during
+    training and at the end, against the PASS / PARTIAL bars."""
+    from nblib.studies import overfit_plots
+
+    train, val = _finals(assessment)
+    curve = learning_curve(history)
+    return overfit_plots.plot_training(history, curve, train, val, config.thresholds(), config.head)
+
+
+def caption_training(history: History, assessment: Assessment, config: OverfitConfig) -> str:
+    from nblib.studies import overfit_plots
+
+    train, val = _finals(assessment)
+    label = judge(train, config.thresholds())
+    return overfit_plots.caption_training(
+        history, learning_curve(history), train, val, config.thresholds(), label
+    )
 
 
 def plot_dim_errors(study: OverfitStudy, assessment: Assessment):
-    """Per-dimension chunk MAE on train (and val) next to the action std (seed 001's table)."""
-    from nblib.plots import color_for, new_figure
+    """Chunk MAE/std per action dimension on train and val, and the verdict's mean with
+    its interval against the PASS / PARTIAL bars."""
+    from nblib.studies import overfit_plots
 
-    train, val = assessment.train, assessment.val
-    names = study.action_names
-    x = np.arange(len(names))
-    fig, ax = new_figure(width=3.5, height=2.2)
-    bars = [
-        ("action std", np.asarray(study.stats.actions.std), "#bbbbbb"),
-        ("train MAE", np.asarray(train.errors["chunk_mae"]), color_for("train")),
-    ]
-    if val is not None:
-        bars.append(("val MAE", np.asarray(val.errors["chunk_mae"]), color_for("val")))
-    width = 0.8 / len(bars)
-    for i, (label, values, colour) in enumerate(bars):
-        ax.bar(x + (i - (len(bars) - 1) / 2) * width, values, width, label=label, color=colour)
-    ax.set_xticks(x, names)
-    ax.set_ylabel("action units")
-    ax.legend()
-    return fig, ax
-
-
-def example_indices(study: OverfitStudy, n: int) -> list[int]:
-    """``n`` random training samples (reproducible for the config's seed)."""
-    from nblib.data.splits import sample_indices
-
-    return sample_indices(len(study.train), n, study.config.seed)
-
-
-def plot_predicted_chunks(study: OverfitStudy, train: OpenLoop, indices: list[int]):
-    """Predicted (dashed) vs true (solid) chunks of the given training samples."""
-    samples = study.train
-    true = study.stats.actions.unnormalize(samples.actions, "mean_std")
-    labels = [f"{d} t={t}" for d, t in zip(samples.demo, samples.t, strict=True)]
-    return plot_chunks(train.pred, true, samples.mask, indices, labels, study.action_names)
-
-
-def plot_chunks(
-    pred: np.ndarray,
-    true: np.ndarray,
-    mask: np.ndarray,
-    indices: list[int],
-    labels: list[str],
-    names: list[str],
-):
-    """Predicted (dashed) vs true (solid) action chunks, one row per sample, one column per
-    dim. pred/true (N, H, A) in action units, mask (N, H): padded steps are not drawn."""
-    from nblib.plots import PALETTE, new_figure
-
-    fig, axes = new_figure(
-        ncols=len(names),
-        nrows=len(indices),
-        width=7.16,
-        height=1.1 * len(indices) + 0.4,
-        squeeze=False,
-        sharex=True,
+    cfg, (train, val) = study.config, _finals(assessment)
+    limits = cfg.thresholds()
+    val_errors = assessment.val.errors if assessment.val is not None else None
+    return overfit_plots.plot_dim_errors(
+        study.action_names,
+        assessment.train.errors,
+        train,
+        val_errors,
+        val,
+        limits,
+        judge(train, limits),
+        cfg.control,
     )
-    for r, (row, i) in enumerate(zip(axes, indices, strict=True)):
-        valid = mask[i]
-        for d, ax in enumerate(row):
-            steps = np.arange(pred.shape[1])
-            ax.plot(steps[valid], true[i, valid, d], color=PALETTE[d % len(PALETTE)], label="true")
-            ax.plot(
-                steps[valid],
-                pred[i, valid, d],
-                color=PALETTE[d % len(PALETTE)],
-                linestyle="--",
-                label="predicted",
-            )
-            if r == 0:
-                ax.set_title(names[d])
-        row[0].set_ylabel(labels[i] if i < len(labels) else str(i), fontsize=6)
-    axes[0][0].legend(fontsize=5)
-    for ax in axes[-1]:
-        ax.set_xlabel("chunk step")
-    return fig, axes
+
+
+def caption_dim_errors(study: OverfitStudy, assessment: Assessment) -> str:
+    from nblib.studies import overfit_plots
+
+    (train, val), limits = _finals(assessment), study.config.thresholds()
+    return overfit_plots.caption_dim_errors(
+        study.action_names, assessment.train.errors, train, val, limits, judge(train, limits)
+    )
+
+
+def example_rows(study: OverfitStudy, assessment: Assessment, n: int) -> list:
+    """``n`` random samples to draw (reproducible for the config's seed): half of them
+    (rounded up) from the training demos, the rest from the validation demos, each with
+    at least half its chunk inside the episode
+    (:func:`nblib.studies.overfit_plots.drawable`)."""
+    from nblib.data.splits import sample_indices
+    from nblib.studies.overfit_plots import drawable
+
+    sets = [("train", study.train, assessment.train)]
+    if study.val is not None and assessment.val is not None:
+        sets.append(("val", study.val, assessment.val))
+    counts = [n - n // 2, n // 2] if len(sets) == 2 else [n]
+    rows = []
+    for (name, samples, result), k in zip(sets, counts, strict=True):
+        pool = drawable(samples.mask)
+        picked = [int(pool[i]) for i in sample_indices(len(pool), k, study.config.seed)]
+        rows += [_row(study, name, samples, result, i) for i in picked]
+    return rows
+
+
+def _row(study: OverfitStudy, split: str, samples: Samples, result: OpenLoop, i: int):
+    from nblib.studies.overfit_plots import ChunkRow
+
+    true = study.stats.actions.unnormalize(samples.actions[i], "mean_std")
+    label = f"{samples.demo[i]} t={int(samples.t[i])}"
+    std = np.asarray(study.stats.actions.std, dtype=float)
+    return ChunkRow(split, label, result.pred[i], np.asarray(true), samples.mask[i], std)
+
+
+def plot_predicted_chunks(study: OverfitStudy, rows: list):
+    """Predicted (dashed) vs true (solid) chunks of ``rows`` (:func:`example_rows`)."""
+    from nblib.studies.overfit_plots import plot_chunks
+
+    return plot_chunks(rows, study.action_names)
+
+
+def caption_predicted_chunks(study: OverfitStudy, rows: list) -> str:
+    from nblib.studies.overfit_plots import caption_chunks
+
+    return caption_chunks(rows, study.action_names, study.config.horizon)
 
 
 def chunk_browser(study: OverfitStudy, train: OpenLoop):
@@ -519,7 +639,7 @@ def chunk_browser(study: OverfitStudy, train: OpenLoop):
     import matplotlib.pyplot as plt
 
     def show(i=0):
-        plot_predicted_chunks(study, train, [i])
+        plot_predicted_chunks(study, [_row(study, "train", study.train, train, i)])
         plt.show()
 
     return w.interactive(show, i=w.IntSlider(min=0, max=len(study.train) - 1, description="sample"))
