@@ -120,6 +120,17 @@ _FIXED: dict[str, dict[str, str]] = {
         "robot0_eye_in_hand": "#DDAA33",
         "wrist": "#DDAA33",
     },
+    # Meta-World's (dx, dy, dz, gripper) and LIBERO's end-effector deltas: fixed so that
+    # the axes of one action are never two near-identical hues of the palette
+    "dim": {
+        **dict.fromkeys(["x", "dx"], "#332288"),
+        **dict.fromkeys(["y", "dy"], "#117733"),
+        **dict.fromkeys(["z", "dz"], "#DDCC77"),
+        **dict.fromkeys(["roll", "droll"], "#88CCEE"),
+        **dict.fromkeys(["pitch", "dpitch"], "#999933"),
+        **dict.fromkeys(["yaw", "dyaw"], "#AA4499"),
+        "gripper": "#CC6677",
+    },
     "run": {"flow": "#228833", "regression": "#EE6677"},  # action heads
     "split": {"train": "#444444", "val": "#EE7733", "validation": "#EE7733"},
 }
