@@ -123,9 +123,11 @@ def test_stride_effect_skips_cameras_without_reference(tiny):
     assert (wrist["pairs"] == 0).all() and wrist["median_error_deg"].isna().all()
     # the tiny file's hand moves exactly as commanded (eef = 0.01 * summed actions)
     assert np.allclose(corner["median_commanded_deg"], corner["median_error_deg"])
-    fig, _ = compass_plots.plot_stride_effect(table)  # the NaN camera is left out of the plot
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["corner", "corner, commanded"]
+    fig, _ = compass_plots.plot_stride_effect(table)  # the NaN camera is named, not drawn
+    legend = fig.axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["corner: where the hand went", "corner: where commanded"]
+    assert legend.get_title().get_text() == "no reference: behindGripper (wrist)"
 
 
 def test_existing_flows_are_kept_and_rows_may_name_their_file(tiny):
@@ -325,16 +327,21 @@ def test_verdict_judges_intervals_and_says_which_straddles():
 def test_compass_arrows_are_mean_unit_directions_plain_or_relative():
     df = table(perfect=True)
     ids, n = token_ids(df, 0, 8)
-    fig, axes = compass_plots.plot_compass(TokenTable(df, ids, n))
-    arrows = [a.xy for a in axes.ravel()[0].texts]  # token 0 = "right", one per dataset
-    assert len(arrows) == 2
-    for x, y in arrows:
-        assert x > 0.9 and abs(y) < 0.15
-    up = axes.ravel()[2].texts[0].xy  # token 2 = "up": drawn up
-    assert up[1] > 0.9
+    cells = compass.compass_cells(TokenTable(df, ids, n))
+    right = cells[cells["token"] == 0]  # token 0 = "right", one row per dataset
+    assert len(right) == 2
+    assert (right["x"] > 0.9).all() and (right["y"].abs() < 0.15).all()
+    up = cells[cells["token"] == 2]  # token 2 = "up": drawn up
+    assert (up["y"] > 0.9).all()
     # everything drifts right by the same vector: relative arrows remove the drift
     drift = df.assign(flow_dx=df["flow_dx"] + 100.0)
-    _, plain = compass_plots.plot_compass(TokenTable(drift, ids, n))
-    _, rel = compass_plots.plot_compass(TokenTable(drift, ids, n), relative=True)
-    assert all(a.xy[0] > 0.99 for a in plain.ravel()[2].texts)  # "up" now points right
-    assert all(a.xy[1] > 0.95 for a in rel.ravel()[2].texts)  # unit length, up again
+    moved = compass.compass_cells(TokenTable(drift, ids, n))
+    up = moved[moved["token"] == 2]
+    assert (up["x"] > 0.99).all()  # "up" now points right
+    assert (np.abs(up["rel_angle_deg"] - 90) < 15).all()  # what the token adds: up again
+    summary = compass.analyse(TokenTable(df, ids, n))
+    fig, axes = compass_plots.plot_compass(cells, compass.per_token(cells), summary, n)
+    arrows = [a.xy for a in axes.ravel()[0].texts if hasattr(a, "xy") and a.get_text() == ""]
+    assert len(arrows) == 2 and all(
+        x > 0.9 * r for (x, _), r in zip(arrows, right["R"], strict=True)
+    )

@@ -177,7 +177,10 @@ def verdict(
     whenever most of the data moves one way) and how much the datasets agree on each
     token's direction beyond chance (``agreement_adjusted``). Either interval wholly below
     ``inconsistent``: INCONSISTENT; both wholly at or above ``consistent``: CONSISTENT;
-    else PARTIAL, saying which interval straddles a threshold. UNDETERMINED when the first
+    else PARTIAL, saying which interval straddles a threshold. CONSISTENT also needs the
+    agreement to cover ``MIN_COMPARED_SHARE`` of the moving pairs (``rows_compared`` of
+    ``rows_with_direction``, when the summary has them): tokens one dataset uses alone say
+    nothing about meaning the same motion everywhere. UNDETERMINED when the first
     is undefined, or the tokens do carry direction but the datasets cannot be compared
     (too few pairs per token, or motion so alike that chance agreement is ~1)."""
     estimates = estimates or {}
@@ -223,14 +226,121 @@ def verdict(
         f"NMI(token, direction bin) = {summary.get('direction_nmi') or 0:.2f}; linear probe "
         f"{summary.get('probe_accuracy') or 0:.2f} vs chance {summary.get('probe_chance') or 0:.2f}",
     ]
+    share = compared_share(summary)
+    if share is not None:
+        reasons.append(
+            f"the agreement covers {summary.get('codes_compared')} tokens seen in two or more "
+            f"datasets: {summary['rows_compared']:,} of {summary['rows_with_direction']:,} "
+            f"moving pairs ({share:.0%}); the other pairs carry tokens one dataset uses alone"
+        )
     if r.method != "point estimate":
         reasons.append(f"intervals: {r.method}")
     if r.below(inconsistent) or (agree is not None and agree.below(inconsistent)):
         return Verdict("INCONSISTENT", reasons, numbers)
     if r.low >= consistent and agree is not None and agree.low >= consistent:
-        return Verdict("CONSISTENT", reasons, numbers)
+        if share is None or share >= MIN_COMPARED_SHARE:
+            return Verdict("CONSISTENT", reasons, numbers)
+        reasons.append(
+            f"both numbers reach {consistent}, but the agreement speaks for {share:.0%} of the "
+            f"moving pairs (CONSISTENT needs {MIN_COMPARED_SHARE:.0%}): most motion is coded "
+            "by tokens the datasets do not share"
+        )
+        return Verdict("PARTIAL", reasons, numbers)
     for name, est in (("the direction concentration", r), ("the agreement", agree)):
         note = est and straddle_note(name, est, (consistent, inconsistent))
         if note:
             reasons.append(note)
     return Verdict("PARTIAL", reasons, numbers)
+
+
+# Least share of the moving pairs whose token the datasets can be compared on (seen at least
+# MIN_COUNT times in two or more of them) for CONSISTENT: "the same motion everywhere" is not
+# shown by an agreement over the few tokens the datasets share when most of the motion is
+# coded by tokens only one dataset uses.
+MIN_COMPARED_SHARE = 0.5
+# Pairs a (token, dataset) cell needs to count (the default min_count of consistency_score).
+MIN_COUNT = 5
+
+
+def _angle(x, y) -> np.ndarray:
+    """Compass angle (deg, 0 = right, 90 = up) of vectors already in "up is up" axes."""
+    return np.degrees(np.arctan2(y, x))
+
+
+def _largest_gap(angles: np.ndarray) -> float:
+    """Largest angle (deg, 0..180) between any two of ``angles``."""
+    a = np.asarray(angles, dtype=float)
+    diff = np.abs((a[:, None] - a[None, :] + 180.0) % 360.0 - 180.0)
+    return float(diff.max()) if len(a) else float("nan")
+
+
+def compass_cells(
+    table: TokenTable,
+    motion: str = "flow",
+    group: str = "dataset",
+    min_magnitude: float = 0.5,
+) -> pd.DataFrame:
+    """One row per (token, dataset) with moving pairs: ``n``, the mean unit direction
+    (``x``, ``y`` with up positive; its length is the resultant length ``R``; ``angle_deg``)
+    and the same after subtracting the dataset's mean unit direction over all its moving
+    pairs (``rel_x``, ``rel_y``, ``rel_angle_deg``): what the token adds to its dataset's
+    own motion, the direction :func:`nblib.metrics.tokens.consistency_score` (``center``)
+    compares across datasets. The same rows, y flip and centring as the verdict's."""
+    moving = table.moving(motion, min_magnitude)
+    vec = table.motion(motion)[moving]
+    unit = vec / np.hypot(vec[:, 0], vec[:, 1])[:, None] * np.array([1.0, -1.0])
+    frame = pd.DataFrame(
+        {"token": table.ids[moving], group: table.df[group].to_numpy()[moving], "x": unit[:, 0]}
+    ).assign(y=unit[:, 1])
+    offset = frame.groupby(group)[["x", "y"]].mean()
+    cells = frame.groupby(["token", group]).agg(n=("x", "size"), x=("x", "mean"), y=("y", "mean"))
+    cells = cells.reset_index().rename(columns={group: "dataset"})
+    off = offset.loc[cells["dataset"]].to_numpy()
+    cells["R"] = np.hypot(cells["x"], cells["y"])
+    cells["angle_deg"] = _angle(cells["x"], cells["y"])
+    cells["rel_x"], cells["rel_y"] = cells["x"] - off[:, 0], cells["y"] - off[:, 1]
+    cells["rel_angle_deg"] = _angle(cells["rel_x"], cells["rel_y"])
+    return cells
+
+
+def per_token(cells: pd.DataFrame, min_count: int = MIN_COUNT) -> dict:
+    """metrics.json's ``per_token``: per token with moving pairs (key: its id as text), the
+    moving pairs, resultant length and mean angle per dataset, and for a token seen at least
+    ``min_count`` times in two or more datasets (``compared``, as the verdict's agreement)
+    the largest angle between those datasets' mean directions, plain
+    (``angle_between_deg``) and centred (``centred_angle_between_deg``, the verdict's), and
+    the agreement of the centred directions (|mean of their unit vectors|; with two datasets
+    cos(angle / 2)) and of the plain ones (``plain_agreement``)."""
+    out = {}
+    for token, part in cells.groupby("token"):
+        counted = part[part["n"] >= min_count]
+        entry = {
+            "pairs": {d: int(n) for d, n in zip(part["dataset"], part["n"], strict=True)},
+            "resultant_length": {
+                d: float(r) for d, r in zip(part["dataset"], part["R"], strict=True)
+            },
+            "angle_deg": {
+                d: float(a) for d, a in zip(part["dataset"], part["angle_deg"], strict=True)
+            },
+            "compared": bool(len(counted) >= 2),
+        }
+        if entry["compared"]:
+            rel = np.radians(counted["rel_angle_deg"].to_numpy())
+            plain = np.radians(counted["angle_deg"].to_numpy())
+            entry |= {
+                "angle_between_deg": _largest_gap(counted["angle_deg"].to_numpy()),
+                "plain_agreement": float(np.hypot(np.cos(plain).mean(), np.sin(plain).mean())),
+                "centred_angle_between_deg": _largest_gap(counted["rel_angle_deg"].to_numpy()),
+                "agreement": float(np.hypot(np.cos(rel).mean(), np.sin(rel).mean())),
+            }
+        out[str(int(token))] = entry
+    return out
+
+
+def compared_share(summary: dict) -> float | None:
+    """Share of the moving pairs the agreement covers (``rows_compared`` of
+    ``rows_with_direction``); None when the summary lacks them."""
+    compared, moving = summary.get("rows_compared"), summary.get("rows_with_direction")
+    if compared is None or not moving:
+        return None
+    return compared / moving

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from nblib.studies import Evidence
-from nblib.studies.tokens import compass, frame_pairs
-from nblib.studies.tokens.study import VERDICT_VIEW, CompassConfig, Tokens, Views
+from nblib.studies.tokens import compass, frame_pairs, plots
+from nblib.studies.tokens.study import VERDICT_VIEW, CompassConfig, Tokens, Views, training_final
 from nblib.verdict import Verdict
 
 
@@ -21,6 +21,7 @@ class TokensEvidence(Evidence):
     strides: pd.DataFrame | None = None
     ablation: dict | None = None
     latent_model: dict | None = None
+    training: dict | None = None
 
 
 def evidence(
@@ -30,7 +31,8 @@ def evidence(
     ablation: dict | None = None,
 ) -> TokensEvidence:
     meta = None if tokens.model is None else tokens.model.meta
-    return TokensEvidence(len(tokens.table), views, strides, ablation, meta)
+    training = training_final(tokens)
+    return TokensEvidence(len(tokens.table), views, strides, ablation, meta, training)
 
 
 def verdict(evidence: TokensEvidence, config: CompassConfig) -> Verdict:
@@ -41,12 +43,18 @@ def verdict(evidence: TokensEvidence, config: CompassConfig) -> Verdict:
 
 def metrics(evidence: TokensEvidence) -> dict:
     """What metrics.json records beside the verdict's numbers: every view's summary, the
-    stride check, the ablation and the model's training record."""
+    per-token directions of the compass (``per_token``), the stride check (as a list and
+    by camera and stride, ``flow_vs_reference``), the ablation and the model's training
+    record and final losses."""
     strides = evidence.strides
+    cells = evidence.views.cells
     return {
         "pairs": evidence.pairs,
         **{name.replace(" ", "_"): s for name, s in evidence.views.summaries.items()},
         "flow_vs_reference_median_deg": None if strides is None else frame_pairs.records(strides),
         "permutation_ablation": evidence.ablation,
         "latent_model": evidence.latent_model,
+        "latent_model_training": evidence.training,
+        "per_token": None if cells is None else compass.per_token(cells, compass.MIN_COUNT),
+        "flow_vs_reference": None if strides is None else plots.stride_records(strides),
     }

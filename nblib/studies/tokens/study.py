@@ -174,6 +174,7 @@ class Views:
     summaries: dict
     estimates: dict
     clusters: pd.Series | None = None
+    cells: pd.DataFrame | None = None  # per (token, dataset): compass.compass_cells
 
 
 def prepare(config: CompassConfig) -> CompassStudy:
@@ -271,14 +272,25 @@ def training_summary(tokens: Tokens) -> str:
     return f"{meta['seconds']:.0f} s, {meta['pairs']} training pairs; final {final}{where}"
 
 
-def training_figure(tokens: Tokens):
-    """The latent model's training curves; (None, None) with a token file or a checkpoint
-    saved without its history."""
-    from nblib.plots import plot_training_curves
-
+def training_final(tokens: Tokens) -> dict | None:
+    """Final reconstruction / copy MSE and perplexity (means over the last 10 batches) of
+    the latent model's training; None without a history."""
     if not tokens.history:
-        return None, None
-    return plot_training_curves(tokens.history, label="latent actions")
+        return None
+    keys = ("recon", "copy", "perplexity", "active")
+    return {k: float(tokens.history.final(k)) for k in keys if k in tokens.history[-1]}
+
+
+def training_figure(tokens: Tokens):
+    """What the latent model learned (reconstruction against copying frame t, codebook
+    perplexity) and its caption; (None, "") with a token file or a checkpoint saved without
+    its history."""
+    final = training_final(tokens)
+    if not final:
+        return None, ""
+    size = tokens.model.config.codebook_size
+    fig, _ = plots.plot_latent_training(tokens.history, size)
+    return fig, plots.caption_latent_training(final, size)
 
 
 def add_motion(study: CompassStudy, table: TokenTable) -> TokenTable:
@@ -304,27 +316,52 @@ def stride_check(study: CompassStudy, table: TokenTable) -> pd.DataFrame | None:
     )
 
 
-def stride_figure(strides: pd.DataFrame | None):
-    return (None, None) if strides is None else plots.plot_stride_effect(strides)
+def stride_figure(strides: pd.DataFrame | None, stride: int = 4):
+    """The flow-vs-reference figure and its caption; (None, "") without a stride check."""
+    if strides is None:
+        return None, ""
+    return plots.plot_stride_effect(strides)[0], plots.caption_stride_effect(strides, stride)
 
 
-def compass_figures(study: CompassStudy, table: TokenTable) -> dict[str, tuple]:
-    """The compass, the relative compass, the flow scatter and the per-token angular
-    histograms of the moving pairs, by figure name."""
+def compass_figures(study: CompassStudy, table: TokenTable, views: Views | None = None) -> dict:
+    """The compass (the verdict's concentration), the relative compass (the verdict's
+    agreement), the flow scatter and the per-token angular histograms of the moving pairs:
+    figure name -> (figure, caption). ``views`` from :func:`analyse` (computed here when
+    not given)."""
+    from nblib.studies.tokens.compass import MIN_COUNT, per_token
+
     cfg = study.config
+    views = views if views is not None else analyse(study, table)
+    summary, estimates = views.summaries[VERDICT_VIEW], views.estimates
+    cells, tokens_info = views.cells, per_token(views.cells, MIN_COUNT)
     vec = table.motion(cfg.motion)
     moving = table.moving(cfg.motion, cfg.min_motion)
     hist = angular_histograms(
         table.ids[moving], angle_deg(vec[moving]), HISTOGRAM_BINS, table.n_codes
     )
-    return {
-        "token_compass": plots.plot_compass(table, cfg.motion, min_magnitude=cfg.min_motion),
-        "token_compass_relative": plots.plot_compass(
-            table, cfg.motion, min_magnitude=cfg.min_motion, relative=True
-        ),
-        "flow_scatter": plots.plot_flow_scatter(table, cfg.motion),
-        "polar_histograms": plots.plot_polar_histograms(hist),
+    conc, agree = estimates.get("concentration"), estimates.get("agreement")
+    out = {
+        "token_compass": (
+            plots.plot_compass(
+                cells, tokens_info, summary, table.n_codes, conc, min_count=MIN_COUNT
+            )[0],
+            plots.caption_compass(summary, tokens_info, conc),
+        )
     }
+    if summary.get("codes_compared"):
+        out["token_compass_relative"] = (
+            plots.plot_compass_relative(cells, tokens_info, summary, agree, min_count=MIN_COUNT)[0],
+            plots.caption_compass_relative(summary, agree),
+        )
+    out["flow_scatter"] = (
+        plots.plot_flow_scatter(table, cfg.motion)[0],
+        plots.caption_flow_scatter(table, cfg.motion),
+    )
+    out["polar_histograms"] = (
+        plots.plot_polar_histograms(hist)[0],
+        plots.caption_polar_histograms(hist),
+    )
+    return out
 
 
 def analyse(study: CompassStudy, table: TokenTable) -> Views:
@@ -345,7 +382,8 @@ def analyse(study: CompassStudy, table: TokenTable) -> Views:
     estimates = compass.verdict_estimates(
         table, summaries[VERDICT_VIEW], cfg.motion, "dataset", cfg.min_motion, cfg.seed
     )
-    return Views(summaries, estimates, clusters)
+    cells = compass.compass_cells(table, cfg.motion, "dataset", cfg.min_motion)
+    return Views(summaries, estimates, clusters, cells)
 
 
 def views_table(views: Views) -> pd.DataFrame:
@@ -366,8 +404,23 @@ def usage(table: TokenTable) -> dict:
     return codebook_usage(table.ids, table.n_codes)
 
 
+def usage_by_dataset(table: TokenTable) -> pd.DataFrame:
+    """Frame pairs per code (rows, every code) and dataset (columns)."""
+    counts = pd.crosstab(table.ids, table.df["dataset"].to_numpy())
+    return counts.reindex(range(table.n_codes), fill_value=0)
+
+
 def plot_codebook_usage(table: TokenTable):
-    return plots.plot_codebook_usage(usage(table)["counts"])
+    """Codebook usage per dataset and its caption."""
+    used = usage(table)
+    summary = {
+        "codebook_perplexity": used["perplexity"],
+        "codebook_active_codes": used["active_codes"],
+    }
+    counts = usage_by_dataset(table)
+    return plots.plot_codebook_usage(counts, summary)[0], plots.caption_codebook_usage(
+        counts, summary
+    )
 
 
 def codebook_summary(table: TokenTable) -> str:
@@ -400,30 +453,41 @@ def ablation_table(ablation: dict | None) -> pd.DataFrame | None:
     return pd.Series({k: ablation[k] for k in names}, name="recon MSE").to_frame()
 
 
-def umap_figures(study: CompassStudy, tokens: Tokens) -> dict[str, tuple]:
-    """UMAP of the codebook vectors and of the latents of random pairs (coloured by their
-    token), by figure name; none without a model or with ``umap=False``."""
+def codebook_figure(tokens: Tokens):
+    """Cosine similarity of the codebook vectors and its caption; (None, "") without a
+    model."""
+    if tokens.model is None:
+        return None, ""
+    codebook = tokens.model.codebook().detach().numpy()
+    counts = usage(tokens.table)["counts"]
+    return plots.plot_codebook_similarity(codebook, counts)[0], plots.caption_codebook_similarity(
+        codebook
+    )
+
+
+def umap_figures(study: CompassStudy, tokens: Tokens) -> dict:
+    """UMAP of the latents of random pairs (coloured by their token): name -> (figure,
+    caption); none without a model or with ``umap=False``. (The 16 or so codebook vectors
+    get a cosine-similarity matrix instead, :func:`codebook_figure`: a UMAP of that few
+    points shows mostly its own layout.)"""
     cfg = study.config
     if tokens.model is None or not cfg.umap:
         return {}
-    codebook = tokens.model.codebook().detach().numpy()
     latents, latent_ids = frame_pairs.latents_sample(
         tokens.model, study.store, tokens.table, UMAP_LATENTS, cfg.seed, position=cfg.token_position
     )
-    return {
-        "umap_codebook": plots.plot_embedding(
-            umap_embedding(codebook, cfg.seed),
-            np.arange(len(codebook)),
-            "UMAP of codebook vectors",
-            len(codebook),
-        ),
-        "umap_latents": plots.plot_embedding(
-            umap_embedding(latents, cfg.seed),
-            latent_ids,
-            "UMAP of latents (colour: token)",
-            tokens.table.n_codes,
-        ),
-    }
+    fig, _ = plots.plot_embedding(
+        umap_embedding(latents, cfg.seed),
+        latent_ids,
+        "UMAP of latents (colour: token)",
+        tokens.table.n_codes,
+    )
+    caption = (
+        f"UMAP of the encoder outputs of {len(latents):,} random frame pairs, coloured by the "
+        "token they quantise to: tokens that mean one motion form separate clusters (UMAP "
+        "distances between clusters carry no meaning)."
+    )
+    return {"umap_latents": (fig, caption)}
 
 
 def gallery(study: CompassStudy, table: TokenTable):
@@ -432,7 +496,7 @@ def gallery(study: CompassStudy, table: TokenTable):
     cfg, df, ids = study.config, table.df, table.ids
     with_frames = frame_pairs.has_frames(df)
     if not with_frames.any():
-        return None, None
+        return None, ""
     counts = usage(table)["counts"]
     top = [int(c) for c in np.argsort(counts)[::-1][: cfg.gallery_tokens] if counts[c] > 0]
     rng = np.random.default_rng(cfg.seed)
@@ -461,7 +525,12 @@ def gallery(study: CompassStudy, table: TokenTable):
                 }
             )
         rows.append((code, pairs))
-    return plots.plot_gallery(rows)
+    fig, _ = plots.plot_gallery(rows)
+    caption = (
+        f"Random frame pairs of the {len(rows)} most used tokens (one row each): frame t, then "
+        "frame t+k with the pair's mean optical flow drawn from the centre (white, 3x)."
+    )
+    return fig, caption
 
 
 def plotly_scatter(study: CompassStudy, table: TokenTable):
