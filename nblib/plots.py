@@ -241,17 +241,26 @@ def color_for(name: str, kind: str | None = None) -> str:
     return palette[_hashed_index(key) % len(palette)]
 
 
+#: Kelly's (1965) colours of maximum contrast, white and black left out: unlike tab20
+#: they come in no light/dark pairs, which would suggest that two codes are related.
+KELLY_COLORS: tuple[str, ...] = (
+    "#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482",
+    "#008856", "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C",
+    "#DCD300", "#882D17", "#8DB600", "#654522", "#E25822", "#2B3D26",
+)  # fmt: skip
+
+
 def category_colors(n: int) -> list[str]:
     """``n`` distinct colours for integer categories such as codebook entries, the same
     list for the same ``n`` so category i has one colour in every figure: the palette for
-    up to 8, matplotlib's tab20 for up to 20, evenly spaced turbo colours beyond."""
+    up to 8, Kelly's contrast colours for up to 20, evenly spaced turbo colours beyond."""
     import matplotlib as mpl
     from matplotlib.colors import to_hex
 
     if n <= len(PALETTE):
         return list(PALETTE[:n])
-    if n <= 20:
-        return [to_hex(c) for c in mpl.colormaps["tab20"].colors[:n]]
+    if n <= len(KELLY_COLORS):
+        return list(KELLY_COLORS[:n])
     return [to_hex(mpl.colormaps["turbo"](0.05 + 0.9 * i / (n - 1))) for i in range(n)]
 
 
