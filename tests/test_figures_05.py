@@ -45,7 +45,7 @@ def _figures(study, paired) -> dict:
         "task_heatmap": (comparison.heatmap_figure(study)[0], comparison.heatmap_caption(study)),
         "performance_profiles": (
             comparison.profile_figure(study, profiles)[0],
-            comparison.profile_caption(profiles),
+            comparison.profile_caption(study, profiles),
         ),
         "perturbations": (
             comparison.perturbation_figure(study)[0],

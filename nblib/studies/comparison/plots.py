@@ -232,11 +232,17 @@ def plot_task_heatmap(tasks: pd.DataFrame, runs: list[str] | None = None, max_la
     colourbar = fig.colorbar(image, ax=list(axes[:, 0]), fraction=0.025, pad=0.01, aspect=40)
     colourbar.set_label("success rate (%)")
     colourbar.ax.tick_params(labelsize=SMALL)
+    missing = any(np.isnan(b[1].to_numpy(float)).any() for b in blocks)
+    notes = ["grey: task not evaluated by that run"] if missing else []
     if any(v is False for v in complete.values()):
+        notes.append(
+            f"{INCOMPLETE_MARK} interrupted run: a cell with fewer episodes is an unfinished task"
+        )
+    if notes:
         fig.text(
             0.005,
             0.002,
-            f"{INCOMPLETE_MARK} interrupted run: a cell with fewer episodes is an unfinished task",
+            "  ·  ".join(notes),
             fontsize=SMALL,
             ha="left",
             va="bottom",
@@ -609,7 +615,8 @@ def caption_differences(table: pd.DataFrame, correction: str, hidden: int = 0) -
     significant = int(table["significant"].sum()) if shown else 0
     lead = (
         "Paired differences of task-averaged success rates (run − reference, pp), per suite "
-        f"and overall, with bootstrap intervals widened for the {correction}-corrected family; "
+        "and overall, with intervals at the Bonferroni level of the comparisons (paired "
+        "bootstrap, or Newcombe's score interval where the bootstrap collapses); "
         f"filled: the {correction}-corrected Cochran–Mantel–Haenszel test rejects "
         f"({significant} of {shown} shown"
         + (f"; {hidden} other pairs in the tables" if hidden else "")

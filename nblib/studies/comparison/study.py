@@ -410,22 +410,57 @@ def performance_profiles(study: ComparisonStudy) -> pd.DataFrame:
     return stats.performance_profiles(scores, average=True, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
+#: Fewest tasks a run needs for its performance profile: with 5 tasks a profile is a
+#: staircase of 5 steps whose band spans most of the axis, and several runs share it.
+MIN_PROFILE_TASKS = 10
+
+
+def _profiled(study: ComparisonStudy, table: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
+    """The profile rows of runs with at least :data:`MIN_PROFILE_TASKS` tasks, every
+    run's task count, and the runs left out for having fewer."""
+    counts = study.tasks[study.tasks["perturbation"] == "none"].groupby("run", sort=False).size()
+    counts = {k: int(v) for k, v in counts.items()}
+    kept = [m for m in dict.fromkeys(table["method"]) if counts.get(m, 0) >= MIN_PROFILE_TASKS]
+    dropped = [m for m in dict.fromkeys(table["method"]) if m not in kept]
+    return table[table["method"].isin(kept)], counts, dropped
+
+
 def profile_figure(study: ComparisonStudy, table: pd.DataFrame):
-    """:func:`nblib.studies.comparison.plots.plot_performance_profiles`; (None, None)
+    """:func:`nblib.studies.comparison.plots.plot_performance_profiles` of the runs with at
+    least :data:`MIN_PROFILE_TASKS` tasks (the others are counted in a note); (None, None)
     without a run to draw."""
     if table.empty:
         return None, None
-    counts = study.tasks[study.tasks["perturbation"] == "none"].groupby("run", sort=False).size()
-    return plots.plot_performance_profiles(
-        table,
+    kept, counts, dropped = _profiled(study, table)
+    if kept.empty:
+        return None, None
+    fig, ax = plots.plot_performance_profiles(
+        kept,
         study.colours,
         ylabel="fraction of tasks\nwith success rate $> \\tau$",
-        counts={k: int(v) for k, v in counts.items()},
+        counts=counts,
     )
+    if dropped:
+        ax.text(
+            1.01,
+            0.0,
+            f"left out: {len(dropped)} run(s) with < {MIN_PROFILE_TASKS} tasks",
+            transform=ax.transAxes,
+            fontsize=plots.SMALL,
+            va="bottom",
+        )
+    return fig, ax
 
 
-def profile_caption(table: pd.DataFrame) -> str:
-    return plots.caption_performance_profiles(table)
+def profile_caption(study: ComparisonStudy, table: pd.DataFrame) -> str:
+    kept, _, dropped = _profiled(study, table) if len(table) else (table, {}, [])
+    caption = plots.caption_performance_profiles(kept)
+    if dropped:
+        caption = caption[:-1] + (
+            f"; {len(dropped)} run(s) with fewer than {MIN_PROFILE_TASKS} tasks are left out "
+            "(their rates are in the suite and task figures)."
+        )
+    return caption
 
 
 # ----------------------------------------------------------------------------- figures
