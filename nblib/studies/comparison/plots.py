@@ -383,7 +383,7 @@ def plot_perturbations(table: pd.DataFrame, totals: pd.DataFrame, colours: dict[
         # the totals below a thin line, the categories above
         categories = int((rows["group"] == "category").sum())
         if 0 < categories < len(rows):
-            ax.axhline(categories - 0.5, color="black", lw=0.5)
+            ax.axhline(categories - 0.5, xmax=100 / 150, color="black", lw=0.5)  # 0-100 %
     return fig, axes[:, 0]
 
 
