@@ -18,8 +18,11 @@ Wilson's interval at the effective episode count instead of the stratified boots
 named in a new ``ci_method`` column (the nine Meta-World runs, 5 episodes per task, e.g.
 mw-expert [100, 100] -> [86.7, 100], mw-random [0, 0] -> [0, 13.3]; the interrupted
 vla_adapter_spatial_killed, 50 + 8 episodes, [43.25, 80.5] -> [42.3, 76.6]; the
-verdict's reasons name that method). Regenerate only when a change of numbers is
-intended, and say which numbers moved and why:
+verdict's reasons name that method); and once more when the figures' numbers joined
+metrics.json (issue 24): ``study.json`` / ``fisher_bh_study.json`` gained the keys
+``suite_rates``, ``perturbed_totals`` and ``differences`` (the corrected intervals the
+differences figure draws), every earlier key and the verdict unchanged. Regenerate only
+when a change of numbers is intended, and say which numbers moved and why:
 
     PYTHONPATH=$PWD python tests/success_golden.py
 """

@@ -11,8 +11,10 @@ import pytest
 from nblib.cli import main
 from nblib.errors import DataError, ParameterError
 from nblib.paths import find_repo_root
+from nblib.plots import PALETTES
 from nblib.run import report, runner
 from nblib.studies import comparison
+from nblib.studies.comparison import plots
 
 ROOT = find_repo_root(Path(__file__).parent)
 EXAMPLES = ROOT / "data_manifests" / "results"
@@ -129,7 +131,10 @@ def test_libero_plus_baseline_breakdown_has_plain_and_weighted_totals():
     oft = totals.set_index("method").loc["OpenVLA-OFT"]
     assert oft.mean_plain == pytest.approx(71.4, abs=0.05)
     assert oft.total_weighted == pytest.approx(69.6, abs=0.05)
-    assert len(set(study.colours.values())) == len(study.colours)  # one colour per method
+    # runs: the run palette; published policies: one neutral grey (named on the axes,
+    # hatched), so a colour never suggests a published policy is one of the runs
+    assert study.colours["quantvla_fp16_libero_plus_spatial"] in PALETTES["run"]
+    assert {study.colours[p] for p in study.baseline["policy"]} == {plots.PUBLISHED_COLOUR}
 
 
 def test_no_result_files_means_baselines_only(monkeypatch, tmp_path):
@@ -244,8 +249,8 @@ def test_browser_redraws_for_the_chosen_runs_and_suites(monkeypatch):
     runs.value = ("smolvla",)
     suites.value = ("libero_10",)
     bars, heatmap = shown[-2], shown[-1]
-    labels = [t.get_text() for t in bars.axes[0].get_xticklabels()]
-    assert labels == ["Long (10)"]
+    panels = [ax.get_title(loc="left") for ax in bars.axes if ax.get_visible()]
+    assert panels == ["Long (10)"]  # one panel per suite: only the chosen one
     assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == ["smolvla"]
     assert len(heatmap.axes[0].get_yticklabels()) == 10  # libero_10's tasks only
     plt.close("all")

@@ -29,8 +29,10 @@ from nblib.studies.comparison.study import (
     CLAIMED_GAIN_PP,
     ComparisonConfig,
     ComparisonStudy,
+    perturbation_metrics,
     perturbation_table,
     runs_table,
+    suite_rates,
     suite_table,
 )
 from nblib.verdict import Verdict
@@ -243,11 +245,134 @@ def _write_both(frame: pd.DataFrame, stem: Path) -> list[Path]:
     return [tex, md]
 
 
+def difference_table(study: ComparisonStudy, paired: Paired) -> pd.DataFrame:
+    """Every row of ``paired.per_suite`` with the interval the differences figure draws:
+    the same paired bootstrap (same draws: same seed) at the confidence that matches the
+    multiple-comparison correction, 1 − alpha / m for the m comparisons the p-values were
+    corrected over (Bonferroni; 1 − alpha without a correction). The 95 % interval of the
+    tables is not corrected, so it can exclude 0 where the corrected test does not reject
+    (5/25 against 0/25: [−32, −8] pp, Holm p = 1); the widened one rarely does, and the
+    figure marks where it still disagrees. Columns ``ci_low_adjusted``,
+    ``ci_high_adjusted``, ``confidence_adjusted``, ``comparisons`` and ``metrics_key``
+    (``("differences", "<run> − <reference>", scope)``) are added."""
+    per_suite = paired.per_suite
+    if per_suite.empty:
+        return per_suite
+    cfg = study.config
+    m = len(per_suite) if cfg.correction != "none" else 1
+    confidence = 1 - cfg.alpha / m
+    lows, highs, methods = [], [], []
+    for row in per_suite.itertuples(index=False):
+        counts = summaries.paired_counts(study.tasks, row.reference, row.run)
+        if row.scope != "overall":
+            counts = counts.xs(row.scope, level="suite", drop_level=False)
+        low, high, method = _difference_interval(
+            counts["successes_b"].to_numpy(),
+            counts["episodes_b"].to_numpy(),
+            counts["successes_a"].to_numpy(),
+            counts["episodes_a"].to_numpy(),
+            confidence,
+            cfg,
+        )
+        lows.append(100 * low)
+        highs.append(100 * high)
+        methods.append(method)
+    return per_suite.assign(
+        ci_low_adjusted=lows,
+        ci_high_adjusted=highs,
+        interval_method_adjusted=methods,
+        confidence_adjusted=confidence,
+        comparisons=len(per_suite),
+        metrics_key=[
+            ("differences", f"{r} − {ref}", scope)
+            for r, ref, scope in zip(
+                per_suite["run"], per_suite["reference"], per_suite["scope"], strict=True
+            )
+        ],
+    )
+
+
+NEWCOMBE = "Newcombe (Wilson, effective n)"
+
+
+def _bootstrap_holds(k: np.ndarray, n: np.ndarray) -> bool:
+    """The condition of :func:`nblib.metrics.success.suite_interval` for one arm: enough
+    episodes per task and some task strictly between 0 % and 100 %."""
+    return bool(n.min() >= stats.aggregates.MIN_BOOTSTRAP_EPISODES and np.any((k > 0) & (k < n)))
+
+
+def _difference_interval(k_a, n_a, k_b, n_b, confidence: float, cfg) -> tuple:
+    """Interval of mean_t(rate_a) − mean_t(rate_b) at ``confidence``: the paired
+    task-stratified bootstrap where both arms allow it, else Newcombe's hybrid score
+    interval from each arm's Wilson interval at its effective episode count (where the
+    bootstrap collapses: 0/25 against 25/25 gave [−100, −100], 0/25 against 0/25 [0, 0])."""
+    if _bootstrap_holds(k_a, n_a) and _bootstrap_holds(k_b, n_b):
+        result = stats.compare_overall(
+            k_a, n_a, k_b, n_b, n_boot=cfg.n_boot, seed=cfg.seed, confidence=confidence
+        )
+        return result["low"], result["high"], stats.aggregates.BOOTSTRAP
+    (p_a, low_a, high_a), (p_b, low_b, high_b) = (
+        _wilson_of_mean(k, n, confidence) for k, n in ((k_a, n_a), (k_b, n_b))
+    )
+    diff = p_a - p_b
+    low = diff - np.hypot(p_a - low_a, high_b - p_b)
+    high = diff + np.hypot(high_a - p_a, p_b - low_b)
+    return float(max(low, -1.0)), float(min(high, 1.0)), NEWCOMBE
+
+
+def _wilson_of_mean(k, n, confidence: float) -> tuple[float, float, float]:
+    """The mean of the per-task rates with Wilson's interval at the effective episode
+    count T**2 / sum(1 / n_t) (as :func:`nblib.metrics.success.suite_interval`)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    mean = float((k / n).mean())
+    n_eff = float(n.size**2 / (1.0 / n).sum())
+    low, high = proportion_confint(mean * n_eff, n_eff, alpha=1 - confidence, method="wilson")
+    low = 0.0 if mean == 0.0 else float(np.clip(low, 0.0, 1.0))
+    high = 1.0 if mean == 1.0 else float(np.clip(high, 0.0, 1.0))
+    return mean, low, high
+
+
+def figure_references(study: ComparisonStudy, table: pd.DataFrame) -> dict[str, str]:
+    """Per run, the reference the differences figure compares it with by default:
+    ``reference_run`` when set, else the first run (in the order read) that it was
+    compared with, i.e. that shares tasks with it."""
+    out = {}
+    for run in study.runs:
+        part = table[table["run"] == run]
+        if study.reference is not None:
+            part = part[part["reference"] == study.reference]
+        candidates = [r for r in study.runs if r in set(part["reference"])]
+        if candidates:
+            out[run] = candidates[0]
+    return out
+
+
+def shown_differences(study: ComparisonStudy, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`difference_table` the figure shows: every pair with
+    ``figure_pairs="all"``, else each run against its :func:`figure_references` entry."""
+    if table.empty or study.config.figure_pairs == "all":
+        return table
+    references = figure_references(study, table)
+    keep = [references.get(r) == ref for r, ref in zip(table.run, table.reference, strict=True)]
+    return table[keep].reset_index(drop=True)
+
+
 def difference_figure(study: ComparisonStudy, paired: Paired):
-    """The paired differences with their intervals; (None, None) when nothing was paired."""
+    """The paired differences with their corrected intervals (see :func:`difference_table`);
+    (None, None) when nothing was paired."""
     if paired.per_suite.empty:
         return None, None
-    return plots.plot_differences(paired.per_suite, study.colours)
+    table = shown_differences(study, difference_table(study, paired))
+    return plots.plot_differences(table, study.colours, alpha=study.config.alpha)
+
+
+def difference_caption(study: ComparisonStudy, paired: Paired) -> str:
+    if paired.per_suite.empty:
+        return ""
+    table = difference_table(study, paired)
+    shown = shown_differences(study, table)
+    return plots.caption_differences(shown, study.config.correction, hidden=len(table) - len(shown))
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -267,6 +392,9 @@ class ComparisonEvidence(Evidence):
     perturbed: list[dict]  # per run with perturbed episodes: rate, episodes, plain mean
     paired: Paired
     sizes: pd.DataFrame
+    suite_rates: dict  # the suite figure's numbers (study.suite_rates)
+    perturbed_totals: dict  # the perturbation figure's (study.perturbation_metrics)
+    differences: pd.DataFrame  # difference_table: the differences figure's
 
 
 def evidence(study: ComparisonStudy, paired: Paired) -> ComparisonEvidence:
@@ -298,6 +426,9 @@ def evidence(study: ComparisonStudy, paired: Paired) -> ComparisonEvidence:
         perturbed,
         paired,
         sample_sizes(study),
+        suite_rates(study),
+        perturbation_metrics(study),
+        difference_table(study, paired),
     )
 
 
@@ -402,6 +533,29 @@ def metrics(evidence: ComparisonEvidence) -> dict:
     out["suites"] = _records(evidence.suites)
     out["paired"] = _records(evidence.paired.per_suite)
     out["sample_sizes"] = _records(evidence.sizes)
+    # The figures' numbers, keyed (not listed) so a figure can name each one it shows and
+    # report.finish can check it: full precision, exactly as drawn.
+    out["suite_rates"] = evidence.suite_rates
+    if evidence.perturbed_totals:
+        out["perturbed_totals"] = evidence.perturbed_totals
+    if len(evidence.differences):
+        out["differences"] = _differences(evidence.differences)
+    return out
+
+
+def _differences(table: pd.DataFrame) -> dict:
+    out: dict = {}
+    for row in table.itertuples(index=False):
+        _, pair, scope = row.metrics_key
+        out.setdefault(pair, {})[scope] = {
+            "diff": float(row.diff),
+            "ci_low_adjusted": float(row.ci_low_adjusted),
+            "ci_high_adjusted": float(row.ci_high_adjusted),
+            "confidence_adjusted": float(row.confidence_adjusted),
+            "interval_method_adjusted": str(row.interval_method_adjusted),
+            "p_adjusted": None if pd.isna(row.p_adjusted) else float(row.p_adjusted),
+            "significant": bool(row.significant),
+        }
     return out
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nblib.errors import DataError, is_int, is_number, require
@@ -41,12 +42,15 @@ from nblib.eval.results.schema import base_suite, kleene_all
 from nblib.metrics import success as stats
 from nblib.metrics.success.profiles import PROFILE_COLUMNS
 from nblib.paths import manifests_dir
-from nblib.plots import category_colors, colors_for
+from nblib.plots import colors_for
 from nblib.studies import Study, StudyConfig
 from nblib.studies.comparison import plots
 
 TESTS = ("fisher", "barnard", "boschloo")
 CORRECTIONS = ("holm", "bh", "none")
+# The differences figure: each run against its reference (reference_run, else the first
+# run it shares tasks with) or every compared pair (the tables always hold every pair).
+FIGURE_PAIRS = ("reference", "all")
 # The published rows shown by default ([] shows all): the original OpenVLA, its OFT
 # successor and openpi's two flow policies span the range from 76.5 % to 97.1 %.
 DEFAULT_POLICIES = ("OpenVLA (fine-tuned)", "OpenVLA-OFT", "pi0 (30k steps)", "pi0.5 (30k steps)")
@@ -66,6 +70,7 @@ class ComparisonConfig(StudyConfig):
     baseline_benchmark: str = "libero"  # libero, libero_plus or libero_pro
     baseline_policies: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES))
     reference_run: str | None = None  # compare every run with this one (None: all pairs)
+    figure_pairs: str = "reference"  # differences figure: "reference" or "all" pairs
     test: str = "boschloo"  # per-task exact test: boschloo, barnard or fisher
     correction: str = "holm"  # multiple-comparison correction: holm, bh or none
     alpha: float = 0.05  # significance level (after correction)
@@ -103,6 +108,13 @@ class ComparisonConfig(StudyConfig):
             "reference_run",
             self.reference_run,
             "None or a run label",
+        )
+        require(
+            self.figure_pairs in FIGURE_PAIRS,
+            own,
+            "figure_pairs",
+            self.figure_pairs,
+            f"one of {list(FIGURE_PAIRS)}",
         )
         require(self.test in TESTS, own, "test", self.test, f"one of {list(TESTS)}")
         require(
@@ -167,7 +179,7 @@ def prepare(config: ComparisonConfig) -> ComparisonStudy:
         runs=runs,
         reference=reference,
         baseline=baseline.reset_index(drop=True),
-        colours=_method_colours(runs + policies),
+        colours=_method_colours(runs, policies),
         sources=[str(p) for p in paths],
         tasks=summaries.summarize(episodes) if runs else pd.DataFrame(),
         suites=_suite_summary(plain, config),
@@ -175,12 +187,13 @@ def prepare(config: ComparisonConfig) -> ComparisonStudy:
     )
 
 
-def _method_colours(names: list[str]) -> dict[str, str]:
-    """One colour per method for every figure: the suite's stable colours while they are
-    distinct (up to 8 methods), else one list of distinct categorical colours."""
-    if len(names) <= 8:
-        return colors_for(names)
-    return dict(zip(names, category_colors(len(names)), strict=True))
+def _method_colours(runs: list[str], policies: list[str]) -> dict[str, str]:
+    """One colour per method for every figure: runs take the run palette (distinct up to
+    8 runs, then repeating: every figure names runs on its axes, never by colour alone),
+    published policies one neutral grey (they are drawn hatched and named)."""
+    colours = colors_for(runs, kind="run")
+    colours.update({p: plots.PUBLISHED_COLOUR for p in policies if p not in colours})
+    return colours
 
 
 def runs_table(study: ComparisonStudy) -> pd.DataFrame:
@@ -397,39 +410,208 @@ def performance_profiles(study: ComparisonStudy) -> pd.DataFrame:
     return stats.performance_profiles(scores, average=True, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
+#: Fewest tasks a run needs for its performance profile: with 5 tasks a profile is a
+#: staircase of 5 steps whose band spans most of the axis, and several runs share it.
+MIN_PROFILE_TASKS = 10
+
+
+def _profiled(study: ComparisonStudy, table: pd.DataFrame) -> tuple[pd.DataFrame, dict, list]:
+    """The profile rows of runs with at least :data:`MIN_PROFILE_TASKS` tasks, every
+    run's task count, and the runs left out for having fewer."""
+    counts = study.tasks[study.tasks["perturbation"] == "none"].groupby("run", sort=False).size()
+    counts = {k: int(v) for k, v in counts.items()}
+    kept = [m for m in dict.fromkeys(table["method"]) if counts.get(m, 0) >= MIN_PROFILE_TASKS]
+    dropped = [m for m in dict.fromkeys(table["method"]) if m not in kept]
+    return table[table["method"].isin(kept)], counts, dropped
+
+
 def profile_figure(study: ComparisonStudy, table: pd.DataFrame):
-    """:func:`nblib.studies.comparison.plots.plot_performance_profiles`; (None, None)
+    """:func:`nblib.studies.comparison.plots.plot_performance_profiles` of the runs with at
+    least :data:`MIN_PROFILE_TASKS` tasks (the others are counted in a note); (None, None)
     without a run to draw."""
     if table.empty:
         return None, None
-    return plots.plot_performance_profiles(
-        table, study.colours, ylabel=r"fraction of tasks with success rate $> \tau$"
+    kept, counts, dropped = _profiled(study, table)
+    if kept.empty:
+        return None, None
+    fig, ax = plots.plot_performance_profiles(
+        kept,
+        study.colours,
+        ylabel="fraction of tasks\nwith success rate $> \\tau$",
+        counts=counts,
     )
+    if dropped:
+        ax.text(
+            1.01,
+            0.0,
+            f"left out: {len(dropped)} run(s) with < {MIN_PROFILE_TASKS} tasks",
+            transform=ax.transAxes,
+            fontsize=plots.SMALL,
+            va="bottom",
+        )
+    return fig, ax
+
+
+def profile_caption(study: ComparisonStudy, table: pd.DataFrame) -> str:
+    kept, _, dropped = _profiled(study, table) if len(table) else (table, {}, [])
+    caption = plots.caption_performance_profiles(kept)
+    if dropped:
+        caption = caption[:-1] + (
+            f"; {len(dropped)} run(s) with fewer than {MIN_PROFILE_TASKS} tasks are left out "
+            "(their rates are in the suite and task figures)."
+        )
+    return caption
 
 
 # ----------------------------------------------------------------------------- figures
 
 
+def suite_rates(study: ComparisonStudy) -> dict:
+    """metrics.json's ``suite_rates``: per run and suite (and ``average`` for a run with
+    the four LIBERO suites) the rate, its interval and episodes, exactly as the suite
+    figure draws them."""
+    out: dict = {}
+    for frame in (study.suites, study.average):
+        for row in frame.itertuples(index=False):
+            suite = getattr(row, "suite", published.AVERAGE)
+            out.setdefault(row.run, {})[suite] = {
+                "success_rate": float(row.success_rate),
+                "ci_low": float(row.ci_low),
+                "ci_high": float(row.ci_high),
+                "episodes": int(row.episodes),
+                "ci_method": str(row.ci_method),
+            }
+    return out
+
+
+def _run_complete(study: ComparisonStudy) -> dict:
+    """Per run: True, False (interrupted) or None (the files cannot tell)."""
+    return {r.run: r.complete for r in runs_table(study).itertuples(index=False)}
+
+
 def suite_figure(study: ComparisonStudy, runs=None, suites=None):
-    """Grouped bars per suite: runs (hatch-free) and published baselines (hatched)."""
+    """Small multiples per suite: runs (coloured, † when interrupted) and published
+    baselines (grey, hatched), each bar with its interval and n."""
     table = suite_table(study, runs=runs, suites=suites)
     if table.empty:
         return None, None
+    complete = _run_complete(study)
+    table = table.assign(
+        complete=[
+            complete.get(m, True) if k == "run" else True
+            for m, k in zip(table.method, table.kind, strict=True)
+        ],
+        metrics_key=[
+            ("suite_rates", m, s) if k == "run" else None
+            for m, s, k in zip(table.method, table.suite, table.kind, strict=True)
+        ],
+    )
     return plots.plot_suite_bars(table, study.colours)
 
 
+def suite_caption(study: ComparisonStudy) -> str:
+    return plots.caption_suite_bars(suite_table(study))
+
+
+def _plain_tasks(study: ComparisonStudy, runs=None, suites=None) -> pd.DataFrame:
+    if not study.runs:
+        return pd.DataFrame()
+    tasks = study.tasks[study.tasks["perturbation"] == "none"]
+    if runs is not None:
+        tasks = tasks[tasks["run"].isin(runs)]
+    if suites is not None:
+        tasks = tasks[tasks["suite"].isin(suites)]
+    return tasks
+
+
 def heatmap_figure(study: ComparisonStudy, runs=None, suites=None):
-    matrix = task_matrix(study, runs=runs, suites=suites)
-    if matrix.empty:
+    """Per-task rates, one panel per suite with the runs that evaluated it, n per cell."""
+    tasks = _plain_tasks(study, runs=runs, suites=suites)
+    if tasks.empty:
         return None, None
-    return plots.plot_task_heatmap(matrix)
+    return plots.plot_task_heatmap(tasks, runs=[r for r in study.runs if r in set(tasks["run"])])
 
 
-def perturbation_figure(study: ComparisonStudy):
+def heatmap_caption(study: ComparisonStudy) -> str:
+    return plots.caption_task_heatmap(_plain_tasks(study))
+
+
+def perturbation_overview(
+    study: ComparisonStudy,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """``(table, totals)`` of :func:`perturbation_table`, the totals completed with what
+    the figure prints for each run: the rate pooled over its perturbed episodes with a
+    Wilson interval (``rate, ci_low, ci_high, episodes``), its number of ``categories``
+    and of LIBERO-Plus dimensions behind the weighted total (``weighted_dimensions``),
+    and the ``metrics_key`` of :func:`perturbation_metrics`."""
     table, totals = perturbation_table(study)
     if table is None:
         return None, None
+    extra = []
+    for row in totals.itertuples(index=False):
+        part = table[table["method"] == row.method]
+        if row.method not in study.runs:
+            extra.append({"categories": len(part), "weighted_dimensions": len(part)})
+            continue
+        episodes, successes = int(part["episodes"].sum()), int(part["successes"].sum())
+        low, high = stats.wilson_interval(successes, episodes)
+        extra.append(
+            {
+                "rate": 100 * successes / episodes,
+                "ci_low": 100 * float(low),
+                "ci_high": 100 * float(high),
+                "episodes": episodes,
+                "categories": len(part),
+                "weighted_dimensions": int(
+                    part["perturbation"].isin(published.PLUS_DIMENSIONS).sum()
+                ),
+                "metrics_key": ("perturbed_totals", row.method),
+            }
+        )
+    return table, pd.concat([totals.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+
+
+def perturbation_metrics(study: ComparisonStudy) -> dict:
+    """metrics.json's ``perturbed_totals``: per run with perturbed episodes the three
+    totals the perturbation figure draws (``pooled`` with its Wilson interval,
+    ``mean_plain``, ``total_weighted``: None without a LIBERO-Plus dimension)."""
+    _, totals = perturbation_overview(study)
+    if totals is None:
+        return {}
+    out = {}
+    for row in totals.itertuples(index=False):
+        if row.method not in study.runs:
+            continue
+        weighted = float(row.total_weighted)
+        out[row.method] = {
+            "pooled": {
+                "success_rate": float(row.rate),
+                "ci_low": float(row.ci_low),
+                "ci_high": float(row.ci_high),
+                "episodes": int(row.episodes),
+            },
+            "mean_plain": {
+                "success_rate": float(row.mean_plain),
+                "categories": int(row.categories),
+            },
+            "total_weighted": {
+                "success_rate": weighted if np.isfinite(weighted) else None,
+                "dimensions": int(row.weighted_dimensions),
+            },
+        }
+    return out
+
+
+def perturbation_figure(study: ComparisonStudy):
+    table, totals = perturbation_overview(study)
+    if table is None:
+        return None, None
     return plots.plot_perturbations(table, totals, study.colours)
+
+
+def perturbation_caption(study: ComparisonStudy) -> str:
+    _, totals = perturbation_overview(study)
+    return "" if totals is None else plots.caption_perturbations(totals)
 
 
 def browser(study: ComparisonStudy):
