@@ -6,11 +6,20 @@ LeRobot's own video encoder in the compatibility test, which as root runs a real
 thread) a kernel's messages can lag longer than that, and the notebook failed with
 "Timeout of 5 seconds exceeded waiting for output" although the cell had finished. A
 cell's own time limit stays nbval's (``--nbval-cell-timeout``).
+
+Every notebook the tests run (nbval, the runner, run-all) saves its figures in strict
+mode: a figure without a caption, with text outside the canvas or under 6 pt, or off the
+paper sizes is an error, not a warning (``nblib.run.report.STRICT_FIGURES_ENV``); the
+kernels inherit the setting from this process's environment.
 """
 
 from __future__ import annotations
 
+import os
+
 NBVAL_OUTPUT_TIMEOUT_S = 60
+
+os.environ.setdefault("NBLIB_STRICT_FIGURES", "1")
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -455,33 +455,3 @@ def layout_problems(fig: Figure, min_font_pt: float = MIN_FONT_PT) -> list[str]:
     for label in outside:
         problems.append(f"text {label!r} reaches outside the canvas")
     return problems
-
-
-def plot_training_curves(
-    history: Any, smooth: int = 20, label: str | None = None
-) -> tuple[Figure, Any]:
-    """Loss (raw and moving average, log scale) and learning rate against step.
-
-    ``history`` is a :class:`nblib.train.History` (records with ``step``, ``loss``, ``lr``).
-    """
-    import numpy as np
-
-    steps = history.column("step")
-    loss = history.column("loss")
-    fig, (ax_loss, ax_lr) = new_figure(ncols=2, nrows=1, width=DOUBLE_COLUMN_IN, height=2.2)
-    colour = color_for(label) if label else PALETTE[0]
-    ax_loss.plot(steps, loss, color=colour, alpha=0.25, linewidth=0.6)
-    if len(loss) >= smooth:
-        kernel = np.ones(smooth) / smooth
-        ax_loss.plot(
-            steps[smooth - 1 :], np.convolve(loss, kernel, mode="valid"), color=colour, label=label
-        )
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("training loss")
-    ax_lr.plot(steps, history.column("lr"), color=colour)
-    ax_lr.set_xlabel("step")
-    ax_lr.set_ylabel("learning rate")
-    if label and len(loss) >= smooth:  # only the smoothed line carries the label
-        ax_loss.legend()
-    return fig, (ax_loss, ax_lr)
