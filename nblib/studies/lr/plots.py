@@ -197,21 +197,49 @@ def plot_loss_curves(
             continue
         low, high = min(low, loss[finite].min()), max(high, loss[finite].max())
         level = smooth(loss[finite], run_smoothing(smoothing, len(loss)))
-        ax.plot(steps[finite], level, color=style["color"], ls=style["ls"], lw=1.1)
+        # gids name the artists a reader (or a test) can find again by run
+        ax.plot(
+            steps[finite],
+            level,
+            color=style["color"],
+            ls=style["ls"],
+            lw=1.1,
+            gid=f"smoothed:{run}",
+        )
         if runs is None or run not in runs.index:
             continue
         row = runs.loc[run]
         plateau = _number(row, "plateau_step")
         if plateau is not None and not row["diverged"]:
             x, y = _at_step(steps[finite], level, plateau)
-            ax.plot(x, y, "o", color=style["color"], ms=4, mec="k", mew=0.6, zorder=4)
+            ax.plot(
+                x,
+                y,
+                "o",
+                color=style["color"],
+                ms=4,
+                mec="k",
+                mew=0.6,
+                zorder=4,
+                gid=f"plateau:{run}",
+            )
             show_number(fig, (PER_RUN, run, "plateau_step"), plateau)
             marks["plateau"] = True
         if row["diverged"] and _number(row, "divergence_step") is not None:
             at = float(row["divergence_step"])
             # the smoothed loss at the divergence step: where the run broke, not its end
             _, y = _at_step(steps[finite], level, at)
-            ax.plot(at, y, "X", color=style["color"], ms=6, mec="k", mew=0.6, zorder=4)
+            ax.plot(
+                at,
+                y,
+                "X",
+                color=style["color"],
+                ms=6,
+                mec="k",
+                mew=0.6,
+                zorder=4,
+                gid=f"diverged:{run}",
+            )
             show_number(fig, (PER_RUN, run, "divergence_step"), at)
             marks["diverged"] = True
     best = None if runs is None else best_run(runs)  # the verdict's, drawn if shown
