@@ -385,12 +385,11 @@ def line_names(specs) -> dict[str, str]:
     """Run -> its line in the final-loss-against-peak-LR figure: the schedule, plus each
     other setting (warmup, floor, weight decay) that varies across the grid; the peak LR
     is the x axis and seeds are the spread."""
-    varying = [
-        (key, short)
-        for key, short in LINE_SETTINGS
-        if len({s[key] for s in specs if s["schedule"] in FLOOR_SCHEDULES or key != "min_lr_rate"})
-        > 1
-    ]
+
+    def values(key):  # a floor is recorded as 0 for schedules without one: skip those
+        return {s[key] for s in specs if key != "min_lr_rate" or s["schedule"] in FLOOR_SCHEDULES}
+
+    varying = [(key, short) for key, short in LINE_SETTINGS if len(values(key)) > 1]
     names = {}
     for spec in specs:
         parts = [spec["schedule"]]

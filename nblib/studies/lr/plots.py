@@ -128,7 +128,7 @@ def run_style(names: list[str], specs) -> dict[str, dict]:
         styles[n] = {
             "color": colours[spec["schedule"]],
             "ls": LR_STYLES[lrs.index(spec["lr"]) % len(LR_STYLES)],
-            "label": short(label, 34),
+            "label": short(label, 40),
             "group": spec["schedule"],
             "setting": f"peak LR {fmt_number(spec['lr'])}",
         }
@@ -180,7 +180,8 @@ def plot_loss_curves(
     fig, axes = new_figure(
         ncols=2 if gains else 1,
         width=DOUBLE_COLUMN_IN,
-        height=2.9,
+        # tall enough for one row per run in the improvement panel (6 pt labels)
+        height=min(max(2.9, 1.3 + 0.13 * len(names)), 9.0) if gains else 2.9,
         squeeze=False,
         gridspec_kw={"width_ratios": [1.75, 1]} if gains else None,
     )
@@ -422,8 +423,10 @@ def plot_final_loss(runs: pd.DataFrame, specs=(), ramp: dict | None = None):
     dotted. Imported logs (no grid): the final loss of each run instead."""
     if not specs:
         return _plot_final_loss_by_run(runs)
-    fig, ax = new_figure(width=SINGLE_COLUMN_IN, height=2.6)
     response = lr_response(specs, runs)
+    # the legend goes above the axes (one row per line and mark): grow with it
+    rows = response["line"].nunique() + 3
+    fig, ax = new_figure(width=SINGLE_COLUMN_IN, height=min(1.9 + 0.12 * rows, 9.0))
     spec_of = {s["run"]: s for s in specs}
     lines = line_names(specs)
     colours = schedule_colours(s["schedule"] for s in specs)
@@ -449,7 +452,7 @@ def plot_final_loss(runs: pd.DataFrame, specs=(), ramp: dict | None = None):
                 ax.plot([row["lr"]] * 2, [row["min"], row["max"]], color=colour, lw=1.6,
                         alpha=0.5, solid_capstyle="butt")  # fmt: skip
         ax.plot(ok["lr"], ok["mean"], color=colour, ls=dashes[line], lw=1.1, marker="o",
-                ms=3, label=short(line, 30))  # fmt: skip
+                ms=3, label=short(line, 44))  # fmt: skip
         losses.extend(ok["min"].tolist() + ok["max"].tolist())
         for _, row in part[part["diverged"] > 0].iterrows():
             diverged_any = True
@@ -467,7 +470,7 @@ def plot_final_loss(runs: pd.DataFrame, specs=(), ramp: dict | None = None):
         final = show_number(fig, "best_final_loss", float(runs.loc[best, "final_loss"]))
         ax.plot(lr, final, "*", ms=10, color=colours[spec_of[best]["schedule"]], mec="k",
                 mew=0.6, zorder=5,
-                label=f"verdict's best: {short(lines[best], 22)} {fmt_number(lr)} ({final:.3g})")  # fmt: skip
+                label=f"verdict's best: {short(lines[best], 40)} {fmt_number(lr)} ({final:.3g})")  # fmt: skip
     steepest = (ramp or {}).get("steepest")
     if steepest:
         show_number(fig, ("range_test", "steepest"), steepest)
@@ -485,11 +488,11 @@ def plot_final_loss(runs: pd.DataFrame, specs=(), ramp: dict | None = None):
     ax.xaxis.set_minor_formatter(NullFormatter())
     if losses:
         lo, hi = min(losses), max(losses)
-        ax.set_ylim(lo / 1.25, hi * 1.6)
-        label_log_axis(ax.yaxis, lo / 1.25, hi * 1.6)
+        ax.set_ylim(lo / 1.2, hi * 1.2)
+        label_log_axis(ax.yaxis, lo / 1.2, hi * 1.2)
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final smoothed training loss")
-    ax.legend(fontsize=6, loc="upper right")
+    fig.legend(fontsize=6, loc="outside upper center", handlelength=2.4)
     return fig, ax
 
 
