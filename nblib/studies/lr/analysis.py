@@ -238,17 +238,33 @@ def _gain(runs: pd.DataFrame, run: str) -> Estimate | None:
     return Estimate(row["gain"], row["gain_low"], row["gain_high"], "95 % bootstrap")
 
 
+def learning_status(runs: pd.DataFrame, threshold: float) -> dict[str, str]:
+    """How the verdict judges each run, so figures mark runs as the verdict counts them:
+    ``diverged``; ``learning`` (the whole interval of its improvement per window after
+    warmup at or above ``threshold``), ``uncertain`` (the interval straddles it),
+    ``stalled`` (below it); a run too short to estimate its improvement is judged by the
+    plateau detector (``learning`` unless it stopped right after warmup)."""
+    status = {}
+    for run in runs.index:
+        gain = None if runs.loc[run, "diverged"] else _gain(runs, run)
+        if runs.loc[run, "diverged"]:
+            status[run] = "diverged"
+        elif gain is None:
+            status[run] = "stalled" if runs.loc[run, "stopped_after_warmup"] else "learning"
+        elif gain.above(threshold):
+            status[run] = "learning"
+        else:
+            status[run] = "uncertain" if gain.straddles(threshold) else "stalled"
+    return status
+
+
 def verdict(evidence: LREvidence, config: LRConfig) -> Verdict:
     runs, thr = evidence.runs, config.plateau_threshold
     diverged = runs.index[runs["diverged"]].tolist()
     gains = {r: _gain(runs, r) for r in runs.index if r not in diverged}
-    # a run too short to estimate its improvement is judged by the plateau detector
-    learning = [
-        r
-        for r, g in gains.items()
-        if (g.above(thr) if g is not None else not runs.loc[r, "stopped_after_warmup"])
-    ]
-    uncertain = [r for r, g in gains.items() if g is not None and g.straddles(thr)]
+    status = learning_status(runs, thr)
+    learning = [r for r in gains if status[r] == "learning"]
+    uncertain = [r for r in gains if status[r] == "uncertain"]
     best = best_run(runs)
     numbers = {
         "runs": len(runs),
@@ -314,13 +330,104 @@ def verdict(evidence: LREvidence, config: LRConfig) -> Verdict:
     return Verdict(label, reasons, numbers)
 
 
+# The per-run numbers the figures draw, keyed by run in metrics.json's "per_run" (a figure
+# names a metric by a path of keys, which runs_table, a list, cannot give).
+PER_RUN = ("final_loss", "gain", "gain_low", "gain_high", "plateau_step", "divergence_step")
+
+
 def metrics(evidence: LREvidence) -> dict:
-    """What metrics.json records beside the verdict's numbers."""
+    """What metrics.json records beside the verdict's numbers: the runs table, the grid,
+    the range test, and the numbers the figures show (``per_run``; for live sweeps
+    ``best_peak_lr`` and ``final_loss_by_peak_lr``, see :func:`lr_response`)."""
     runs = evidence.runs
     table = runs.astype(object).where(runs.notna(), None)  # JSON has no NaN
     out = {"mode": evidence.mode, "runs_table": [{"run": r, **row} for r, row in table.iterrows()]}
+    out["per_run"] = {r: {k: row[k] for k in PER_RUN} for r, row in table.iterrows()}
     if evidence.specs:
         out["grid"] = list(evidence.specs)
+        peak = {s["run"]: s["lr"] for s in evidence.specs}
+        for run, numbers in out["per_run"].items():
+            numbers["peak_lr"] = peak.get(run)
+        best = best_run(runs)
+        if best is not None and best in peak:
+            out["best_peak_lr"] = peak[best]
+        response = lr_response(evidence.specs, runs)
+        out["final_loss_by_peak_lr"] = {
+            line: {
+                lr_key(row["lr"]): {
+                    "mean": row["mean"],
+                    "min": row["min"],
+                    "max": row["max"],
+                    "seeds": int(row["seeds"]),
+                }
+                for _, row in part.iterrows()
+                if row["seeds"] > 0
+            }
+            for line, part in response.groupby("line", sort=False)
+        }
     if evidence.range is not None:
         out["range_test"] = {k: v for k, v in evidence.range.items() if k not in ("lr", "loss")}
     return out
+
+
+# ------------------------------------------------------------ final loss against peak LR
+
+# Grid settings other than the peak LR and the seed that may tell two lines apart.
+LINE_SETTINGS = (("warmup_steps", "wu"), ("min_lr_rate", "floor"), ("weight_decay", "wd"))
+
+
+def lr_key(lr: float) -> str:
+    """A peak LR as a metrics.json key: ``1e-4`` -> "0.0001" (``format(lr, "g")``)."""
+    return f"{lr:g}"
+
+
+def line_names(specs) -> dict[str, str]:
+    """Run -> its line in the final-loss-against-peak-LR figure: the schedule, plus each
+    other setting (warmup, floor, weight decay) that varies across the grid; the peak LR
+    is the x axis and seeds are the spread."""
+
+    def values(key):  # a floor is recorded as 0 for schedules without one: skip those
+        return {s[key] for s in specs if key != "min_lr_rate" or s["schedule"] in FLOOR_SCHEDULES}
+
+    varying = [(key, short) for key, short in LINE_SETTINGS if len(values(key)) > 1]
+    names = {}
+    for spec in specs:
+        parts = [spec["schedule"]]
+        for key, short in varying:
+            if key == "min_lr_rate" and spec["schedule"] not in FLOOR_SCHEDULES:
+                continue
+            parts.append(f"{short}={spec[key]:g}")
+        names[spec["run"]] = " ".join(parts)
+    return names
+
+
+def lr_response(specs, runs: pd.DataFrame) -> pd.DataFrame:
+    """Final smoothed loss against peak LR: one row per (line, peak LR) of the grid with
+    ``schedule``, ``seeds`` (runs that did not diverge), ``diverged`` (runs that did) and
+    the ``mean`` / ``min`` / ``max`` of their final losses over seeds (None when every
+    seed diverged). Lines from :func:`line_names`, in grid order."""
+    names = line_names(specs)
+    rows: dict[tuple[str, float], dict] = {}
+    for spec in specs:
+        run = spec["run"]
+        if run not in runs.index:
+            continue
+        row = rows.setdefault(
+            (names[run], spec["lr"]),
+            {"line": names[run], "schedule": spec["schedule"], "lr": spec["lr"], "losses": [],
+             "diverged": 0},
+        )  # fmt: skip
+        final = runs.loc[run, "final_loss"]
+        if runs.loc[run, "diverged"] or final is None or pd.isna(final):
+            row["diverged"] += 1
+        else:
+            row["losses"].append(float(final))
+    out = []
+    for row in rows.values():
+        losses = row.pop("losses")
+        row["seeds"] = len(losses)
+        for name, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+            row[name] = float(fn(losses)) if losses else None
+        out.append(row)
+    columns = ["line", "schedule", "lr", "seeds", "diverged", "mean", "min", "max"]
+    return pd.DataFrame(out, columns=columns)

@@ -212,6 +212,14 @@ def train_config(config: LRConfig, spec: dict, progress: bool = False) -> TrainC
     )
 
 
+def grid_table(study: LRStudy) -> pd.DataFrame | None:
+    """A live sweep's grid, one row per run (its schedule, peak LR, warmup, floor, weight
+    decay, seed): the study's inputs, shown as a table; None for imported logs."""
+    if not study.specs:
+        return None
+    return pd.DataFrame(list(study.specs)).set_index("run")
+
+
 def lr_preview(study: LRStudy) -> pd.DataFrame | None:
     """Each run's learning rate at every step, before anything trains (tidy: run, step,
     lr); None for imported logs (their schedules are not known)."""

@@ -147,10 +147,12 @@ def range_test(study: LRStudy, progress: bool = True) -> dict | None:
     table = pd.DataFrame(records)
     finite = np.isfinite(table["loss"].to_numpy())
     lrs, losses = table["lr"].to_numpy()[finite], table["loss"].to_numpy()[finite]
+    smoothing = max(cfg.smoothing // 2, 1)
     return {
         "lr": lrs,
         "loss": losses,
-        **curves.range_test_suggestions(lrs, losses, smoothing=max(cfg.smoothing // 2, 1)),
+        **curves.range_test_suggestions(lrs, losses, smoothing=smoothing),
+        "smoothing": smoothing,  # the figure draws the smoothed loss the suggestions read
     }
 
 
