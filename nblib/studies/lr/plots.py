@@ -703,6 +703,9 @@ def run_browser(loss_curves, runs, config, baseline=None, specs=()):
     import matplotlib.pyplot as plt
 
     names = list(dict.fromkeys(loss_curves["run"]))
+    # The curves smooth as the analysis does, over at most a tenth of a run's points, so
+    # the slider stops at the widest window any run can use: every position redraws.
+    widest = run_smoothing(10**9, int(loss_curves.groupby("run").size().max()))
 
     def show(selected, smoothing):
         loss_figure(loss_curves, runs, config, baseline, list(selected), smoothing, specs)
@@ -711,5 +714,11 @@ def run_browser(loss_curves, runs, config, baseline=None, specs=()):
     return w.interactive(
         show,
         selected=w.SelectMultiple(options=names, value=tuple(names), description="runs", rows=6),
-        smoothing=w.IntSlider(value=config.smoothing, min=1, max=100, description="smoothing"),
+        smoothing=w.IntSlider(
+            value=min(config.smoothing, widest),
+            min=1,
+            max=max(widest, 1),
+            description="smoothing",
+            disabled=widest == 1,
+        ),
     )
