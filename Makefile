@@ -11,7 +11,7 @@ suite:
 test:
 	bash tools/nb.sh test
 
-libero:  # the LIBERO / LIBERO-PRO extra (make test installs it too)
+libero:  # the LIBERO / LIBERO-PRO and policy-server (vla-eval) extras (make test installs them too)
 	bash tools/nb.sh libero
 
 data: setup

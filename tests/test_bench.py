@@ -153,6 +153,7 @@ def test_registry_keeps_every_name_in_the_order_all_runs_them():
         "cache",
         "tokens",
         "threads",
+        "serve",
         "suite",
         "all",
         "verdicts",

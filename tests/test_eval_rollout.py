@@ -138,7 +138,7 @@ def test_config_and_policy_errors_name_the_parameter(tmp_path):
     with pytest.raises(ParameterError, match=r"\.csv or \.jsonl"):
         evaluate(EvalConfig(episodes=1), tmp_path / "x.txt")
     (tmp_path / "done.csv").write_text("run\n")
-    with pytest.raises(ParameterError, match="exists; pass overwrite=True"):
+    with pytest.raises(ParameterError, match=r"exists; pass resume=True .*, overwrite=True"):
         evaluate(EvalConfig(episodes=1), tmp_path / "done.csv", policy=Recorder())
     assert (tmp_path / "done.csv").read_text() == "run\n"  # untouched
     assert EvalConfig(policy=str(tmp_path), replan=4).label == f"{tmp_path.name}_replan4"

@@ -5,7 +5,7 @@
 #   bash tools/nb.sh test    set up (with the LIBERO extra; Chromium and SLURM for the
 #                            browser and batch tests), generate the data if missing,
 #                            run pytest + nbval
-#   bash tools/nb.sh libero  install the LIBERO / LIBERO-PRO extra into the venv
+#   bash tools/nb.sh libero  install the LIBERO / LIBERO-PRO and policy-server (vla-eval) extras
 # Environment: PYTHON (default python3), VENV (default .venv), TEST_WORKERS (pytest
 # processes of `test`, default 2), TORCH_SPEC (default
 # torch==2.13.0, the CPU build; on a GPU machine pass e.g. TORCH_SPEC=torch or
@@ -48,16 +48,17 @@ setup() {
   touch "$stamp"
 }
 
-# LIBERO / LIBERO-PRO (the `libero` extra, ~356 MB of assets). It depends on opencv-python,
+# LIBERO / LIBERO-PRO (the `libero` extra, ~356 MB of assets) and the policy-server
+# protocol (the `serve` extra: vla-eval), which the tests need. LIBERO depends on opencv-python,
 # which overwrites the cv2 of the opencv-python-headless nblib uses; the headless build is
 # reinstalled over it (no GUI libraries needed on a server).
 libero() {
   local stamp="$VENV/.nblib-libero-installed"
   if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then return; fi
-  echo "== installing the libero extra into $VENV"
+  echo "== installing the libero and serve extras into $VENV"
   local headless
   headless=$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")
-  "$VENV/bin/python" -m pip install -q --no-compile -e ".[sim,dev,libero]"
+  "$VENV/bin/python" -m pip install -q --no-compile -e ".[sim,dev,libero,serve]"
   "$VENV/bin/python" -m pip install -q --no-compile --no-deps --force-reinstall "opencv-python-headless==$headless"
   compile_venv
   touch "$stamp"

@@ -1,7 +1,7 @@
 """Benchmarks: ``nblib bench NAME`` prints one JSON line per figure.
 
 One module per benchmark, each a generator of records (one per figure): ``rollout``,
-``loader``, ``cache``, ``tokens``, ``threads``, ``suite``, and ``all`` running every one of
+``loader``, ``cache``, ``tokens``, ``threads``, ``serve``, ``suite``, and ``all`` running every one of
 them in that order; ``verdicts`` (the whole suite four times: each notebook's verdict at 1
 and 2 threads and three seeds) runs only on its own. Every comparison runs the reference in the same process on the same
 inputs, interleaved round by round so that machine noise hits both sides alike, and reports
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from nblib.bench.cache import bench_cache
 from nblib.bench.loader import bench_loader
 from nblib.bench.rollout import bench_rollout
+from nblib.bench.serve import bench_serve
 from nblib.bench.suite import bench_suite
 from nblib.bench.threads import bench_threads
 from nblib.bench.tokens import bench_tokens
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[..., Iterator[dict]]] = {
     "cache": bench_cache,
     "tokens": bench_tokens,
     "threads": bench_threads,
+    "serve": bench_serve,
     "suite": bench_suite,
     "all": bench_all,
     "verdicts": bench_verdicts,
@@ -50,6 +52,7 @@ ABOUT = {
     "cache": "training steps on cached backbone features against the backbone every step",
     "tokens": "token metrics and optical-flow throughput",
     "threads": "training steps under each thread setting, the other core idle or busy",
+    "serve": "Meta-World steps/s through nblib serve + --policy ws:// against in-process",
     "suite": "the default suite's wall time against its target (--fresh: a fresh clone's)",
     "all": "every benchmark above in that order, the suite last",
     "verdicts": "each notebook's verdict at 1 and 2 threads and three seeds (long; by name)",

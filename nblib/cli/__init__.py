@@ -14,6 +14,8 @@
     nblib eval --sim metaworld --tasks T... --policy expert|random|zero|PATH --episodes N --out FILE
     nblib eval --sim libero --suite S [--task-ids I...] --policy random|zero|PATH --episodes N --out FILE
                (one flag per EvalConfig field)
+    nblib serve POLICY [--port P] [--host H] [--protocol vla-eval] [--chunk-size K]
+               (one flag per ServeConfig field; `nblib eval --policy ws://HOST:PORT` drives it)
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
     nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
 
@@ -33,12 +35,12 @@ import sys
 import warnings
 
 from nblib import __version__
-from nblib.cli import batch, bench, compare, data, eval, lr, results, run
+from nblib.cli import batch, bench, compare, data, eval, lr, results, run, serve
 from nblib.cli.options import LazyParser
 from nblib.errors import NblibError
 
 # In the order `nblib --help` lists them.
-COMMAND_GROUPS = (data, run, bench, lr, batch, compare, eval, results)
+COMMAND_GROUPS = (data, run, bench, lr, batch, compare, eval, serve, results)
 
 
 def build_parser() -> LazyParser:

@@ -25,7 +25,13 @@ def _options(parser: argparse.ArgumentParser) -> None:
         accepted={"suite": suite_choices()},
     )
     parser.add_argument("--out", required=True, help="results file, .csv or .jsonl")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: keep the episodes --out holds, run the missing ones",
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -34,7 +40,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     with flag_errors(args):
-        frame = evaluate(config, args.out, overwrite=args.overwrite)
+        frame = evaluate(config, args.out, overwrite=args.overwrite, resume=args.resume)
     columns = ["task", "episodes", "successes", "success_rate", "ci_low", "ci_high"]
     table = summarize(frame)[(["suite"] if config.sim == "libero" else []) + columns]
     print_table(table, "table")

@@ -20,25 +20,40 @@ OUTPUT_COLUMNS = (*COLUMNS, "task_id", "complete")
 class ResultsFile:
     """Rows appended as episodes end (``complete=False``), rewritten complete at the end."""
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, resume: bool = False):
         self.path = Path(path)
         if self.path.suffix not in (".csv", ".jsonl"):
             raise ParameterError(f"out={str(self.path)!r}: expected a .csv or .jsonl file name")
-        if self.path.exists() and not overwrite:
+        if self.path.exists() and not (overwrite or resume):
             raise ParameterError(
-                f"out={str(self.path)!r} exists; pass overwrite=True (--overwrite) to replace "
-                "it, or choose another file: a finished evaluation is never replaced silently"
+                f"out={str(self.path)!r} exists; pass resume=True (--resume) to run only its "
+                "missing episodes, overwrite=True (--overwrite) to replace it, or choose "
+                "another file: a finished evaluation is never replaced silently"
             )
         self.rows: list[dict] = []
         self._handle = None
+        self._append = False
+        if resume and self.path.exists():
+            _drop_partial_line(self.path)  # a run killed mid-write: that episode runs again
+            self.rows = read_rows(self.path)
+            self._append = True
+            self._resumed = len(self.rows)
+
+    @property
+    def resumed(self) -> int:
+        """How many rows came from the file a resumed run continues."""
+        return self._resumed
+
+    _resumed = 0
 
     def append(self, row: dict) -> None:
         # the file is created by the first finished episode: a run that fails before any
         # episode ends leaves no header-only file behind to block its retry
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "w", newline="", encoding="utf-8")
-            if self.path.suffix == ".csv":
+            mode = "a" if self._append else "w"
+            self._handle = open(self.path, mode, newline="", encoding="utf-8")
+            if self.path.suffix == ".csv" and not self._append:
                 csv.DictWriter(self._handle, OUTPUT_COLUMNS, lineterminator="\n").writeheader()
         self.rows.append(row)
         self._write(self._handle, row)
@@ -63,3 +78,62 @@ class ResultsFile:
                 csv.DictWriter(handle, OUTPUT_COLUMNS, lineterminator="\n").writeheader()
             for row in order:
                 self._write(handle, row | {"complete": True})
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows an earlier (interrupted) run wrote to ``path``, with their types back
+    (ints, bools, None for an empty task id); a ParameterError naming the file and the
+    line when it is not such a file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        raw = list(csv.DictReader(text.splitlines()))
+    else:
+        raw = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    raw.append(json.loads(line))
+                except ValueError as exc:
+                    raise ParameterError(
+                        f"{path}: line {n} is not JSON ({exc}); cannot resume"
+                    ) from exc
+    rows = []
+    for n, row in enumerate(raw, 2 if path.suffix == ".csv" else 1):
+        missing = [c for c in OUTPUT_COLUMNS if c not in row]
+        if missing:
+            raise ParameterError(
+                f"{path}: row {n} lacks {missing}; only a file nblib eval wrote can be resumed"
+            )
+        try:
+            rows.append(
+                {
+                    **{c: row[c] for c in OUTPUT_COLUMNS},
+                    "episode": int(row["episode"]),
+                    "steps": int(row["steps"]),
+                    "seed": int(row["seed"]),
+                    "task_id": None if row["task_id"] in ("", None) else int(row["task_id"]),
+                    "success": _flag(row["success"]),
+                    "complete": False,
+                }
+            )
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{path}: row {n} has a malformed value ({exc})") from exc
+    return rows
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut ``path`` after its last complete line (rows are written one line at a time)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value) in ("True", "true", "1"):
+        return True
+    if str(value) in ("False", "false", "0"):
+        return False
+    raise ValueError(f"success={value!r} is not a boolean")

@@ -214,6 +214,7 @@ def check_policy(spec: str, sim: str) -> None:
     scripted expert outside Meta-World. Nothing is built, so a run checks it before it
     creates its output file."""
     from nblib.plugins.spec import is_policy_spec, load_factory
+    from nblib.serving import check_url, is_remote
 
     if sim == "libero" and spec == "expert":
         raise ParameterError(
@@ -222,13 +223,17 @@ def check_policy(spec: str, sim: str) -> None:
         )
     if spec in BUILTIN or Path(spec).expanduser().exists():
         return
+    if is_remote(spec):
+        check_url(spec)
+        return
     if is_policy_spec(spec):
         load_factory(spec)  # a missing file, module or factory fails now
         return
     raise ParameterError(
         f"policy={spec!r} is neither one of {list(BUILTIN)}, nor an existing path (a "
         "notebook-01 run folder, its policy/ folder or a policy.pt), nor a plug-in spec "
-        "(path/to/file.py:factory, package.module:factory or an installed entry point)"
+        "(path/to/file.py:factory, package.module:factory or an installed entry point), "
+        "nor a policy server (ws://HOST:PORT)"
     )
 
 

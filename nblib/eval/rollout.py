@@ -77,6 +77,7 @@ class EvalConfig:
     manifest: str | None = (
         None  # your policy's data (cameras, state, statistics); default: the embedded Meta-World demos
     )
+    server_timeout: float = 60.0  # policy=ws://...: seconds to wait for each answer of the server
 
     def __post_init__(self):
         own = "EvalConfig"
@@ -94,6 +95,8 @@ class EvalConfig:
             value = getattr(self, name)
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
         require(is_int(self.seed), own, "seed", self.seed, "an int")
+        t = self.server_timeout
+        require(is_number(t) and t > 0, own, "server_timeout", t, "seconds > 0")
         if self.sim == "metaworld" and self.episodes > MAX_METAWORLD_EPISODES:
             raise ParameterError(
                 f"episodes={self.episodes} (--episodes): Meta-World runs at most "
@@ -181,9 +184,14 @@ class EvalConfig:
     def label(self) -> str:
         if self.run:
             return self.run
+        from nblib.serving import check_url, is_remote
+
         name = self.policy
         path = Path(self.policy).expanduser()
-        if path.exists():  # a saved policy: named after its run folder
+        if is_remote(name):  # a policy server: named after its address
+            host, port = check_url(name)
+            name = f"server-{host}-{port}"
+        elif path.exists():  # a saved policy: named after its run folder
             path = path.resolve()
             path = path.parent if path.name == "policy.pt" else path
             path = path.parent if path.name in ("policy", "plugin.json") else path
@@ -322,7 +330,11 @@ def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, w
     instruction, perturbation = instruction_for(spec, episode, config.instruction)
     position = "position" if config.position_noise else "none"
     limit = config.max_steps or spec.max_steps
-    policy.reset(spec.task)
+    begin = getattr(policy, "begin_episode", None)  # a served policy hears the details
+    if begin is not None:
+        begin(task=spec.task, suite=spec.suite, episode=episode, seed=seed)
+    else:
+        policy.reset(spec.task)
     obs = sim.reset(seed, episode)
     steps, success = 0, False
     while steps < limit and not success:
@@ -336,6 +348,9 @@ def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, w
                 writer(sim.video_frame())
             if success or steps >= limit:
                 break
+    end = getattr(policy, "end_episode", None)
+    if end is not None:
+        end({"success": bool(success), "steps": steps})
     return {
         "run": config.label,
         "suite": spec.suite,
@@ -353,6 +368,23 @@ def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, w
 # ----------------------------------------------------------------------------- workers
 
 _WORKER: dict = {}
+
+
+def _missing_jobs(jobs: list, position: dict, rows: list[dict], label: str, out) -> list:
+    """The jobs whose episode has no row yet; a ParameterError when a row is of another
+    run or of an episode this configuration does not have (a resumed file must be this
+    run's)."""
+    done = set()
+    for row in rows:
+        key = (row["task"], row["task_id"], row["episode"])
+        if row["run"] != label or key not in position:
+            raise ParameterError(
+                f"cannot resume {out}: it holds run {row['run']!r}, {row['task']!r} episode "
+                f"{row['episode']}, which this configuration (run {label!r}) does not have; "
+                "resume with the options of the run that wrote it, or choose another --out"
+            )
+        done.add(key)
+    return [(spec, i) for spec, i in jobs if (spec.task, spec.task_id, i) not in done]
 
 
 def _worker_init(config_dict: dict) -> None:
@@ -376,8 +408,13 @@ def _action_dim(sim: str) -> int:
 
 def _build_policy(config: EvalConfig):
     from nblib.eval.policies import check_policy, make_policy
+    from nblib.serving import is_remote
 
     check_policy(config.policy, config.sim)
+    if is_remote(config.policy):
+        from nblib.serving.client import RemotePolicy
+
+        return RemotePolicy(config.policy, config.sim, timeout=config.server_timeout)
     action_dim = _action_dim(config.sim)
     policy = make_policy(
         config.policy,
@@ -475,8 +512,12 @@ def evaluate(
     on_row: Callable | None = None,
     policy=None,
     overwrite: bool = False,
+    resume: bool = False,
 ):
     """Run every (task, episode) of ``config`` and write ``out`` (.csv or .jsonl).
+
+    ``resume``: ``out`` holds the finished episodes of an interrupted run of the same
+    configuration; only the missing ones run, appended to it.
 
     ``policy``: your own object implementing :class:`nblib.eval.policies.Policy` instead of
     ``config.policy`` (run in this process: ``workers`` must be 1). An existing ``out`` is
@@ -495,7 +536,8 @@ def evaluate(
             "a policy object runs in this process: set workers=1 (worker processes build "
             "their policy from config.policy)"
         )
-    results = ResultsFile(out, overwrite=overwrite)  # checks the name; created at the first row
+    # checks the name; created at the first row (appended to when resuming)
+    results = ResultsFile(out, overwrite=overwrite, resume=resume)
     if policy is not None and not config.run:  # name the run after the object, not config.policy
         config = replace(config, run=type(policy).__name__.lower())
     specs = task_specs(config)
@@ -509,12 +551,18 @@ def evaluate(
         check_policy(config.policy, config.sim)
     jobs = [(spec, i) for spec in specs for i in range(config.episodes)]
     position = {(spec.task, spec.task_id, i): n for n, (spec, i) in enumerate(jobs)}
+    todo = _missing_jobs(jobs, position, results.rows, config.label, out)
 
     def in_order(row: dict) -> int:  # the configured task order, then the episode
         return position[(row["task"], row["task_id"], row["episode"])]
 
     failures: list[str] = []
-    bar = tqdm(total=len(jobs), desc=f"{config.label} episodes", disable=not progress)
+    bar = tqdm(
+        total=len(jobs),
+        initial=len(jobs) - len(todo),
+        desc=f"{config.label} episodes",
+        disable=not progress,
+    )
 
     def record(row: dict) -> None:
         results.append(row)
@@ -527,7 +575,7 @@ def evaluate(
         if config.workers == 1:
             sims: dict = {}
             try:
-                for spec, episode in jobs:
+                for spec, episode in todo:
                     try:
                         sim = _sim_for(sims, spec, policy, config)
                         record(_episode_with_video(sim, policy, spec, episode, config))
@@ -549,7 +597,7 @@ def evaluate(
                 initializer=_worker_init,
                 initargs=(asdict(config),),
             ) as pool:
-                futures = {pool.submit(_episode_job, t, e): (t, e) for t, e in jobs}
+                futures = {pool.submit(_episode_job, t, e): (t, e) for t, e in todo}
                 for future in as_completed(futures):
                     spec, episode = futures[future]
                     try:
