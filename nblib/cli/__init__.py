@@ -17,6 +17,7 @@
     nblib serve POLICY [--port P] [--host H] [--protocol vla-eval] [--chunk-size K]
                (one flag per ServeConfig field; `nblib eval --policy ws://HOST:PORT` drives it)
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
+    nblib results merge SHARD... --out FILE [--overwrite]
     nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
 
 One module per command group; the options of ``data generate``, ``eval`` and ``lr analyze``

@@ -51,6 +51,30 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from nblib.eval.output import merge_shards
+
+    merged = merge_shards(args.shards, args.out, overwrite=args.overwrite)
+    missing = merged["missing"]
+    state = "complete" if merged["complete"] else "incomplete"
+    print(f"{merged['rows']} episodes from {len(args.shards)} shard(s) -> {args.out} ({state})")
+    if missing:
+        shown = ", ".join(missing[:20]) + (
+            f", ... ({len(missing)} in all)" if len(missing) > 20 else ""
+        )
+        print(f"missing: {shown}")
+        print(
+            "rerun the shard(s) holding them (nblib eval ... --shard I/N --resume), then merge again"
+        )
+        return 1
+    if not merged["complete"]:
+        print(
+            "note: a shard's run did not finish (its rows are complete=False); rerun it with --resume"
+        )
+        return 1
+    return 0
+
+
 def register(sub) -> None:
     res = sub.add_parser("results", help="LIBERO-style evaluation results: summaries, baselines")
     rsub = res.add_subparsers(dest="results_command", required=True)
@@ -71,6 +95,18 @@ def register(sub) -> None:
     )
     summ.add_argument("--format", choices=FORMATS, default="table", help="default %(default)s")
     summ.set_defaults(func=_cmd_summarize)
+
+    merge = rsub.add_parser(
+        "merge",
+        help="join the shard files of one `nblib eval --shard I/N` run into one results file",
+        description="Join shard files (nblib eval --shard I/N --out ...) into --out, refusing "
+        "two shards that hold the same episode and listing the episodes no shard holds. "
+        "Exit status 1 when episodes are missing or a shard did not finish.",
+    )
+    merge.add_argument("shards", nargs="+", help="the shards' --out files (.csv or .jsonl)")
+    merge.add_argument("--out", required=True, help="merged results file, .csv or .jsonl")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    merge.set_defaults(func=_cmd_merge)
 
     base = rsub.add_parser("baselines", help="published LIBERO / LIBERO-Plus / LIBERO-PRO tables")
     base.add_argument(

@@ -78,6 +78,9 @@ class EvalConfig:
         None  # your policy's data (cameras, state, statistics); default: the embedded Meta-World demos
     )
     server_timeout: float = 60.0  # policy=ws://...: seconds to wait for each answer of the server
+    shard: str | None = (
+        None  # I/N: only the I-th (0..N-1) of N disjoint slices of the (task, episode) list
+    )
 
     def __post_init__(self):
         own = "EvalConfig"
@@ -97,6 +100,8 @@ class EvalConfig:
         require(is_int(self.seed), own, "seed", self.seed, "an int")
         t = self.server_timeout
         require(is_number(t) and t > 0, own, "server_timeout", t, "seconds > 0")
+        if self.shard is not None:
+            parse_shard(self.shard)
         if self.sim == "metaworld" and self.episodes > MAX_METAWORLD_EPISODES:
             raise ParameterError(
                 f"episodes={self.episodes} (--episodes): Meta-World runs at most "
@@ -370,14 +375,31 @@ def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, w
 _WORKER: dict = {}
 
 
-def _missing_jobs(jobs: list, position: dict, rows: list[dict], label: str, out) -> list:
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``(index, count)`` of a shard written ``I/N`` (I from 0, as SLURM's
+    ``$SLURM_ARRAY_TASK_ID``); a ParameterError naming ``shard`` otherwise."""
+    index, _, count = str(shard).partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = -1
+    if count < 1 or not 0 <= index < count:
+        raise ParameterError(
+            f"EvalConfig.shard={shard!r} is invalid; expected I/N with N >= 1 and I in "
+            "0..N-1, e.g. 0/2 and 1/2 for two shards (--shard $SLURM_ARRAY_TASK_ID/2)"
+        )
+    return index, count
+
+
+def _missing_jobs(jobs: list, rows: list[dict], label: str, out) -> list:
     """The jobs whose episode has no row yet; a ParameterError when a row is of another
-    run or of an episode this configuration does not have (a resumed file must be this
-    run's)."""
+    run or of an episode these jobs (this configuration, this shard) do not have: a
+    resumed file must be this run's."""
+    keys = {(spec.task, spec.task_id, i) for spec, i in jobs}
     done = set()
     for row in rows:
         key = (row["task"], row["task_id"], row["episode"])
-        if row["run"] != label or key not in position:
+        if row["run"] != label or key not in keys:
             raise ParameterError(
                 f"cannot resume {out}: it holds run {row['run']!r}, {row['task']!r} episode "
                 f"{row['episode']}, which this configuration (run {label!r}) does not have; "
@@ -551,7 +573,10 @@ def evaluate(
         check_policy(config.policy, config.sim)
     jobs = [(spec, i) for spec in specs for i in range(config.episodes)]
     position = {(spec.task, spec.task_id, i): n for n, (spec, i) in enumerate(jobs)}
-    todo = _missing_jobs(jobs, position, results.rows, config.label, out)
+    if config.shard is not None:
+        index, count = parse_shard(config.shard)
+        jobs = jobs[index::count]  # round robin: every shard gets a share of every task
+    todo = _missing_jobs(jobs, results.rows, config.label, out)
 
     def in_order(row: dict) -> int:  # the configured task order, then the episode
         return position[(row["task"], row["task_id"], row["episode"])]
