@@ -7,12 +7,10 @@ import argparse
 
 from nblib.cli.options import add_config_options, config_from, flag_errors
 
-PROTOCOLS = ("vla-eval",)
-
 
 def _options(parser: argparse.ArgumentParser) -> None:
     from nblib.eval.rollout import SIMULATORS
-    from nblib.serving.server import ServeConfig
+    from nblib.serving.server import PROTOCOLS, ServeConfig
 
     parser.add_argument(
         "policy",
@@ -20,14 +18,10 @@ def _options(parser: argparse.ArgumentParser) -> None:
         help="expert, random, zero, a notebook-01 run folder, or a plug-in spec "
         "(file.py:factory, module:factory, an entry point)",
     )
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default="vla-eval",
-        help="wire protocol: AllenAI's vla-evaluation-harness (default)",
-    )
     fields = [f for f in ServeConfig.__dataclass_fields__ if f != "policy"]
-    add_config_options(parser, ServeConfig, fields, choices={"sim": SIMULATORS})
+    add_config_options(
+        parser, ServeConfig, fields, choices={"sim": SIMULATORS, "protocol": PROTOCOLS}
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -36,7 +30,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = config_from(args, policy=args.policy)
 
     def ready(url: str) -> None:
-        print(f"serving {config.policy} ({args.protocol}) on {url}; Ctrl-C stops", flush=True)
+        print(f"serving {config.policy} ({config.protocol}) on {url}; Ctrl-C stops", flush=True)
 
     with flag_errors(args):
         try:
@@ -49,9 +43,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     sv = sub.add_parser(
         "serve",
-        help="serve a policy over a websocket (vla-eval protocol) for remote simulators",
-        description="Serve POLICY as a vla-eval model server: `nblib eval --policy "
-        "ws://HOST:PORT` and vla-eval's own benchmark clients evaluate it from elsewhere.",
+        help="serve a policy over a websocket (vla-eval or openpi protocol) for remote simulators",
+        description="Serve POLICY as a vla-eval model server (`nblib eval --policy "
+        "ws://HOST:PORT`, vla-eval's benchmark clients) or, with --protocol openpi, as an "
+        "openpi policy server (`--policy openpi://HOST:PORT`, openpi-client).",
         populate=_options,
     )
     sv.set_defaults(func=_cmd_serve)

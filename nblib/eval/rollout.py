@@ -434,6 +434,10 @@ def _build_policy(config: EvalConfig):
 
     check_policy(config.policy, config.sim)
     if is_remote(config.policy):
+        if config.policy.startswith("openpi://"):
+            from nblib.serving.openpi import OpenpiPolicy
+
+            return OpenpiPolicy(config.policy, config.sim, timeout=config.server_timeout)
         from nblib.serving.client import RemotePolicy
 
         return RemotePolicy(config.policy, config.sim, timeout=config.server_timeout)
@@ -563,10 +567,12 @@ def evaluate(
     if policy is not None and not config.run:  # name the run after the object, not config.policy
         config = replace(config, run=type(policy).__name__.lower())
     specs = task_specs(config)
+    built = False  # whether this call built the policy (and so closes it)
     if policy is not None:
         _check_action_dim(policy, config.sim)
     elif config.workers == 1:  # a wrong policy fails now, before any episode or output
         policy = _build_policy(config)
+        built = True
     else:  # worker processes build their own; the name is checked here
         from nblib.eval.policies import check_policy
 
@@ -611,6 +617,8 @@ def evaluate(
             finally:
                 for sim in sims.values():
                     sim.close()
+                if built and hasattr(policy, "close"):  # a served policy's connection
+                    policy.close()
         else:
             import multiprocessing
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from nblib.errors import ParameterError
 
-#: Policy specs that name a policy served elsewhere: a vla-eval model server.
-REMOTE_SCHEMES = ("ws://", "wss://")
+#: Policy specs that name a policy served elsewhere: a vla-eval model server (ws://) or
+#: an openpi policy server (openpi://).
+REMOTE_SCHEMES = ("ws://", "wss://", "openpi://")
 
 
 def is_remote(spec: object) -> bool:
-    """Whether ``spec`` names a served policy (``ws://HOST:PORT``) rather than a local one."""
+    """Whether ``spec`` names a served policy (``ws://HOST:PORT``, ``openpi://HOST:PORT``)
+    rather than a local one."""
     return isinstance(spec, str) and spec.startswith(REMOTE_SCHEMES)
 
 
@@ -37,8 +39,8 @@ def check_url(spec: str) -> tuple[str, int]:
         port = None
     if not parts.hostname or port is None or parts.path not in ("", "/"):
         raise ParameterError(
-            f"policy={spec!r}: a policy server is named ws://HOST:PORT (e.g. "
-            "ws://127.0.0.1:8000, the address `nblib serve` prints)"
+            f"policy={spec!r}: a policy server is named ws://HOST:PORT or openpi://HOST:PORT "
+            "(e.g. ws://127.0.0.1:8000, the address `nblib serve` prints)"
         )
     return parts.hostname, port
 

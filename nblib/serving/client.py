@@ -129,16 +129,19 @@ class RemotePolicy:
             return
         self._closed = True
         try:
-            if not self._dead:
+            # no EPISODE_END over a lost connection: vla-eval would reconnect to send it
+            if not self._dead and self._connection.is_connected:
                 self._end_open_episode({})
-                self._portal.call(self._connection.close)
+            self._portal.call(self._connection.close)
         except Exception:  # closing a connection that already failed: nothing to keep
             pass
         finally:
             self._portal_context.__exit__(None, None, None)
 
-    def __del__(self):  # a worker process exits without calling close()
-        try:
-            self.close()
-        except Exception:
-            pass
+    def __del__(self):  # a worker process exits without calling close(): no network here
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            try:
+                self._portal_context.__exit__(None, None, None)
+            except Exception:
+                pass

@@ -25,10 +25,13 @@ from nblib.serving.wire import from_wire
 
 log = logging.getLogger(__name__)
 
+PROTOCOLS = ("vla-eval", "openpi")
+
 
 @dataclass
 class ServeConfig:
     policy: str  # expert, random, zero, a notebook-01 run folder, or a plug-in spec
+    protocol: str = "vla-eval"  # vla-eval (AllenAI's vla-evaluation-harness) or openpi
     sim: str = "metaworld"  # the simulator whose actions the policy predicts
     host: str = "127.0.0.1"  # 0.0.0.0 to accept connections from other machines
     port: int = 8000  # 0: any free port (printed)
@@ -52,6 +55,8 @@ class ServeConfig:
             "a policy spec",
         )
         require(self.sim in SIMULATORS, own, "sim", self.sim, f"one of {list(SIMULATORS)}")
+        ok = self.protocol in PROTOCOLS
+        require(ok, own, "protocol", self.protocol, f"one of {list(PROTOCOLS)}")
         require(
             isinstance(self.host, str) and self.host,
             own,
@@ -70,11 +75,8 @@ class ServeConfig:
         require(isinstance(pk, dict), own, "policy_kwargs", pk, "a mapping such as {width: 64}")
 
 
-def model_server(config: ServeConfig):
-    """The vla-eval model server (not yet listening) that answers with ``config.policy``."""
-    require_vla_eval()
-    from vla_eval.model_servers.predict import PredictModelServer
-
+def served_policy(config: ServeConfig):
+    """The nblib policy ``config`` names, checked for what a served policy can do."""
     from nblib.eval.policies import check_policy, make_policy
     from nblib.eval.rollout import _action_dim, _check_action_dim
 
@@ -94,6 +96,19 @@ def model_server(config: ServeConfig):
             f"policy={config.policy!r} reads depth-based geometry tokens, which the vla-eval "
             "observation does not carry; evaluate it in-process (nblib eval --policy PATH)"
         )
+    return policy
+
+
+def model_server(config: ServeConfig, policy=None):
+    """The vla-eval model server (not yet listening) that answers with ``config.policy``
+    (or the already built ``policy``)."""
+    require_vla_eval()
+    from vla_eval.model_servers.predict import PredictModelServer
+
+    from nblib.eval.rollout import _action_dim
+
+    policy = served_policy(config) if policy is None else policy
+    action_dim = _action_dim(config.sim)
 
     class NblibPolicyServer(PredictModelServer):
         """One nblib policy behind vla-eval's model-server protocol. Each session (one
@@ -140,8 +155,20 @@ def model_server(config: ServeConfig):
 
 
 def serve(config: ServeConfig, ready=None) -> None:
-    """Serve ``config.policy`` until interrupted. ``ready(url)`` is called once the socket
-    listens (the CLI prints the URL; with port 0 it holds the port chosen)."""
+    """Serve ``config.policy`` in ``config.protocol`` until interrupted. ``ready(url)`` is
+    called once the socket listens (the CLI prints the URL; with port 0 it holds the port
+    chosen)."""
+    if config.protocol == "openpi":
+        from nblib.serving.openpi import serve_openpi
+
+        policy = served_policy(config)
+        try:
+            serve_openpi(policy, config, ready)
+        except OSError as exc:
+            raise ParameterError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from exc
+        return
     import anyio
     from vla_eval.model_servers.serve import serve_async
 
