@@ -232,3 +232,24 @@ def test_run_colours_come_from_the_run_palette(real):
     assert all(study.colours[r] in PALETTES["run"] for r in study.runs)
     assert len({study.colours[r] for r in study.runs}) == len(study.runs)  # <= 8: distinct
     assert np.all([study.colours[p] == "#9E9E9E" for p in study.baseline["policy"]])
+
+
+def test_a_one_task_heatmap_still_fits_its_colour_bar():
+    # one LIBERO task of two runs (vla-eval's client and nblib eval, each 2 episodes): the
+    # smallest heatmap once put its colour bar's label off the canvas
+    import pandas as pd
+
+    from nblib.studies.comparison.plots import plot_task_heatmap
+
+    tasks = pd.DataFrame(
+        {
+            "run": ["a", "b"],
+            "suite": ["libero_spatial"] * 2,
+            "task": ["pick up the black bowl between the plate and the ramekin"] * 2,
+            "success_rate": [0.0, 50.0],
+            "episodes": [2, 2],
+        }
+    )
+    fig, _ = plot_task_heatmap(tasks)
+    assert layout_problems(fig) == []
+    plt.close(fig)

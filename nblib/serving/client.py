@@ -25,8 +25,9 @@ class ServerError(NblibError, RuntimeError):
 
 class RemotePolicy:
     """A policy served at ``url`` (vla-eval protocol). ``cameras``, ``image_size`` and
-    ``color_bits`` come from the server's HELLO reply when it is an ``nblib serve`` (other
-    servers: the ``cameras`` given here, default none)."""
+    ``color_bits`` come from the server's HELLO reply (``observation_params["nblib"]``)
+    when it is an ``nblib serve`` (other servers: the ``cameras`` given here, default
+    none)."""
 
     def __init__(
         self,
@@ -61,7 +62,7 @@ class RemotePolicy:
             self._closed = True
             self._portal_context.__exit__(None, None, None)
             raise
-        params = self._connection.server_info.get("observation_params") or {}
+        params = (self._connection.server_info.get("observation_params") or {}).get("nblib") or {}
         self.cameras = tuple(params.get("cameras", cameras))
         self.image_size = int(params.get("image_size", 128))
         self.color_bits = int(params.get("color_bits", 8))

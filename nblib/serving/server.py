@@ -125,13 +125,21 @@ def model_server(config: ServeConfig, policy=None):
             return self.sessions[ctx.session_id]
 
         def get_observation_params(self) -> dict:
-            # sent in the HELLO reply: what the client must render for this policy
+            # Sent in the HELLO reply. vla-eval's orchestrator passes these keys to its
+            # benchmark's constructor: its LIBERO benchmark then sends the proprio state
+            # (and the wrist camera for a two-camera policy). nblib's client reads what to
+            # render from "nblib" (vla-eval logs one warning that it cannot forward it).
+            cameras = list(getattr(policy, "cameras", ()))
             return {
-                "cameras": list(getattr(policy, "cameras", ())),
-                "image_size": int(getattr(policy, "image_size", 128) or 128),
-                "color_bits": int(getattr(policy, "color_bits", 8)),
-                "action_dim": action_dim,
-                "policy": config.policy,
+                "send_state": True,
+                "send_wrist_image": len(cameras) > 1,
+                "nblib": {
+                    "cameras": cameras,
+                    "image_size": int(getattr(policy, "image_size", 128) or 128),
+                    "color_bits": int(getattr(policy, "color_bits", 8)),
+                    "action_dim": action_dim,
+                    "policy": config.policy,
+                },
             }
 
         async def on_episode_start(self, start: dict, ctx) -> None:

@@ -217,7 +217,8 @@ def plot_task_heatmap(tasks: pd.DataFrame, runs: list[str] | None = None, max_la
         )
     header = 0.42  # in: a panel's title and wrapped column names
     rows = sum(len(b[1]) for b in blocks)
-    height = min(0.45 + header * len(blocks) + 0.135 * rows, MAX_HEIGHT_IN)
+    # at least tall enough for the colour bar's label, whatever the number of tasks
+    height = min(max(0.45 + header * len(blocks) + 0.135 * rows, 1.5), MAX_HEIGHT_IN)
     fig, axes = new_figure(
         nrows=len(blocks),
         width=DOUBLE_COLUMN_IN,
