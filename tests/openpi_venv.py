@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import venv
 from pathlib import Path
+
+from throwaway_venv import venv_python
 
 from nblib.paths import find_repo_root
 
@@ -21,21 +22,7 @@ PROBE = Path(__file__).with_name("openpi_probe.py")
 
 def openpi_python() -> Path:
     """The venv's Python, creating the venv first (~30 s) when missing or outdated."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / "requirements.txt"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    venv.EnvBuilder(clear=True, with_pip=True).create(VENV)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    result = subprocess.run([*pip, *REQUIREMENTS], capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(
-            f"creating the openpi-client venv in {VENV} failed:\n{result.stdout[-3000:]}\n"
-            f"{result.stderr[-3000:]}"
-        )
-    stamp.write_text(wanted)
-    return python
+    return venv_python(VENV.name, REQUIREMENTS)
 
 
 def run_probe(*args: str, timeout: float = 300) -> dict:

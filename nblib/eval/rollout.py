@@ -429,7 +429,7 @@ def _action_dim(sim: str) -> int:
 
 
 def _build_policy(config: EvalConfig):
-    from nblib.eval.policies import check_policy, make_policy
+    from nblib.eval.policies import check_policy
     from nblib.serving import is_remote
 
     check_policy(config.policy, config.sim)
@@ -441,16 +441,26 @@ def _build_policy(config: EvalConfig):
         from nblib.serving.client import RemotePolicy
 
         return RemotePolicy(config.policy, config.sim, timeout=config.server_timeout)
-    action_dim = _action_dim(config.sim)
-    policy = make_policy(
-        config.policy,
-        action_dim=action_dim,
-        seed=config.seed,
-        device=config.device,
-        policy_kwargs=config.policy_kwargs,
-        manifest=config.manifest or "metaworld_default",
+    return local_policy(
+        config.policy, config.sim, config.seed, config.device, config.policy_kwargs, config.manifest
     )
-    _check_action_dim(policy, config.sim)
+
+
+def local_policy(spec: str, sim: str, seed=0, device="cpu", policy_kwargs=None, manifest=None):
+    """The policy ``spec`` names, built in this process for simulator ``sim`` (checked:
+    the name, then its action width against the simulator's)."""
+    from nblib.eval.policies import check_policy, make_policy
+
+    check_policy(spec, sim)
+    policy = make_policy(
+        spec,
+        action_dim=_action_dim(sim),
+        seed=seed,
+        device=device,
+        policy_kwargs=policy_kwargs or {},
+        manifest=manifest or "metaworld_default",
+    )
+    _check_action_dim(policy, sim)
     return policy
 
 

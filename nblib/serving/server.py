@@ -77,20 +77,17 @@ class ServeConfig:
 
 def served_policy(config: ServeConfig):
     """The nblib policy ``config`` names, checked for what a served policy can do."""
-    from nblib.eval.policies import check_policy, make_policy
-    from nblib.eval.rollout import _action_dim, _check_action_dim
+    from nblib.eval.rollout import local_policy
+    from nblib.serving import is_remote
 
-    check_policy(config.policy, config.sim)
-    action_dim = _action_dim(config.sim)
-    policy = make_policy(
-        config.policy,
-        action_dim=action_dim,
-        seed=config.seed,
-        device=config.device,
-        policy_kwargs=config.policy_kwargs,
-        manifest=config.manifest or "metaworld_default",
+    if is_remote(config.policy):
+        raise ParameterError(
+            f"policy={config.policy!r} is served already; nblib serve serves a local policy "
+            "(expert, random, zero, a run folder or a plug-in)"
+        )
+    policy = local_policy(
+        config.policy, config.sim, config.seed, config.device, config.policy_kwargs, config.manifest
     )
-    _check_action_dim(policy, config.sim)
     if getattr(policy, "depth", False):
         raise ParameterError(
             f"policy={config.policy!r} reads depth-based geometry tokens, which the vla-eval "
