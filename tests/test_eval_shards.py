@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nblib.errors import ParameterError
-from nblib.eval.output import merge_shards
-from nblib.eval.rollout import EvalConfig, evaluate, parse_shard
+from nblib.eval.rollout import EvalConfig, evaluate
+from nblib.eval.shards import merge_shards, parse_shard
 
 KEYS = ["run", "task", "episode", "success", "steps", "seed"]
 

@@ -52,7 +52,7 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from nblib.eval.output import merge_shards
+    from nblib.eval.shards import merge_shards
 
     merged = merge_shards(args.shards, args.out, overwrite=args.overwrite)
     missing = merged["missing"]

@@ -264,3 +264,21 @@ def make_policy(
     if not Path(spec).expanduser().exists() and is_policy_spec(spec):
         return PluginClosedLoop.from_spec(spec, policy_kwargs or {}, manifest, device, seed)
     return VLAClosedLoop.from_saved(spec, device=device, seed=seed)
+
+
+def local_policy(spec: str, sim: str, seed=0, device="cpu", policy_kwargs=None, manifest=None):
+    """The policy ``spec`` names, built in this process for simulator ``sim`` (checked:
+    the name, then its action width against the simulator's)."""
+    from nblib.eval.sims import action_dim, check_action_dim
+
+    check_policy(spec, sim)
+    policy = make_policy(
+        spec,
+        action_dim=action_dim(sim),
+        seed=seed,
+        device=device,
+        policy_kwargs=policy_kwargs or {},
+        manifest=manifest or "metaworld_default",
+    )
+    check_action_dim(policy, sim)
+    return policy

@@ -41,8 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from nblib.errors import NotebookError, ParameterError, is_int, is_number, require
-from nblib.eval.output import ResultsFile
+from nblib.eval.output import ResultsFile, unfinished_jobs
 from nblib.eval.results.schema import base_suite
+from nblib.eval.shards import parse_shard
+from nblib.eval.sims import check_action_dim, simulator_for
 
 SIMULATORS = ("metaworld", "libero")
 INSTRUCTION_MODES = ("original", "paraphrase", "other", "empty")
@@ -375,40 +377,6 @@ def run_episode(sim, policy, spec: TaskSpec, episode: int, config: EvalConfig, w
 _WORKER: dict = {}
 
 
-def parse_shard(shard: str) -> tuple[int, int]:
-    """``(index, count)`` of a shard written ``I/N`` (I from 0, as SLURM's
-    ``$SLURM_ARRAY_TASK_ID``); a ParameterError naming ``shard`` otherwise."""
-    index, _, count = str(shard).partition("/")
-    try:
-        index, count = int(index), int(count)
-    except ValueError:
-        index = count = -1
-    if count < 1 or not 0 <= index < count:
-        raise ParameterError(
-            f"EvalConfig.shard={shard!r} is invalid; expected I/N with N >= 1 and I in "
-            "0..N-1, e.g. 0/2 and 1/2 for two shards (--shard $SLURM_ARRAY_TASK_ID/2)"
-        )
-    return index, count
-
-
-def _missing_jobs(jobs: list, rows: list[dict], label: str, out) -> list:
-    """The jobs whose episode has no row yet; a ParameterError when a row is of another
-    run or of an episode these jobs (this configuration, this shard) do not have: a
-    resumed file must be this run's."""
-    keys = {(spec.task, spec.task_id, i) for spec, i in jobs}
-    done = set()
-    for row in rows:
-        key = (row["task"], row["task_id"], row["episode"])
-        if row["run"] != label or key not in keys:
-            raise ParameterError(
-                f"cannot resume {out}: it holds run {row['run']!r}, {row['task']!r} episode "
-                f"{row['episode']}, which this configuration (run {label!r}) does not have; "
-                "resume with the options of the run that wrote it, or choose another --out"
-            )
-        done.add(key)
-    return [(spec, i) for spec, i in jobs if (spec.task, spec.task_id, i) not in done]
-
-
 def _worker_init(config_dict: dict) -> None:
     """Per worker process: one torch thread (workers share the cores), the policy once."""
     import torch
@@ -418,14 +386,6 @@ def _worker_init(config_dict: dict) -> None:
     _WORKER["config"] = config
     _WORKER["policy"] = _build_policy(config)
     _WORKER["sims"] = {}
-
-
-def _action_dim(sim: str) -> int:
-    if sim == "libero":
-        from nblib.eval.libero import ACTION_DIM
-    else:
-        from nblib.eval.metaworld import ACTION_DIM
-    return ACTION_DIM
 
 
 def _build_policy(config: EvalConfig):
@@ -441,78 +401,16 @@ def _build_policy(config: EvalConfig):
         from nblib.serving.client import RemotePolicy
 
         return RemotePolicy(config.policy, config.sim, timeout=config.server_timeout)
+    from nblib.eval.policies import local_policy
+
     return local_policy(
         config.policy, config.sim, config.seed, config.device, config.policy_kwargs, config.manifest
     )
 
 
-def local_policy(spec: str, sim: str, seed=0, device="cpu", policy_kwargs=None, manifest=None):
-    """The policy ``spec`` names, built in this process for simulator ``sim`` (checked:
-    the name, then its action width against the simulator's)."""
-    from nblib.eval.policies import check_policy, make_policy
-
-    check_policy(spec, sim)
-    policy = make_policy(
-        spec,
-        action_dim=_action_dim(sim),
-        seed=seed,
-        device=device,
-        policy_kwargs=policy_kwargs or {},
-        manifest=manifest or "metaworld_default",
-    )
-    _check_action_dim(policy, sim)
-    return policy
-
-
-def _check_action_dim(policy, sim: str) -> None:
-    """A saved policy trained for another simulator fails here, not mid-episode."""
-    trained, takes = getattr(policy, "action_dim", None), _action_dim(sim)
-    if trained is not None and trained != takes:
-        raise ParameterError(
-            f"the policy predicts {trained}-D actions; {sim} takes {takes}-D actions "
-            "(was it trained on another simulator's demonstrations?)"
-        )
-
-
-def _sim_for(cache: dict, spec: TaskSpec, policy, config: EvalConfig):
-    if spec.key in cache:
-        return cache[spec.key]
-    cameras = tuple(getattr(policy, "cameras", ()))
-    size = getattr(policy, "image_size", 128) or 128
-    if spec.sim == "libero":
-        from nblib.eval.libero import LiberoTask
-
-        if getattr(policy, "depth", False):
-            raise ParameterError(
-                "the policy reads depth-based geometry tokens, which nblib renders in "
-                "Meta-World only"
-            )
-        sim = LiberoTask(
-            spec.suite,
-            spec.task_id,
-            cameras=cameras,
-            size=size,
-            video=bool(config.video),
-            max_steps=config.max_steps or spec.max_steps,
-        )
-    else:
-        from nblib.eval.metaworld import MetaWorldTask
-
-        sim = MetaWorldTask(
-            spec.key,
-            cameras=cameras,
-            size=size,
-            color_bits=getattr(policy, "color_bits", 8),
-            position_noise=config.position_noise,
-            depth=getattr(policy, "depth", False),
-        )
-    cache[spec.key] = sim
-    return sim
-
-
 def _episode_job(spec: TaskSpec, episode: int) -> dict:
     config, policy = _WORKER["config"], _WORKER["policy"]
-    sim = _sim_for(_WORKER["sims"], spec, policy, config)
+    sim = simulator_for(_WORKER["sims"], spec, policy, config)
     return _episode_with_video(sim, policy, spec, episode, config)
 
 
@@ -579,7 +477,7 @@ def evaluate(
     specs = task_specs(config)
     built = False  # whether this call built the policy (and so closes it)
     if policy is not None:
-        _check_action_dim(policy, config.sim)
+        check_action_dim(policy, config.sim)
     elif config.workers == 1:  # a wrong policy fails now, before any episode or output
         policy = _build_policy(config)
         built = True
@@ -592,7 +490,7 @@ def evaluate(
     if config.shard is not None:
         index, count = parse_shard(config.shard)
         jobs = jobs[index::count]  # round robin: every shard gets a share of every task
-    todo = _missing_jobs(jobs, results.rows, config.label, out)
+    todo = unfinished_jobs(jobs, results.rows, config.label, out)
 
     def in_order(row: dict) -> int:  # the configured task order, then the episode
         return position[(row["task"], row["task_id"], row["episode"])]
@@ -618,7 +516,7 @@ def evaluate(
             try:
                 for spec, episode in todo:
                     try:
-                        sim = _sim_for(sims, spec, policy, config)
+                        sim = simulator_for(sims, spec, policy, config)
                         record(_episode_with_video(sim, policy, spec, episode, config))
                     except Exception as error:  # the run goes on; it is marked incomplete
                         failures.append(

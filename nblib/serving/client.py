@@ -42,10 +42,10 @@ class RemotePolicy:
         from anyio.from_thread import start_blocking_portal
         from vla_eval.connection import Connection
 
-        from nblib.eval.rollout import _action_dim
+        from nblib.eval.sims import action_dim as sim_action_dim
 
         self.url, self.sim = url, sim
-        self.action_dim = action_dim or _action_dim(sim)
+        self.action_dim = action_dim or sim_action_dim(sim)
         self._where = f"policy server {url}"
         self._episode: dict = {}
         self._started = False

@@ -115,12 +115,12 @@ class OpenpiPolicy:
         require_vla_eval()  # websockets and msgpack come with the serve extra
         from websockets.sync.client import connect
 
-        from nblib.eval.rollout import _action_dim
+        from nblib.eval.sims import action_dim
         from nblib.serving import check_url
 
         host, port = check_url(url.replace("openpi://", "ws://", 1))
         self.url, self.sim, self.timeout = url, sim, timeout
-        self.action_dim = _action_dim(sim)
+        self.action_dim = action_dim(sim)
         self._episode: dict | None = None
         for attempt in range(1, retries + 1):  # bounded: 2 s, 4 s between attempts
             try:

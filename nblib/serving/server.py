@@ -77,7 +77,7 @@ class ServeConfig:
 
 def served_policy(config: ServeConfig):
     """The nblib policy ``config`` names, checked for what a served policy can do."""
-    from nblib.eval.rollout import local_policy
+    from nblib.eval.policies import local_policy
     from nblib.serving import is_remote
 
     if is_remote(config.policy):
@@ -102,10 +102,10 @@ def model_server(config: ServeConfig, policy=None):
     require_vla_eval()
     from vla_eval.model_servers.predict import PredictModelServer
 
-    from nblib.eval.rollout import _action_dim
+    from nblib.eval.sims import action_dim as sim_action_dim
 
     policy = served_policy(config) if policy is None else policy
-    action_dim = _action_dim(config.sim)
+    action_dim = sim_action_dim(config.sim)
 
     class NblibPolicyServer(PredictModelServer):
         """One nblib policy behind vla-eval's model-server protocol. Each session (one
