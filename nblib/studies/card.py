@@ -261,7 +261,9 @@ def _thumb(frame: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def blocked_mask(frames: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+def blocked_mask(
+    frames: np.ndarray, reference: np.ndarray | None = None, thumbs: np.ndarray | None = None
+) -> np.ndarray:
     """Which of ``frames`` (N, H, W, 3) uint8 show no scene: dark (mean grey under
     ``BLOCKED_DARK``), featureless (grey std under ``BLOCKED_FLAT``) or covered: one colour
     fills ``BLOCKED_ONE_COLOUR`` of the 8x8 cells and the frame is ``BLOCKED_FAR`` from
@@ -273,7 +275,8 @@ def blocked_mask(frames: np.ndarray, reference: np.ndarray | None = None) -> np.
     grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     dark = grey.mean(axis=(1, 2)) < BLOCKED_DARK
     flat = grey.std(axis=(1, 2)) < BLOCKED_FLAT
-    thumbs = np.stack([_thumb(f, 16) for f in frames])
+    if thumbs is None:  # the frames' 16x16 views, when the caller has not made them
+        thumbs = np.stack([_thumb(f, 16) for f in frames])
     if reference is None:
         reference = np.median(thumbs, axis=0)
     far = np.sqrt(((thumbs - reference) ** 2).sum(-1).mean(axis=(1, 2))) > BLOCKED_FAR
@@ -289,13 +292,18 @@ def blocked_views(study: CardStudy) -> BlockedViews:
     store = study.store
     frames, totals = {}, {}
     for camera in store.cameras:
+        # one read of each demo's frames: the camera's median view needs all of them, the
+        # check then runs per demo on the same frames (kept, not read again)
         per_demo = {d: store.frames(d, camera, 0, store.lengths[d]) for d in store.demos}
-        every = np.concatenate(list(per_demo.values()))
-        reference = np.median(np.stack([_thumb(f, 16) for f in every]), axis=0)
-        hits = []
+        thumbs = np.concatenate([[_thumb(f, 16) for f in v] for v in per_demo.values()])
+        reference = np.median(thumbs, axis=0)
+        hits, start = [], 0
         for demo, demo_frames in per_demo.items():
-            hits += [(demo, int(t)) for t in np.flatnonzero(blocked_mask(demo_frames, reference))]
-        frames[camera], totals[camera] = hits, len(every)
+            own = thumbs[start : start + len(demo_frames)]
+            start += len(demo_frames)
+            mask = blocked_mask(demo_frames, reference, own)
+            hits += [(demo, int(t)) for t in np.flatnonzero(mask)]
+        frames[camera], totals[camera] = hits, len(thumbs)
     return BlockedViews(frames, totals)
 
 
