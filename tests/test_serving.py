@@ -19,7 +19,8 @@ import pytest
 from nblib.errors import NotebookError, ParameterError
 from nblib.eval.rollout import EvalConfig, evaluate
 from nblib.serving import check_url
-from nblib.serving.wire import actions_from, from_wire, to_wire
+from nblib.serving.client import foreign_server_frames
+from nblib.serving.wire import actions_from, from_wire, resize_frame, to_wire, wants_wrist
 
 REPO = Path(__file__).resolve().parents[1]
 FAULTY = REPO / "tests" / "fixtures" / "servers" / "faulty_server.py"
@@ -94,6 +95,61 @@ def test_wire_round_trip_keeps_metaworld_and_libero_observations() -> None:
     back, _ = from_wire({"states": states, "images": {}, "task_description": "x"}, "here")
     np.testing.assert_array_equal(back["state"], states)
     np.testing.assert_allclose(back["gripper_opening"], [0.07], rtol=1e-6)
+
+
+def test_libero_frames_go_in_vla_eval_and_openpi_names_and_orientation() -> None:
+    """On the wire LIBERO's cameras are agentview / wrist, rotated 180° from robosuite's raw
+    frame as vla-eval's LIBERO benchmark and openpi's example send them; nblib's frames
+    flip the rows only. A raw frame with a marked corner shows which way each goes."""
+    raw = np.zeros((16, 16, 3), dtype=np.uint8)
+    raw[0, 0] = 255  # robosuite's raw frame: this pixel is the image's bottom-left
+    nblib_frame = raw[::-1]  # what nblib's LiberoTask gives: bottom-left at [15, 0]
+    observation = {
+        "state": np.arange(8, dtype=np.float32),
+        "images": {"agentview": nblib_frame, "robot0_eye_in_hand": nblib_frame.copy()},
+    }
+    wire = to_wire(observation, "put the bowl", "libero")
+    assert list(wire["images"]) == ["agentview", "wrist"]
+    np.testing.assert_array_equal(wire["images"]["agentview"], raw[::-1, ::-1])
+    assert wire["images"]["wrist"][15, 15].tolist() == [255, 255, 255]
+
+    back, _ = from_wire(wire, "here", sim="libero")
+    assert list(back["images"]) == ["agentview", "robot0_eye_in_hand"]
+    np.testing.assert_array_equal(back["images"]["agentview"], nblib_frame)
+    # vla-eval's LIBERO client sends 256²; a policy reading 128² gets its own size
+    big = {**wire, "images": {"agentview": np.zeros((256, 256, 3), np.uint8)}}
+    back, _ = from_wire(big, "here", sim="libero", image_size=128)
+    assert back["images"]["agentview"].shape == (128, 128, 3)
+
+
+def test_wire_convention_errors_name_the_camera_and_the_simulator() -> None:
+    state8 = np.zeros(8, dtype=np.float32)
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ParameterError, match=r"images\['corner'\] is not a LIBERO camera"):
+        from_wire({"state": state8, "images": {"corner": image}}, "here", sim="libero")
+    with pytest.raises(ParameterError, match=r"here: 'state' has 8 values; a metaworld policy"):
+        from_wire({"state": state8, "images": {}}, "here", sim="metaworld")
+    with pytest.raises(ParameterError, match="camera 'corner' is not one of LIBERO's"):
+        to_wire({"state": state8, "images": {"corner": image}}, "x", "libero")
+    with pytest.raises(ParameterError, match="send square frames"):
+        resize_frame(np.zeros((8, 12, 3), np.uint8), 4)
+
+
+def test_a_foreign_server_gets_its_benchmarks_frames() -> None:
+    # vla-eval's LIBERO benchmark: the scene camera, the wrist one when asked, 256²
+    assert foreign_server_frames("libero", (), False) == {
+        "cameras": ["agentview"],
+        "image_size": 256,
+    }
+    assert foreign_server_frames("libero", (), True)["cameras"] == [
+        "agentview",
+        "robot0_eye_in_hand",
+    ]
+    assert foreign_server_frames("metaworld", (), False)["cameras"] == ["corner", "behindGripper"]
+    assert foreign_server_frames("metaworld", ("topview",), True)["cameras"] == ["topview"]
+    assert wants_wrist(["robot0_eye_in_hand"], "libero") and not wants_wrist(
+        ["agentview"], "libero"
+    )
 
 
 def test_wire_errors_name_the_key() -> None:

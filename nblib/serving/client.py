@@ -16,18 +16,31 @@ import numpy as np
 
 from nblib.errors import NblibError, ParameterError
 from nblib.serving import require_vla_eval
-from nblib.serving.wire import actions_from, to_wire
+from nblib.serving.wire import VLA_EVAL_LIBERO_SIZE, actions_from, to_wire
 
 
 class ServerError(NblibError, RuntimeError):
     """The policy server failed, went away or did not answer in time."""
 
 
+def foreign_server_frames(sim: str, cameras: tuple[str, ...], wrist: bool) -> dict:
+    """The cameras and frame size to render for a server that is not ``nblib serve``:
+    LIBERO as vla-eval's LIBERO benchmark renders it (the scene camera, the wrist camera
+    when the server asks for it with ``send_wrist_image``, 256²); Meta-World, for which
+    vla-eval has no benchmark, ``cameras`` or else nblib's demo cameras at 128²."""
+    if sim == "libero":
+        chosen = cameras or ("agentview",) + (("robot0_eye_in_hand",) if wrist else ())
+        return {"cameras": list(chosen), "image_size": VLA_EVAL_LIBERO_SIZE}
+    from nblib.data.metaworld_gen import DEFAULT_CAMERAS
+
+    return {"cameras": list(cameras or DEFAULT_CAMERAS), "image_size": 128}
+
+
 class RemotePolicy:
     """A policy served at ``url`` (vla-eval protocol). ``cameras``, ``image_size`` and
     ``color_bits`` come from the server's HELLO reply (``observation_params["nblib"]``)
-    when it is an ``nblib serve`` (other servers: the ``cameras`` given here, default
-    none)."""
+    when it is an ``nblib serve``; other servers get the frames of
+    :func:`foreign_server_frames`."""
 
     def __init__(
         self,
@@ -62,7 +75,10 @@ class RemotePolicy:
             self._closed = True
             self._portal_context.__exit__(None, None, None)
             raise
-        params = (self._connection.server_info.get("observation_params") or {}).get("nblib") or {}
+        asked = self._connection.server_info.get("observation_params") or {}
+        params = asked.get("nblib")
+        if params is None:  # another vla-eval model server: its benchmarks' convention
+            params = foreign_server_frames(sim, cameras, bool(asked.get("send_wrist_image")))
         self.cameras = tuple(params.get("cameras", cameras))
         self.image_size = int(params.get("image_size", 128))
         self.color_bits = int(params.get("color_bits", 8))

@@ -27,7 +27,15 @@ import numpy as np
 from nblib.errors import ParameterError
 from nblib.serving import require_vla_eval
 from nblib.serving.client import ServerError
-from nblib.serving.wire import actions_from, from_wire
+from nblib.serving.wire import (
+    LIBERO_WIRE_NAMES,
+    VLA_EVAL_LIBERO_SIZE,
+    actions_from,
+    from_wire,
+    images_to_wire,
+    resize_frame,
+    served_image_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,38 +84,60 @@ def unpack(data: bytes):
     return msgpack.unpackb(data, object_hook=_decode, raw=False)
 
 
-def to_openpi(observation: dict, instruction: str, sim: str, cameras: tuple[str, ...]) -> dict:
-    """An nblib observation in openpi's LIBERO-example keys (first camera the scene,
-    second the wrist)."""
+#: openpi's LIBERO example sends both cameras resized to this size (its client's
+#: ``image_tools.resize_with_pad``).
+OPENPI_LIBERO_SIZE = 224
+
+
+def to_openpi(
+    observation: dict,
+    instruction: str,
+    sim: str,
+    cameras: tuple[str, ...],
+    size: int | None = None,
+) -> dict:
+    """An nblib observation in openpi's LIBERO-example keys: LIBERO's scene and wrist
+    cameras by name, in the wire convention (:mod:`nblib.serving.wire`); Meta-World's
+    ``cameras`` in order (first the scene, second the wrist). Frames resized to ``size``."""
     if sim == "metaworld":
         state = np.concatenate([observation["eef_pos"], observation["gripper_opening"]])
     else:
         state = observation["state"]
     out = {STATE: np.asarray(state, dtype=np.float32), PROMPT: str(instruction)}
-    images = observation.get("images", {})
-    for key, camera in zip((IMAGE, WRIST), cameras, strict=False):
-        out[key] = np.ascontiguousarray(images[camera])
+    images = images_to_wire(observation.get("images", {}), sim)
+    names = ("agentview", "wrist") if sim == "libero" else cameras
+    for key, name in zip((IMAGE, WRIST), names, strict=False):
+        if name in images:
+            out[key] = resize_frame(images[name], size)
     if "state" in observation and sim == "metaworld":
         out["nblib/sim_state"] = np.asarray(observation["state"], dtype=np.float64)
     return out
 
 
-def from_openpi(obs: dict, cameras: tuple[str, ...]) -> tuple[dict, str]:
-    """openpi keys back to nblib's observation (through the vla-eval convention's checks)."""
+def from_openpi(
+    obs: dict, cameras: tuple[str, ...], sim: str, image_size: int | None = None
+) -> tuple[dict, str]:
+    """openpi keys back to nblib's observation of simulator ``sim`` (through the wire
+    convention's checks), frames resized to ``image_size``."""
     if not isinstance(obs, dict) or STATE not in obs:
         keys = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
         raise ParameterError(f"an openpi observation needs {STATE!r}; got {keys}")
-    images = {c: obs[k] for k, c in zip((IMAGE, WRIST), cameras, strict=False) if k in obs}
+    names = ("agentview", "wrist") if sim == "libero" else cameras
+    images = {c: obs[k] for k, c in zip((IMAGE, WRIST), names, strict=False) if k in obs}
+    if sim == "libero":  # openpi's LIBERO client sends both: keep the ones the policy reads
+        read = {LIBERO_WIRE_NAMES[c] for c in cameras}
+        images = {name: image for name, image in images.items() if name in read}
     wire = {"images": images, "state": obs[STATE], "task_description": obs.get(PROMPT, "")}
     if "nblib/sim_state" in obs:
         wire["sim_state"] = obs["nblib/sim_state"]
-    return from_wire(wire, "openpi observation")
+    return from_wire(wire, "openpi observation", sim, image_size)
 
 
 class OpenpiPolicy:
     """A policy served with openpi's protocol at ``openpi://HOST:PORT``, as an nblib
-    closed-loop policy. ``cameras`` default to the server's metadata (``nblib serve``
-    sends them), else none."""
+    closed-loop policy. The cameras and frame size come from the server's metadata when
+    it is an ``nblib serve``; another server of a LIBERO policy gets what openpi's LIBERO
+    example sends (both cameras at 224²)."""
 
     def __init__(self, url: str, sim: str = "metaworld", timeout: float = 60.0, retries: int = 3):
         import time
@@ -136,8 +166,17 @@ class OpenpiPolicy:
                 time.sleep(2.0**attempt)
         metadata = self._receive("connecting")
         self.metadata = metadata if isinstance(metadata, dict) else {}
-        self.cameras = tuple(self.metadata.get("cameras", ()))
-        self.image_size = int(self.metadata.get("image_size", 128))
+        self.wire_size = None  # the size frames are resized to before they are sent
+        if self.metadata.get("server") == "nblib":
+            self.cameras = tuple(self.metadata.get("cameras", ()))
+            self.image_size = int(self.metadata.get("image_size", 128))
+        elif sim == "libero":  # as openpi's LIBERO example: both cameras, 256² → 224²
+            self.cameras = ("agentview", "robot0_eye_in_hand")
+            self.image_size, self.wire_size = VLA_EVAL_LIBERO_SIZE, OPENPI_LIBERO_SIZE
+        else:  # openpi has no Meta-World example: nblib's demo cameras
+            from nblib.data.metaworld_gen import DEFAULT_CAMERAS
+
+            self.cameras, self.image_size = tuple(DEFAULT_CAMERAS), 128
         self.color_bits = int(self.metadata.get("color_bits", 8))
 
     def _receive(self, what: str):
@@ -165,7 +204,7 @@ class OpenpiPolicy:
         self.begin_episode(task, "", -1, -1)
 
     def act(self, observation: dict, instruction: str) -> np.ndarray:
-        message = to_openpi(observation, instruction, self.sim, self.cameras)
+        message = to_openpi(observation, instruction, self.sim, self.cameras, self.wire_size)
         if getattr(self, "_first", False) and self._episode:
             message[EPISODE] = dict(self._episode)
             self._first = False
@@ -203,6 +242,7 @@ def serve_openpi(policy, config, ready=None) -> None:
         "server": "nblib",
     }
     cameras = tuple(metadata["cameras"])
+    image_size = served_image_size(policy)
     lock = asyncio.Lock()  # one inference at a time, as on a GPU
 
     async def handler(socket) -> None:
@@ -214,7 +254,7 @@ def serve_openpi(policy, config, ready=None) -> None:
                 episode = obs.get(EPISODE) if isinstance(obs, dict) else None
                 if episode:
                     own.reset(str(episode.get("task", "")))
-                observation, instruction = from_openpi(obs, cameras)
+                observation, instruction = from_openpi(obs, cameras, config.sim, image_size)
                 async with lock:
                     actions = await asyncio.to_thread(own.act, observation, instruction)
                 actions = np.asarray(actions, dtype=np.float32)

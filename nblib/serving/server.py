@@ -21,7 +21,7 @@ import numpy as np
 
 from nblib.errors import ParameterError, is_int, require
 from nblib.serving import require_vla_eval
-from nblib.serving.wire import from_wire
+from nblib.serving.wire import from_wire, served_image_size, wants_wrist
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def model_server(config: ServeConfig, policy=None):
 
     policy = served_policy(config) if policy is None else policy
     action_dim = sim_action_dim(config.sim)
+    image_size = served_image_size(policy)
 
     class NblibPolicyServer(PredictModelServer):
         """One nblib policy behind vla-eval's model-server protocol. Each session (one
@@ -129,7 +130,7 @@ def model_server(config: ServeConfig, policy=None):
             cameras = list(getattr(policy, "cameras", ()))
             return {
                 "send_state": True,
-                "send_wrist_image": len(cameras) > 1,
+                "send_wrist_image": wants_wrist(cameras, config.sim),
                 "nblib": {
                     "cameras": cameras,
                     "image_size": int(getattr(policy, "image_size", 128) or 128),
@@ -148,7 +149,9 @@ def model_server(config: ServeConfig, policy=None):
             await super().on_episode_start(start, ctx)
 
         def predict(self, obs: dict, ctx) -> dict:
-            observation, instruction = from_wire(obs, f"observation {ctx.step}")
+            observation, instruction = from_wire(
+                obs, f"observation {ctx.step}", config.sim, image_size
+            )
             acting = self._policy(ctx)
             actions = np.asarray(acting.act(observation, instruction), dtype=np.float32)
             if not np.isfinite(actions).all():
