@@ -19,6 +19,8 @@
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]
     nblib results merge SHARD... --out FILE [--overwrite]
     nblib results baselines [--benchmark libero|libero_plus|libero_pro] [--format table|csv|json]
+    nblib doctor --data PATH_OR_MANIFEST [--policy SPEC] --sim metaworld|libero
+        [--tasks T...|--suite S --task-ids I...] [--episodes N] [--format table|json]
 
 One module per command group; the options of ``data generate``, ``eval`` and ``lr analyze``
 are their config dataclasses' fields (:mod:`nblib.cli.options`), added only when that
@@ -36,12 +38,12 @@ import sys
 import warnings
 
 from nblib import __version__
-from nblib.cli import batch, bench, compare, data, eval, lr, results, run, serve
+from nblib.cli import batch, bench, compare, data, doctor, eval, lr, results, run, serve
 from nblib.cli.options import LazyParser
 from nblib.errors import NblibError
 
 # In the order `nblib --help` lists them.
-COMMAND_GROUPS = (data, run, bench, lr, batch, compare, eval, serve, results)
+COMMAND_GROUPS = (data, run, bench, lr, batch, compare, eval, serve, results, doctor)
 
 
 def build_parser() -> LazyParser:

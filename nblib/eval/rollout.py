@@ -384,11 +384,13 @@ def _worker_init(config_dict: dict) -> None:
     torch.set_num_threads(1)
     config = EvalConfig(**config_dict)
     _WORKER["config"] = config
-    _WORKER["policy"] = _build_policy(config)
+    _WORKER["policy"] = build_policy(config)
     _WORKER["sims"] = {}
 
 
-def _build_policy(config: EvalConfig):
+def build_policy(config: EvalConfig):
+    """The policy `config.policy` names: a served one (ws://, openpi://) through its
+    client, else built in this process."""
     from nblib.eval.policies import check_policy
     from nblib.serving import is_remote
 
@@ -479,7 +481,7 @@ def evaluate(
     if policy is not None:
         check_action_dim(policy, config.sim)
     elif config.workers == 1:  # a wrong policy fails now, before any episode or output
-        policy = _build_policy(config)
+        policy = build_policy(config)
         built = True
     else:  # worker processes build their own; the name is checked here
         from nblib.eval.policies import check_policy
