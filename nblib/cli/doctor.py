@@ -62,7 +62,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             results = doctor.run_checks(study, on_result=lambda r: _print_result(r, args.format))
     finally:
         doctor.close(study)
-    verdict = doctor.verdict(doctor.evidence(results))
+    verdict = doctor.verdict(doctor.evidence(study, results), study.config)
     if args.format == "table":
         counts = verdict.numbers
         print(

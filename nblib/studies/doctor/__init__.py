@@ -8,15 +8,20 @@ from nblib.studies.doctor.checks import CHECK_NAMES, STATUSES, CheckResult
 from nblib.studies.doctor.engine import (
     CHECKS,
     DoctorEvidence,
+    describe,
     evidence,
+    explain,
     metrics,
+    results_table,
     run_check,
     run_checks,
     verdict,
 )
+from nblib.studies.doctor.plots import browser, figures, overview_caption, overview_figure
 from nblib.studies.doctor.study import DoctorConfig, DoctorStudy, close, open_data, prepare
 
 __all__ = [
+    "browser",
     "CHECKS",
     "CHECK_NAMES",
     "STATUSES",
@@ -25,11 +30,17 @@ __all__ = [
     "DoctorEvidence",
     "DoctorStudy",
     "close",
+    "describe",
     "evidence",
+    "explain",
+    "figures",
     "metrics",
     "open_data",
+    "overview_caption",
+    "overview_figure",
     "prepare",
     "run_check",
+    "results_table",
     "run_checks",
     "verdict",
 ]

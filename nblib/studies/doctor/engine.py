@@ -7,6 +7,7 @@ import importlib
 import time
 from dataclasses import dataclass
 
+from nblib.errors import ParameterError
 from nblib.studies import Evidence
 from nblib.studies.doctor.checks import CHECK_NAMES, CheckResult, skipped
 from nblib.verdict import Verdict
@@ -33,28 +34,43 @@ def check_function(name: str):
 
 
 def run_check(study, name: str) -> CheckResult:
-    """One check on ``study``; a check that cannot apply returns ``skipped`` itself."""
+    """One check on ``study``, timed (``evidence["seconds"]``); ``skipped`` when the
+    config does not select it. A check that cannot apply returns ``skipped`` itself."""
+    if name not in CHECKS:
+        raise ParameterError(f"check={name!r}: expected one of {list(CHECK_NAMES)}")
+    if name not in study.config.checks:
+        return skipped(name, "not selected (checks=...)")
+    start = time.perf_counter()
     result = check_function(name)(study)
     if not isinstance(result, CheckResult) or result.check != name:
         raise TypeError(f"check {name} returned {result!r}, not its CheckResult")
+    result.evidence.setdefault("seconds", round(time.perf_counter() - start, 2))
     return result
 
 
 def run_checks(study, on_result=None) -> list[CheckResult]:
-    """The configured checks in :data:`CHECK_NAMES` order, each timed; ``on_result`` gets
-    each result as it comes (the CLI prints it at once)."""
+    """Every check in :data:`CHECK_NAMES` order; ``on_result`` gets each result as it
+    comes (the CLI prints it at once)."""
     results = []
     for name in CHECK_NAMES:
-        if name not in study.config.checks:
-            result = skipped(name, "not selected (checks=...)")
-        else:
-            start = time.perf_counter()
-            result = run_check(study, name)
-            result.evidence.setdefault("seconds", round(time.perf_counter() - start, 2))
+        result = run_check(study, name)
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+def results_table(results: list[CheckResult]):
+    """One row per check: check, status, detail, seconds (the notebook's overview)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {"check": r.check, "status": r.status, "detail": r.detail,
+             "seconds": r.evidence.get("seconds")}
+            for r in results
+        ]
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,13 @@ class DoctorEvidence(Evidence):
         return next(r for r in self.results if r.check == name)
 
 
-def evidence(results: list[CheckResult]) -> DoctorEvidence:
-    return DoctorEvidence(tuple(results))
+def evidence(study, results: list[CheckResult]) -> DoctorEvidence:
+    """The checks' results, in :data:`CHECK_NAMES` order (one per check)."""
+    by_name = {r.check: r for r in results}
+    missing = [n for n in CHECK_NAMES if n not in by_name]
+    if missing:
+        raise ParameterError(f"no result for check(s) {missing}: run them with run_check")
+    return DoctorEvidence(tuple(by_name[n] for n in CHECK_NAMES))
 
 
 def verdict(evidence: DoctorEvidence, config=None) -> Verdict:
@@ -95,3 +116,25 @@ def verdict(evidence: DoctorEvidence, config=None) -> Verdict:
 def metrics(evidence: DoctorEvidence) -> dict:
     """Each check's status, detail and evidence (JSON-safe), keyed by check name."""
     return {"checks": {r.check: r.row() for r in evidence.results}}
+
+
+def describe(study) -> str:
+    """What is compared with what: the data, the simulator and tasks, the policy."""
+    c, store = study.config, study.store
+    where = (
+        f"{c.suite or 'libero_spatial'} tasks {c.task_ids or [0]}"
+        if c.sim == "libero"
+        else f"tasks {', '.join(c.tasks or sorted(store.tasks()))}"
+    )
+    data = study.manifest.name if study.manifest is not None else str(store.path)
+    return (
+        f"data: {data} ({len(store.demos)} demos, cameras {', '.join(store.cameras) or 'none'})\n"
+        f"evaluated in: {c.sim}, {where}\n"
+        f"policy: {c.policy or 'none given (the policy checks are skipped)'}"
+    )
+
+
+def explain(result: CheckResult) -> str:
+    """A result as the notebook prints it: the status word, then the detail."""
+    word = {"ok": "ok", "mismatch": "MISMATCH", "skipped": "skipped"}[result.status]
+    return f"{result.check}: {word}\n{result.detail}"
