@@ -1,5 +1,6 @@
 """`nblib eval --shard I/N` and `nblib results merge`: disjoint slices of one run's
-(task, episode) list that join back into the unsharded run."""
+(task, episode) list that join back into the unsharded run; `nblib eval --shards N` runs
+them on local worker processes and merges them (SLURM: tests/test_eval_slurm.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_serving import FAULTY, Server
 
+from nblib.cli import main
 from nblib.errors import ParameterError
 from nblib.eval.rollout import EvalConfig, evaluate
 from nblib.eval.shards import merge_shards, parse_shard
@@ -71,3 +74,79 @@ def test_shard_spec_errors_and_the_cli(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert run.returncode == 1 and "none.csv: no such shard file" in run.stderr
+
+
+# ------------------------------------------------------------------ nblib eval --shards N
+
+
+def test_shards_on_local_workers_merge_into_the_unsharded_run(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "X.csv"
+    command = ["eval", "--policy", "expert", "--tasks", "reach", "push", "--episodes", "2",
+               "--shards", "2", "--out", str(out)]  # fmt: skip
+    assert main(command) == 0, capsys.readouterr().err  # a worker process per shard
+    assert "4 episodes -> " in capsys.readouterr().out
+    whole = evaluate(
+        EvalConfig(tasks=["reach", "push"], episodes=2), tmp_path / "whole.csv", progress=False
+    )
+    merged = pd.read_csv(out)
+    pd.testing.assert_frame_equal(merged[KEYS], whole[KEYS], check_dtype=False)
+    assert merged["complete"].all()
+    for i in range(2):  # round robin: each shard has a share of every task
+        shard = pd.read_csv(tmp_path / "X.shards" / f"shard-{i}-of-2.csv")
+        assert list(zip(shard["task"], shard["episode"], strict=True)) == [
+            ("reach", i),
+            ("push", i),
+        ]
+
+    assert main(command) == 1  # a finished run is never replaced silently
+    assert f"{out} exists; pass resume=True (--resume)" in capsys.readouterr().err
+    assert main([*command, "--resume", "--workers", "1"]) == 0  # nothing left to run
+    pd.testing.assert_frame_equal(pd.read_csv(out), merged)
+
+
+def test_a_failed_local_shard_keeps_the_others_and_resume_completes(tmp_path, capsys) -> None:
+    out = tmp_path / "X.csv"
+    command = ["eval", "--tasks", "reach", "--episodes", "4", "--max-steps", "5", "--run",
+               "zeros", "--shards", "2", "--workers", "1", "--out", str(out)]  # fmt: skip
+    # one shard after the other, 5 observations an episode: the server exits at the 16th,
+    # after shard 0's episodes 0 and 2 and shard 1's episode 1, in shard 1's episode 3
+    with Server(sys.executable, str(FAULTY), "{port}", "die", "16") as server:
+        assert main([*command, "--policy", server.url]) == 1
+    error = capsys.readouterr().err
+    assert "1 of 2 shard(s) failed: shard 1/2: 1 of 2 episodes failed" in error
+    assert "holds the 3 finished episodes of 4, marked incomplete" in error
+    assert "rerun the same command with --resume" in error
+    kept = pd.read_csv(out)
+    assert kept["episode"].tolist() == [0, 1, 2] and not kept["complete"].any()
+    assert pd.read_csv(tmp_path / "X.shards" / "shard-0-of-2.csv")["complete"].all()
+
+    with Server(sys.executable, str(FAULTY), "{port}", "zeros") as server:
+        assert main([*command, "--policy", server.url, "--resume"]) == 0
+    done = pd.read_csv(out)
+    assert done["episode"].tolist() == [0, 1, 2, 3] and done["complete"].all()
+    assert (done["steps"] == 5).all() and not done["success"].any()  # zero actions
+    assert pd.read_csv(tmp_path / "X.shards" / "shard-1-of-2.csv")["episode"].tolist() == [1, 3]
+
+
+def test_shards_flag_errors_come_before_anything_runs(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "X.csv"
+    command = ["eval", "--policy", "zero", "--tasks", "reach", "--episodes", "2", "--out", str(out)]
+    cases = [
+        (["--shards", "2", "--shard", "0/2"], "--shard 0/2 with --shards 2: --shard I/N runs one"),
+        (["--executor", "slurm"], "--executor: only with --shards N"),
+        (["--shards", "2", "--partition", "cpu"], "--partition: SLURM options; add --executor"),
+        (["--shards", "0"], "--shards=0 is invalid; expected an int >= 1"),
+        (["--shards", "2", "--workers", "0"], "--workers=0 is invalid"),
+        (["--shards", "3"], "shards=3 (--shards): the run has 2 episodes (1 task(s) x 2)"),
+    ]
+    for extra, message in cases:
+        assert main([*command, *extra]) == 1
+        assert message in capsys.readouterr().err, extra
+    folder = tmp_path / "X.shards"
+    folder.mkdir()
+    assert main([*command, "--shards", "2"]) == 1
+    assert f"{folder} exists; pass resume=True (--resume)" in capsys.readouterr().err
+    (folder / "shard-0-of-3.csv").write_text("")
+    assert main([*command, "--shards", "2", "--resume"]) == 1
+    assert "it holds shard-0-of-3.csv; resume with the --shards" in capsys.readouterr().err
+    assert not out.exists()

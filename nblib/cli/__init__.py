@@ -14,6 +14,8 @@
     nblib eval --sim metaworld --tasks T... --policy expert|random|zero|PATH --episodes N --out FILE
     nblib eval --sim libero --suite S [--task-ids I...] --policy random|zero|PATH --episodes N --out FILE
                (one flag per EvalConfig field)
+    nblib eval ... --out FILE --shards N [--executor local|slurm] [--workers W] [--partition P]
+               [--time MIN] [--mem GB] [--logs DIR] [--resume|--overwrite]
     nblib serve POLICY [--port P] [--host H] [--protocol vla-eval] [--chunk-size K]
                (one flag per ServeConfig field; `nblib eval --policy ws://HOST:PORT` drives it)
     nblib results summarize PATH... [--suite S] [--label NAME]... [--format table|csv|json]

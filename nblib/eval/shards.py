@@ -30,14 +30,18 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
-def merge_shards(paths: list, out: str | os.PathLike, overwrite: bool = False) -> dict:
+def merge_shards(
+    paths: list, out: str | os.PathLike, overwrite: bool = False, expected: list | None = None
+) -> dict:
     """Join the shard files of one ``nblib eval --shard I/N`` run into ``out``.
 
     Refuses two shards holding the same episode (``(run, task, task_id, episode)``) and
     files of different runs. An episode is missing when a task lacks an index below the
-    run's largest; ``out`` is written complete (``complete=True``) only when no episode is
-    missing and every shard finished, else incomplete, so a rerun of the missing shard and
-    a new merge complete it. Returns ``{"rows", "missing", "complete"}``.
+    run's largest, or, given ``expected`` (the run's ``(suite, task, task_id, episode)``
+    keys, as ``nblib eval --shards`` knows them), when it is not in the files; ``out`` is
+    written complete (``complete=True``) only when no episode is missing and every shard
+    finished, else incomplete, so a rerun of the missing shard and a new merge complete
+    it. Returns ``{"rows", "missing", "complete"}``.
     """
     target = Path(out)
     if target.suffix not in (".csv", ".jsonl"):
@@ -69,12 +73,9 @@ def merge_shards(paths: list, out: str | os.PathLike, overwrite: bool = False) -
     episodes = 1 + max((r["episode"] for r in rows), default=-1)
     tasks = dict.fromkeys((r["suite"], r["task"], r["task_id"]) for r in rows)
     present = {(r["suite"], r["task"], r["task_id"], r["episode"]) for r in rows}
-    missing = [
-        f"{task} episode {i}"
-        for suite, task, task_id in tasks
-        for i in range(episodes)
-        if (suite, task, task_id, i) not in present
-    ]
+    if expected is None:  # the tasks and episode count the files show
+        expected = [(*task, i) for task in tasks for i in range(episodes)]
+    missing = [f"{key[1]} episode {key[3]}" for key in expected if tuple(key) not in present]
     complete = finished and not missing
     ordered = sorted(
         rows, key=lambda r: (list(tasks).index((r["suite"], r["task"], r["task_id"])), r["episode"])

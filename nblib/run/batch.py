@@ -30,6 +30,7 @@ the index pages ``OUT/index.md`` / ``index.html`` that ``nblib run-all`` writes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -287,11 +288,15 @@ def execute(run: Run, out: Path, version: str, gpu: str | None = None) -> dict:
     return {"name": run.name, "status": "failed" if error else "done", "error": error}
 
 
+def _execute_versioned(run: Run, out: Path, versions: dict, gpu: str | None = None) -> dict:
+    return execute(run, out, versions[run.notebook], gpu=gpu)
+
+
 # ----------------------------------------------------------------------------- executors
 
 
 class LocalExecutor:
-    """Worker processes (spawned); with ``gpus``, one kernel per GPU at a time."""
+    """Worker processes (spawned); with ``gpus``, one item per GPU at a time (``gpu=``)."""
 
     def __init__(self, workers: int = 1, gpus: list[str] | None = None):
         if workers < 1:
@@ -304,14 +309,15 @@ class LocalExecutor:
             )
         self.workers = workers
 
-    def map(self, jobs: list[tuple[Run, str]], out: Path, on_result) -> None:
-        """Run every (run, code version) job; ``on_result`` gets each result as it ends."""
+    def map(self, function, items: list, on_result) -> None:
+        """``on_result(function(item))`` for each item (picklable, with a ``.name``: a Run, an
+        eval shard) as it ends; a result is a dict with name, status (done, failed), error."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         if self.workers == 1 and not self.gpus:
-            for run, version in jobs:
-                on_result(execute(run, out, version))
+            for item in items:
+                on_result(function(item))
             return
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager:
@@ -320,29 +326,28 @@ class LocalExecutor:
                 free.put(gpu)
             with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
                 futures = {
-                    pool.submit(_execute_with_gpu, run, out, version, free): run
-                    for run, version in jobs
+                    pool.submit(_call_with_gpu, function, item, free): item for item in items
                 }
                 for future in as_completed(futures):
-                    run = futures[future]
+                    item = futures[future]
                     try:
                         on_result(future.result())
-                    except Exception as exc:  # a worker died: that run failed, not the rest
-                        on_result({"name": run.name, "status": "failed", "error": repr(exc)})
+                    except Exception as exc:  # a worker died: that item failed, not the rest
+                        on_result({"name": item.name, "status": "failed", "error": repr(exc)})
 
 
-def _execute_with_gpu(run: Run, out: Path, version: str, free) -> dict:
+def _call_with_gpu(function, item, free) -> dict:
     if free is None:
-        return execute(run, out, version)
+        return function(item)
     gpu = free.get()  # blocks until a GPU is free: never two runs on one GPU
     try:
-        return execute(run, out, version, gpu=gpu)
+        return function(item, gpu=gpu)
     finally:
         free.put(gpu)
 
 
 class SlurmExecutor:
-    """SLURM job arrays through submitit: one array task per run, logs in ``logs``."""
+    """SLURM job arrays through submitit: one array task per item, logs in ``logs``."""
 
     def __init__(
         self,
@@ -353,9 +358,11 @@ class SlurmExecutor:
         gpus: int = 0,
         cpus: int | None = None,
         parallel: int | None = None,
+        name: str = "nblib-batch",
     ):
         self.logs = Path(logs)
         self.options = {
+            "name": name,  # the SLURM job's name
             "timeout_min": int(time_min),
             "slurm_partition": partition,
             "mem_gb": mem_gb,
@@ -366,17 +373,13 @@ class SlurmExecutor:
         self.jobs: list = []  # the submitted jobs (submitit.Job), e.g. to cancel one
         self.poll, self.grace = 2.0, 10.0  # seconds between checks; before "no result"
 
-    def map(self, jobs: list[tuple[Run, str]], out: Path, on_result) -> None:
+    def map(self, function, items: list, on_result) -> None:
         import submitit
 
         executor = submitit.AutoExecutor(folder=str(self.logs), cluster="slurm")
-        executor.update_parameters(
-            name="nblib-batch", **{k: v for k, v in self.options.items() if v is not None}
-        )
-        runs = [run for run, _ in jobs]
-        versions = [version for _, version in jobs]
-        self.jobs = executor.map_array(execute, runs, [out] * len(runs), versions)
-        self._collect(dict(zip(self.jobs, runs, strict=True)), on_result)
+        executor.update_parameters(**{k: v for k, v in self.options.items() if v is not None})
+        self.jobs = executor.map_array(function, items)
+        self._collect(dict(zip(self.jobs, items, strict=True)), on_result)
 
     def _collect(self, pending: dict, on_result) -> None:
         """Each job's result as it appears. A job that left the queue without a result
@@ -387,12 +390,12 @@ class SlurmExecutor:
         gone_since: dict = {}
         while pending:
             queued = _queued_job_ids()
-            for job, run in list(pending.items()):
+            for job, item in list(pending.items()):
                 if job.paths.result_pickle.exists():
                     try:
                         result = job.result()
-                    except Exception as exc:  # the run raised inside the job
-                        result = _slurm_failure(job, run, exc)
+                    except Exception as exc:  # the function raised inside the job
+                        result = _slurm_failure(job, item, exc)
                     state = _final_state(job.job_id) if result["status"] == "failed" else None
                     if state in ENDED_BY_SLURM:
                         # e.g. scancel: the kernel was killed and the run says "Kernel died"
@@ -404,7 +407,7 @@ class SlurmExecutor:
                     if time.monotonic() - first > self.grace:
                         state = _slurm_state(job.job_id) or "no longer known to SLURM"
                         message = f"ended without a result ({state})"
-                        on_result(_slurm_failure(job, run, message))
+                        on_result(_slurm_failure(job, item, message))
                         del pending[job]
             if pending:
                 time.sleep(self.poll)
@@ -457,12 +460,12 @@ def _final_state(job_id, wait: float = 15.0) -> str | None:
     return state
 
 
-def _slurm_failure(job, run: Run, error) -> dict:
+def _slurm_failure(job, item, error) -> dict:
     lines = str(error).strip().splitlines()
     # submitit's FailedJobError carries the job's traceback: its last line is the error
     detail = next((line for line in reversed(lines) if line.strip()), type(error).__name__)
     return {
-        "name": run.name,
+        "name": item.name,
         "status": "failed",
         "error": f"SLURM job {job.job_id}: {detail.strip()} (log {job.paths.stderr})",
     }
@@ -524,7 +527,8 @@ def run_batch(
 
         try:
             if todo:
-                executor.map([(run, versions[run.notebook]) for run in todo], out, on_result)
+                job = functools.partial(_execute_versioned, out=out, versions=versions)
+                executor.map(job, todo, on_result)
         finally:
             bar.close()
         order = {run.name: i for i, run in enumerate(runs)}
