@@ -1,11 +1,12 @@
 """`nblib eval --shard I/N` and `nblib results merge`: disjoint slices of one run's
 (task, episode) list that join back into the unsharded run; `nblib eval --shards N` runs
-them on local worker processes and merges them (SLURM: tests/test_eval_slurm.py)."""
+them on local worker processes and merges them (SLURM: tests/test_batch_slurm.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -150,3 +151,28 @@ def test_shards_flag_errors_come_before_anything_runs(tmp_path: Path, capsys) ->
     assert main([*command, "--shards", "2", "--resume"]) == 1
     assert "it holds shard-0-of-3.csv; resume with the --shards" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_slurm_collection_gives_up_when_squeue_keeps_failing(monkeypatch, tmp_path):
+    """squeue failing for good (slurmctld gone, munge gone) must not hang a batch: after
+    ``patience`` seconds the jobs still without a result are reported failed, with why."""
+    from types import SimpleNamespace
+
+    from nblib.run import slurm
+
+    monkeypatch.setattr(slurm, "_queued_job_ids", lambda: (None, "Invalid authentication"))
+
+    class Job:  # what the executor reads of a submitit.Job (hashable, as Jobs are)
+        job_id = "7_0"
+        paths = SimpleNamespace(result_pickle=tmp_path / "never.pkl", stderr=tmp_path / "7_0.err")
+
+    job = Job()
+    executor = slurm.SlurmExecutor(tmp_path / "logs")
+    executor.poll, executor.patience = 0.05, 0.3
+    results: list[dict] = []
+    start = time.monotonic()
+    executor._collect({job: SimpleNamespace(name="shard 0/1")}, results.append)
+    assert time.monotonic() - start < 5
+    [result] = results
+    assert result["status"] == "failed" and result["name"] == "shard 0/1"
+    assert "squeue has failed for 0 s (Invalid authentication)" in result["error"]

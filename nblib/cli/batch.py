@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from nblib.run.batch import LocalExecutor, SlurmExecutor, run_batch, slurm_options
+    from nblib.run.batch import LocalExecutor, run_batch, slurm_options
+    from nblib.run.slurm import SlurmExecutor
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.grid).stem
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []

@@ -112,7 +112,8 @@ def _check_shard_flags(args: argparse.Namespace) -> None:
 def _executor(args: argparse.Namespace, at_once: int | None):
     """The batch executor of ``--shards``: ``at_once`` (--workers) shards at a time."""
     from nblib.eval.scaleout import shard_folder
-    from nblib.run.batch import LocalExecutor, SlurmExecutor
+    from nblib.run.batch import LocalExecutor
+    from nblib.run.slurm import SlurmExecutor
 
     if args.executor != "slurm":
         return LocalExecutor(workers=min(at_once or args.shards, args.shards))
