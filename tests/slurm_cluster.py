@@ -11,7 +11,9 @@ submitit) at this cluster while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -133,6 +135,11 @@ class Cluster:
             deadline = time.monotonic() + 15
             while pid.exists() and time.monotonic() < deadline:
                 time.sleep(0.2)
+            # scontrol cannot reach a controller whose munge is gone: end it by its pid,
+            # so no daemon (and no job of it) outlives the tests
+            if pid.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid.read_text().split()[0]), signal.SIGKILL)
         if self._munged:
             self._run("pkill", "-x", "munged", check=False)
         if self._previous is None:
