@@ -294,11 +294,12 @@ def _frame_bits(frame: np.ndarray) -> int:
 
 
 def _libero_groups(study, sim_names: dict[str, str]):
-    config, store = study.config, study.store
-    try:
-        from nblib.eval.libero import CAMERAS, LiberoSuite, LiberoTask
+    from nblib.eval.libero import CAMERAS, LiberoSuite, LiberoTask, check_suite
 
-        suite = LiberoSuite(config.suite or "libero_spatial")
+    config, store = study.config, study.store
+    name = check_suite(config.suite or "libero_spatial")  # a wrong name is bad input
+    try:
+        suite = LiberoSuite(name)
     except ParameterError as error:  # the libero extra is not installed
         return f"LIBERO is not available: {error}"
     task_id = (config.task_ids or [0])[0]
