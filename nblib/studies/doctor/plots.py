@@ -20,7 +20,15 @@ STATUS_STYLE = {
 #: Each check's figures: (figure name, "module:plot function", "module:caption function")
 #: in nblib.studies.doctor; a plot function returns (fig, axes), or None when its result
 #: holds nothing to draw (a skipped check).
-FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAMES}
+FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAMES} | {
+    "camera_orientation": [
+        (
+            "camera_orientation",
+            "camera_plots:figure_camera_orientation",
+            "camera_plots:caption_camera_orientation",
+        )
+    ],
+}
 
 
 def _resolve(path: str):
