@@ -77,6 +77,8 @@ class RecordingPolicy:
         self.episodes: list[dict] = []
 
     def __getattr__(self, name):  # cameras, image_size, color_bits, depth, action_dim, ...
+        if name.startswith("_"):  # never forward our own (unset during copy / unpickling)
+            raise AttributeError(name)
         return getattr(self._policy, name)
 
     def begin_episode(self, task: str, suite: str, episode: int, seed: int) -> None:

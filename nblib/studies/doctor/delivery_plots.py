@@ -55,7 +55,8 @@ def figure_delivery(result):
                 fontsize=7, fontweight="bold")  # fmt: skip
     for row, task in enumerate(tasks):
         y = len(tasks) - 1 - row
-        ax.text(label_width - 0.05, y + 0.5, _clip(task, 30), ha="right", va="center", fontsize=6)
+        ax.text(label_width - 0.05, y + 0.5, _two_lines(task, 30), ha="right", va="center",
+                fontsize=6, linespacing=1.1)  # fmt: skip
         for col, name in enumerate(columns):
             good, text = _cell(ev, task, name)
             face = NEUTRAL if good is None else (GOOD if good else BAD)
