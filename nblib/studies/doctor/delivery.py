@@ -38,9 +38,6 @@ from pathlib import Path
 
 from nblib.errors import DataError
 from nblib.studies.doctor.checks import mismatch, ok
-from nblib.studies.doctor.coverage import coverage
-
-__all__ = ["coverage", "instruction_delivery"]
 
 CHECK = "instruction_delivery"
 #: Steps per episode: the instruction is passed at every step, so a few show whether it

@@ -23,7 +23,7 @@ CHECKS = {
     "instruction_delivery": "delivery:instruction_delivery",
     "chunk_execution": "policy_checks:chunk_execution",
     "environment": "environment:environment",
-    "coverage": "delivery:coverage",
+    "coverage": "coverage:coverage",
 }
 assert tuple(CHECKS) == CHECK_NAMES
 

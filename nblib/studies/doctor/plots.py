@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from nblib.plots import DOUBLE_COLUMN_IN, new_figure
+from nblib.plots import SINGLE_COLUMN_IN, new_figure
 from nblib.studies.doctor.checks import CHECK_NAMES
 
 # Status colours: Okabe-Ito bluish green and vermillion, grey for not looked at. Shape
@@ -28,6 +28,14 @@ FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAM
             "camera_plots:caption_camera_orientation",
         )
     ],
+    "instruction_delivery": [
+        (
+            "instruction_delivery",
+            "delivery_plots:figure_delivery",
+            "delivery_plots:caption_delivery",
+        )
+    ],
+    "coverage": [("coverage", "delivery_plots:figure_coverage", "delivery_plots:caption_coverage")],
 }
 
 
@@ -50,15 +58,15 @@ def figures(result) -> list[tuple[str, object, str]]:
 
 
 def overview_figure(results):
-    """One row per check: a marker and word for its status, the seconds it took."""
-    fig, ax = new_figure(width=DOUBLE_COLUMN_IN, height=0.5 + 0.24 * len(results))
+    """One row per check: a marker and word for its status, then the check's name."""
+    fig, ax = new_figure(width=SINGLE_COLUMN_IN, height=0.3 + 0.2 * len(results))
     for row, result in enumerate(results):
         colour, marker, word = STATUS_STYLE[result.status]
         y = len(results) - 1 - row
         ax.scatter([0], [y], s=40, color=colour, marker=marker, zorder=3)
         ax.text(0.15, y, word, va="center", color=colour, fontsize=7, fontweight="bold")
-        ax.text(1.2, y, result.check, va="center", fontsize=7)
-    ax.set_xlim(-0.3, 4.0)
+        ax.text(1.3, y, result.check, va="center", fontsize=7)
+    ax.set_xlim(-0.3, 4.2)
     ax.set_ylim(-0.7, len(results) - 0.3)
     ax.axis("off")
     return fig, ax
