@@ -8,13 +8,23 @@ from __future__ import annotations
 import shutil
 
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from nblib.eval.metaworld import MetaWorldTask
 from nblib.plots import layout_problems, shown_numbers
-from nblib.studies.doctor import DoctorConfig, dynamics, dynamics_plots, engine, prepare, run_check
+from nblib.studies.doctor import (
+    DoctorConfig,
+    dynamics,
+    dynamics_plots,
+    engine,
+    gripper,
+    prepare,
+    run_check,
+)
 from nblib.studies.doctor import sim_response as sr
+from nblib.studies.doctor.dynamics_data import compare_levels
 
 CHECKS = ("action_representation", "gripper_polarity", "state_units")
 
@@ -130,7 +140,8 @@ def test_gripper_in_unit_range_is_a_range_mismatch(tmp_path):
     assert found.status == "mismatch"
     assert found.evidence["data_range"] == [0.0, 1.0]
     # Meta-World closes on +0.5: the 984 steps the data keeps open with it read oppositely
-    assert found.evidence["levels"]["+0.50"] == dict(steps=984, data_closes=0.0, sim_closes=True)
+    level = found.evidence["levels"]["+0.50"]
+    assert level == dict(steps=984, data_closes=0.0, sim="close", read_oppositely=984)
     assert 0.25 < found.evidence["disagreement"] < 0.35
     assert "rescale g → 2g − 1" in found.detail
 
@@ -142,7 +153,24 @@ def test_unit_range_that_means_the_same_is_ok(tmp_path):
 
     found = run_check(study_of(faulty_copy(tmp_path, edit_actions(binary))), "gripper_polarity")
     assert found.status == "ok" and found.evidence["data_range"] == [0.0, 1.0]
-    assert "every command it uses means the same there" in found.detail
+    assert "every command it uses does there what it does in the data" in found.detail
+
+
+def test_a_release_the_simulator_only_holds_at_is_counted():
+    """A [0, 1] dataset that re-opens with 0, against a simulator where 0 only holds the
+    gripper (LIBERO, whose gripper moves by the command's sign): few steps, all missed."""
+    levels = dict(
+        command=np.array([0.0, 1.0]),
+        steps=np.array([200, 100]),
+        closes=np.array([0.05, 0.95]),
+        drops=np.array([0, 30]),
+        rises=np.array([12, 2]),  # 2 rises under 1: the fingers bouncing on an object
+    )
+    found = compare_levels(levels, ["hold", "close"])
+    assert found["disagreement"] == pytest.approx(12 / 300)  # under the 10 % share ...
+    assert found["open_missed"] == found["open_events"] == 12  # ... but every release missed
+    assert found["close_missed"] == 0 and found["close_events"] == 30
+    assert gripper.MIN_EVENTS <= 12
 
 
 def test_eef_in_millimetres_is_a_units_mismatch(tmp_path):
@@ -237,6 +265,7 @@ def test_figures_render_at_paper_size(tmp_path, fault):
             for key in keys:
                 node = node[key]
             assert node == pytest.approx(value, rel=1e-9)
+        plt.close(fig)
     skipped = dynamics.skipped("state_units", "no seeds")
     assert dynamics_plots.figure_state_units(skipped) == (None, None)
 

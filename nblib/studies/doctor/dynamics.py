@@ -6,9 +6,9 @@ against what the evaluation simulator does with them, measured by stepping it
   of step t is correlated with the end-effector's motion p[t+1] − p[t] (a delta) and with
   its next position p[t+1] (an absolute target); the simulator's action space is measured
   by held pushes (a delta when the hand keeps moving under a held command).
-- :func:`gripper_polarity`: which gripper commands close the gripper in the data (the
-  command of the steps before the opening drops, or while it stays closed) and in the
-  simulator (each command held from open): the sign and the range.
+- :func:`gripper_polarity` (in :mod:`nblib.studies.doctor.gripper`): which gripper
+  commands close, open or only hold the gripper in the data and in the simulator: the
+  sign and the range.
 - :func:`state_units`: the dataset's proprio against the simulator's state at the same
   moments (each demo reset with its recorded seed, its actions replayed while the
   simulator's full state still matches the recorded one): a scale and offset per
@@ -23,11 +23,8 @@ from nblib.studies.doctor import sim_response as sr
 from nblib.studies.doctor.checks import mismatch, ok, skipped
 from nblib.studies.doctor.dynamics_data import (
     AXES,
-    command_levels,
     conversion,
     fit_scale,
-    gripper_column,
-    gripper_openings,
     hand_relation,
     join_dims,
     named_factor,
@@ -35,13 +32,11 @@ from nblib.studies.doctor.dynamics_data import (
     rounded,
     sample_rows,
 )
+from nblib.studies.doctor.gripper import gripper_polarity  # noqa: F401  (the engine's name)
 
 # Delta actions whose metres-per-unit differ from the simulator's by more than 3x (either
 # way) are scaled differently (clean data: 0.97x).
 GAIN_RATIO = 3.0
-# Gripper: a mismatch when the levels the two sides read oppositely hold >= 10 % of the
-# dataset's steps (clean data: 0 %).
-GRIPPER_DISAGREEMENT = 0.10
 DEMOS_PER_TASK = 3  # state_units: demos replayed per task
 REPLAY_STEPS = 40  # state_units: steps replayed per demo
 SAMPLES = 600  # points per scatter kept for the figures
@@ -122,8 +117,10 @@ def action_representation(study):
                 "evaluate with a position controller"
             )
         else:
-            fix = "integrate the deltas into targets (target = eef_pos + k·action) or evaluate "
-            fix += "with a delta controller"
+            fix = (
+                "integrate the deltas into targets (target = eef_pos + k·action, k = the "
+                f"data's {_mm(gain)} per unit) or evaluate with a delta controller"
+            )
         return mismatch(
             name,
             f"The dataset's hand actions are {data_kind} ({seen}), the "
@@ -142,16 +139,17 @@ def action_representation(study):
             name,
             f"Both sides take {data_kind} actions ({seen}), but a unit of "
             f"the dataset's action moves its hand {_mm(gain)} per step and the "
-            f"simulator's {_mm(response.gain)} ({', '.join(off)}); fix: rescale "
-            "the hand actions by the ratio before evaluating.",
+            f"simulator's {_mm(response.gain)} ({', '.join(off)}); fix: multiply the "
+            "hand actions by that ratio (data over simulator) before the simulator takes "
+            "them, clipped to [−1, 1], or retrain on actions in the simulator's units.",
             artifacts,
             **evidence,
         )
     return ok(
         name,
         f"The dataset's hand actions are {data_kind} ({seen}) and so is the "
-        f"simulator's action space ({sim.task}: {k_text}; the data's "
-        f"{_mm(gain)}).",
+        f"simulator's action space ({sim.task}: {k_text}; the data's {_mm(gain)}, "
+        f"within ×{GAIN_RATIO:g} of it).",
         artifacts,
         **evidence,
     )
@@ -167,8 +165,10 @@ def _sim_text(response) -> str:
         )
     closed = 1 - min(response.convergence)
     return (
-        f"a held zero sends the hand to one place from anywhere: {closed:.0%} of the "
-        "distance between two start positions closed"
+        f"a held zero does not keep the hand still: late in the hold it moves at "
+        f"{min(response.drift):.0%}–{max(response.drift):.0%} of its unit-command speed, "
+        f"and {closed:.0%} of the distance between two start positions closed: a command "
+        "names a place"
     )
 
 
@@ -178,134 +178,6 @@ def _per_axis(values) -> dict[str, float]:
 
 def _mm(gains) -> str:
     return "/".join(f"{g * 1000:.2f}" for g in gains) + " mm (x/y/z)"
-
-
-# ---------------------------------------------------------------- gripper_polarity
-
-
-def gripper_polarity(study):
-    """Which gripper commands close the gripper in the data and in the simulator."""
-    name, store = "gripper_polarity", study.store
-    column, why = gripper_column(store)
-    openings, why_open = gripper_openings(store)
-    if column is None or openings is None:
-        return skipped(name, why or why_open)
-    levels = command_levels(store, column, openings)
-    if levels is None:
-        return skipped(
-            name,
-            "the dataset's gripper never closes (its opening never drops "
-            "by a fifth of its largest value): there is no closing command to read",
-        )
-    sim, why = sr.eval_sim(study.config, study.store)
-    if sim is None:
-        return skipped(name, why)
-    grid = (-1.0, 0.0, 1.0) if sim.name == "libero" else (-1.0, -0.5, 0.0, 0.25, 0.5, 1.0)
-    probe = tuple(sorted({*grid, *(round(x, 2) for x in levels["command"])}))
-    response = sr.gripper_response(sim, probe, study.config.seed)
-    if response.swing < 0.2 * abs(response.open_level):
-        return skipped(
-            name,
-            f"the simulator's gripper ({sim.task}) did not close under any "
-            f"of the commands {list(probe)}: opening {response.openings}",
-        )
-    data_closes = levels["closes"] >= 0.5
-    sim_closes = np.array([response.closes_at(c) for c in levels["command"]])
-    weights = levels["steps"] / levels["steps"].sum()
-    disagreement = float(weights[data_closes != sim_closes].sum())
-    close_cmd, open_cmd = levels["close_command"], levels["open_command"]
-    lo, hi = levels["range"]
-    sim_up = response.closes_at(sim.high) and not response.closes_at(sim.low)
-    data_up = close_cmd > open_cmd
-    norm = np.asarray(response.openings)
-    evidence = dict(
-        sim_task=sim.task,
-        data_close_command=rounded(close_cmd),
-        data_open_command=rounded(open_cmd),
-        data_range=[rounded(lo), rounded(hi)],
-        sim_range=[sim.low, sim.high],
-        sim_closes_with="+" if sim_up else "-",
-        data_closes_with="+" if data_up else "-",
-        disagreement=rounded(disagreement),
-        levels={
-            f"{c:+.2f}": dict(steps=int(n), data_closes=rounded(p), sim_closes=bool(s))
-            for c, n, p, s in zip(
-                levels["command"], levels["steps"], levels["closes"], sim_closes, strict=True
-            )
-        },
-        sim_open_level=rounded(response.open_level),
-        sim_closed_level=rounded(response.closed_level),
-    )
-    artifacts = dict(
-        data_command=levels["sample_command"],
-        data_opening=levels["sample_opening"],
-        data_levels=levels["command"],
-        data_level_closes=levels["closes"],
-        data_level_steps=levels["steps"],
-        data_level_sim_closes=sim_closes,
-        sim_levels=np.asarray(response.levels),
-        sim_openings=norm,
-        sim_trace_plus=response.trace_plus,
-        sim_trace_minus=response.trace_minus,
-    )
-    sim_sign = "+1" if sim_up else "−1"
-    data_text = (
-        f"the dataset closes with {close_cmd:+.2f} and keeps open with "
-        f"{open_cmd:+.2f} (mean commands before its opening drops / while open; "
-        f"range [{lo:.2f}, {hi:.2f}])"
-    )
-    sim_text = (
-        f"the simulator ({sim.task}) closes with {sim_sign} (opening "
-        f"{response.open_level:.2f} → {response.closed_level:.2f}) and settles open at "
-        + ", ".join(
-            f"{c:+.2f}" for c, s in zip(response.levels, response.closes, strict=True) if not s
-        )
-    )
-    if disagreement < GRIPPER_DISAGREEMENT:
-        note = ""
-        if (lo, hi) != (sim.low, sim.high) and (lo >= -0.05) != (sim.low >= -0.05):
-            note = (
-                f"; its range differs from the simulator's [{sim.low:g}, {sim.high:g}] "
-                "but every command it uses means the same there"
-            )
-        return ok(
-            name, f"Gripper commands agree: {data_text}; {sim_text}{note}.", artifacts, **evidence
-        )
-    if data_up != sim_up:
-        return mismatch(
-            name,
-            f"Gripper sign flipped: {data_text}; {sim_text}. Fix: negate "
-            "the gripper dimension (g → −g) in the data or at evaluation.",
-            artifacts,
-            **evidence,
-        )
-    wrong = [
-        f"{c:+.2f}"
-        for c, d, s in zip(levels["command"], data_closes, sim_closes, strict=True)
-        if d != s
-    ]
-    what = (
-        "keep the dataset's gripper open but close the simulator's"
-        if not data_closes[data_closes != sim_closes][0]
-        else "close the dataset's gripper but not the simulator's"
-    )
-    if lo >= -0.05 and sim.low < -0.05:
-        fix = (
-            f"the dataset's range is [0, 1], the simulator's [{sim.low:g}, {sim.high:g}]: "
-            "rescale g → 2g − 1"
-        )
-    elif lo < -0.05 and sim.low >= -0.05:
-        fix = "the dataset's range is [−1, 1], the simulator's [0, 1]: rescale g → (g + 1) / 2"
-    else:
-        fix = "map the dataset's gripper commands onto the simulator's levels"
-    return mismatch(
-        name,
-        f"Gripper range differs: commands {', '.join(wrong)} "
-        f"({disagreement:.0%} of the dataset's steps) {what}; {data_text}; "
-        f"{sim_text}. Fix: {fix}.",
-        artifacts,
-        **evidence,
-    )
 
 
 # ---------------------------------------------------------------- state_units
@@ -377,7 +249,8 @@ def state_units(study):
     artifacts = dict(names=found["names"], data=data[:SAMPLES], sim=found["sim"][:SAMPLES])
     seen = (
         f"the dataset's proprio against the simulator's state at {len(data)} matching "
-        f"moments ({found['demos']} demos reset with their seeds and replayed)"
+        f"moments ({found['demos']} demos reset with their seeds and replayed while the "
+        "simulator matched their recorded states)"
     )
     if not bad:
         scales = ", ".join(f"{n} ×{f['scale']:.3g}" for n, f in fits.items())

@@ -169,7 +169,8 @@ def command_levels(store, column: int, openings: dict, seed: int = 0) -> dict | 
     A step t "closes" when the opening drops by > 2 % of the dataset's swing from t to
     t+1, or is below the middle of the swing at t+1 without rising (held closed on an
     object). Also ``close_command`` (the mean command of the steps before a drop: what the
-    dataset closes with), ``open_command`` (the mean over the other steps), ``range``."""
+    dataset closes with), ``open_command`` (the mean over the other steps), ``range``,
+    and per level ``drops`` / ``rises``: its steps after which the opening drops / rises."""
     cmds, before, after = [], [], []
     for demo in store.demos:
         opening, action = openings[demo], store.actions[demo]
@@ -202,11 +203,38 @@ def command_levels(store, column: int, openings: dict, seed: int = 0) -> dict | 
         command=np.array([cmd[group == g].mean() for g in kept]),
         steps=np.array([(group == g).sum() for g in kept]),
         closes=np.array([closes[group == g].mean() for g in kept]),
+        drops=np.array([dropping[group == g].sum() for g in kept]),
+        rises=np.array([rising[group == g].sum() for g in kept]),
         close_command=float(cmd[dropping].mean() if dropping.any() else cmd[closes].mean()),
         open_command=float(cmd[~closes].mean()) if (~closes).any() else float("nan"),
         range=(float(cmd.min()), float(cmd.max())),
         sample_command=cmd[rows],
         sample_opening=(o1[rows] - lo) / swing,  # 0 closed .. 1 open, the dataset's swing
+    )
+
+
+def compare_levels(levels: dict, effects: list[str]) -> dict:
+    """Where the simulator's ``effects`` of the dataset's command levels (close, open or
+    hold) contradict what the dataset does with them. Per level ``wrong``: its steps read
+    oppositely (all of them when the simulator closes on a level the dataset keeps open,
+    or the reverse; only the dataset's opening (closing) steps when the simulator merely
+    holds there); ``disagreement``: their share of all steps; and the dataset's opening
+    events (rises at levels it keeps open) and closing events (drops at levels it closes
+    with), with how many the simulator would miss."""
+    effects = np.asarray(effects)
+    closing = levels["closes"] >= 0.5
+    drops, rises, steps = levels["drops"], levels["rises"], levels["steps"]
+    opposite = (effects == "close") != closing
+    wrong = np.where(
+        effects == "hold", np.where(closing, drops, rises), np.where(opposite, steps, 0)
+    )
+    return dict(
+        wrong=wrong,
+        disagreement=float(wrong.sum() / steps.sum()),
+        open_events=int(rises[~closing].sum()),
+        open_missed=int(rises[~closing & (effects != "open")].sum()),
+        close_events=int(drops[closing].sum()),
+        close_missed=int(drops[closing & (effects != "close")].sum()),
     )
 
 

@@ -37,8 +37,9 @@ def _empty(result) -> bool:
 
 def figure_action_representation(result):
     """Top row: per hand axis, the dataset's action against its end-effector motion in
-    the next step (mm, in the simulator's units) with the simulator's measured relation
-    (its held pushes and the line Δ = gain · action); bottom row: the action against the
+    the next step (mm, in the simulator's units) with the simulator's measured response
+    (late in its held commands, and the line Δ = gain · action when it is a delta
+    space); bottom row: the action against the
     next position, the relation absolute targets would show."""
     if _empty(result):
         return None, None
@@ -69,17 +70,18 @@ def figure_action_representation(result):
             marker="x",
             color=SIM,
             linewidths=0.7,
-            label="simulator (held pushes)",
+            label="simulator (held commands +1, 0, −1)",
         )
-        gain = show_number(top, _path(result, "sim_gain", axis), ev["sim_gain"][axis])
-        top.plot(
-            line,
-            gain * 1000 * line,
-            color=SIM,
-            lw=0.8,
-            ls="--",
-            label="simulator: Δ = gain · action",
-        )
+        if ev["sim_kind"] == "delta":  # a gain line only where the motion follows the command
+            gain = show_number(top, _path(result, "sim_gain", axis), ev["sim_gain"][axis])
+            top.plot(
+                line,
+                gain * 1000 * line,
+                color=SIM,
+                lw=0.8,
+                ls="--",
+                label="simulator: Δ = gain · action",
+            )
         r = show_number(top, _path(result, "corr_delta", axis), ev["corr_delta"][axis])
         top.set_title(f"{axis}: r(action, Δeef) = {r:.2f}")
         top.set_xlabel(f"action {axis}")
@@ -122,8 +124,9 @@ def caption_action_representation(result) -> str:
 def figure_gripper_polarity(result):
     """Left: the simulator's gripper opening from a reset under +1 held, then -1 held.
     Right: per gripper command, how open the gripper ends up, on both sides (1 open, 0
-    closed): the simulator's settled opening (black) and the fraction of the dataset's
-    steps after which its gripper stays open (markers sized by steps)."""
+    closed): the simulator's settled opening from open and from closed (black; apart
+    where a command only holds the gripper) and the fraction of the dataset's steps after
+    which its gripper stays open (markers sized by steps)."""
     if _empty(result):
         return None, None
     ev, art = result.evidence, result.artifacts
@@ -142,8 +145,21 @@ def figure_gripper_polarity(result):
     left.set_title(f"simulator ({ev['sim_task']}): closes with {ev['sim_closes_with']}1")
 
     lo, hi = ev["sim_closed_level"], ev["sim_open_level"]
-    settled = (np.asarray(art["sim_openings"]) - lo) / max(hi - lo, 1e-12)
-    right.plot(art["sim_levels"], settled, color=SIM, marker="o", ms=3, label="simulator (settled)")
+    for key, style, label in (
+        ("sim_from_open", "-", "from open"),
+        ("sim_from_closed", "--", "from closed"),
+    ):
+        settled = (np.asarray(art[key]) - lo) / max(hi - lo, 1e-12)
+        right.plot(
+            art["sim_levels"],
+            settled,
+            color=SIM,
+            ls=style,
+            marker="o",
+            ms=2.5,
+            lw=1.0,
+            label=f"simulator, settled {label}",
+        )
     jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(art["data_command"]))
     colour = color_for("gripper", "dim")
     right.scatter(
@@ -154,14 +170,12 @@ def figure_gripper_polarity(result):
         color=colour,
         linewidths=0,
         rasterized=True,
-        label="dataset (opening next step)",
+        label="dataset, opening next step",
     )
     steps = np.asarray(art["data_level_steps"], dtype=float)
     sizes = 12 + 60 * steps / steps.max()
-    # levels the two sides read oppositely are ringed in the mismatch colour
-    opposite = (np.asarray(art["data_level_closes"]) >= 0.5) != np.asarray(
-        art["data_level_sim_closes"]
-    )
+    # levels whose steps the two sides read oppositely are ringed in the mismatch colour
+    opposite = np.asarray(art["data_level_wrong"]) > 0
     right.scatter(
         art["data_levels"],
         1 - np.asarray(art["data_level_closes"]),
@@ -169,7 +183,7 @@ def figure_gripper_polarity(result):
         facecolors="none",
         edgecolors=np.where(opposite, MISMATCH, colour),
         linewidths=np.where(opposite, 1.6, 1.0),
-        label="dataset (fraction staying open)",
+        label="dataset, fraction of steps staying open",
     )
     right.axhline(0.5, color=REFERENCE, lw=0.6, ls=":")
     share = show_number(right, _path(result, "disagreement"), ev["disagreement"])
@@ -181,7 +195,7 @@ def figure_gripper_polarity(result):
     right.set_ylabel("open (1) … closed (0)")
     right.set_ylim(-0.08, 1.25)
     fig.legend(
-        *right.get_legend_handles_labels(), loc="outside lower center", ncol=3, markerscale=1.5
+        *right.get_legend_handles_labels(), loc="outside lower center", ncol=2, markerscale=1.5
     )
     return fig, (left, right)
 
@@ -250,6 +264,10 @@ def figure_state_units(result):
         )
     right.axhline(1, color=REFERENCE, lw=0.8, ls="--")
     right.set_yscale("log")
+    # at least a decade either side of x1: ratios of 1.00004 are agreement, not a trend
+    shown = [r for c in right.collections for r in c.get_offsets()[:, 1]] or [1.0]
+    right.set_ylim(min(0.1, min(shown) / 3), max(10.0, max(shown) * 3))
+    right.yaxis.set_minor_formatter(NullFormatter())
     right.set_xticks(where, names, rotation=30, ha="right")
     right.set_ylabel("|dataset / simulator| per moment")
     right.set_title("ratio at each matching moment")

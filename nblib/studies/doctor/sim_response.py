@@ -7,8 +7,8 @@ doctor's dynamics checks (:mod:`nblib.studies.doctor.dynamics`) hold a dataset a
   is (a delta / velocity action space) or sends it to one place from anywhere (an
   absolute target) is the action space's kind.
 - :func:`gripper_response`: from a reset, the gripper command is held at +1 then at -1
-  (which one closes), then at each of several levels after re-opening: the opening each
-  level settles at.
+  (which one closes), then each of several levels from open and from closed: whether it
+  closes, opens or only holds the gripper.
 - :func:`replay_states`: the simulator's state at the moments a demo recorded, by
   resetting with the demo's seed and replaying its actions while the simulator's full
   state still matches the recorded one.
@@ -31,7 +31,8 @@ from nblib.errors import ParameterError
 AXES = ("x", "y", "z")
 HOLD_STEPS = 12  # a held push: Meta-World's hand reaches its steady speed in ~8 steps
 GRIP_STEPS = 25  # a held gripper command: Meta-World's fingers settle in ~20 steps
-REOPEN_STEPS = 15  # the open command held before each level, so every level starts open
+PROBE_HORIZON = 1000  # steps a probe may take after one reset (LIBERO's episode limit)
+PREPARE_STEPS = 20  # +-1 held before each level, so it starts fully open / closed
 # Delta: late in a held zero the hand moves at < 30 % of its unit-command speed and two
 # positions keep > 70 % of their distance (Meta-World: 4-10 % and 210-260 %, the lagging
 # hand still drifting apart). Absolute: > 50 % of that speed, or < 30 % of the distance
@@ -84,7 +85,8 @@ def _build(sim: str, task: str | None, suite: str | None, task_id: int) -> Sim:
     if sim == "libero":
         from nblib.eval.libero import ACTION_DIM, LiberoTask
 
-        env = LiberoTask(suite or "libero_spatial", task_id)
+        # robosuite refuses steps past its horizon: room for every probe after a reset
+        env = LiberoTask(suite or "libero_spatial", task_id, max_steps=PROBE_HORIZON)
         return Sim(sim, f"{env.suite.name} task {env.task_id}", env, ACTION_DIM, ACTION_DIM - 1)
     raise ParameterError(f"sim={sim!r}: expected metaworld or libero")
 
@@ -178,17 +180,20 @@ def action_response(sim: Sim, seed: int = 0) -> ActionResponse:
 
 @dataclass(frozen=True)
 class GripperResponse:
-    """``levels`` (sorted commands) and the ``openings`` each settles at after
-    ``GRIP_STEPS`` from open; ``open_level`` / ``closed_level`` (the extremes reached),
-    ``closes`` (per level: settles nearer closed than open), the traces of the first
-    +1 and -1 holds from the reset (``trace_plus``, ``trace_minus``)."""
+    """``levels`` (sorted commands) and the opening each settles at after ``GRIP_STEPS``
+    held from open (``from_open``) and from closed (``from_closed``); ``open_level`` /
+    ``closed_level`` (the extremes reached); per level its ``effects``: ``close`` (closes
+    an open gripper), ``open`` (opens a closed one) or ``hold`` (neither: Meta-World at 0,
+    LIBERO, whose gripper moves by the command's sign, at 0); the traces of the first +1
+    and -1 holds from the reset (``trace_plus``, ``trace_minus``)."""
 
     task: str
     levels: tuple[float, ...]
-    openings: tuple[float, ...]
+    from_open: tuple[float, ...]
+    from_closed: tuple[float, ...]
     open_level: float
     closed_level: float
-    closes: tuple[bool, ...]
+    effects: tuple[str, ...]
     trace_plus: np.ndarray
     trace_minus: np.ndarray
 
@@ -196,16 +201,15 @@ class GripperResponse:
     def swing(self) -> float:
         return self.open_level - self.closed_level
 
-    def closes_at(self, command: float) -> bool:
-        """Whether ``command`` closes the gripper (the nearest measured level decides)."""
-        nearest = int(np.argmin(np.abs(np.asarray(self.levels) - command)))
-        return self.closes[nearest]
+    def effect_at(self, command: float) -> str:
+        """What ``command`` does to the gripper (the nearest measured level decides)."""
+        return self.effects[int(np.argmin(np.abs(np.asarray(self.levels) - command)))]
 
 
 @functools.lru_cache(maxsize=32)
 def gripper_response(sim: Sim, levels: tuple[float, ...], seed: int = 0) -> GripperResponse:
-    """From one reset: +1 held, -1 held (the traces), then each level held after the
-    gripper is re-opened. ``levels``: the commands to measure (rounded, sorted)."""
+    """From one reset: +1 held, then -1 held (the traces: which one closes), then each
+    level held once after the gripper was opened and once after it was closed."""
     obs = sim.reset(seed)
 
     def hold(command: float, steps: int) -> list[float]:
@@ -221,23 +225,30 @@ def gripper_response(sim: Sim, levels: tuple[float, ...], seed: int = 0) -> Grip
     start = float(obs["gripper_opening"][0])
     plus = np.asarray([start, *hold(1.0, GRIP_STEPS)])
     minus = np.asarray([plus[-1], *hold(-1.0, GRIP_STEPS)])
-    # the command that keeps the gripper open: the one of +-1 that ends more open
-    open_command = 1.0 if plus[-1] > minus[-1] else -1.0
-    openings = []
+    opener = 1.0 if plus[-1] > minus[-1] else -1.0  # the one of +-1 that ends more open
+    from_open, from_closed = [], []
     for level in levels:
-        hold(open_command, REOPEN_STEPS)
-        openings.append(hold(level, GRIP_STEPS)[-1])
-    extremes = [*openings, plus[-1], minus[-1], start]
+        hold(opener, PREPARE_STEPS)
+        from_open.append(hold(level, GRIP_STEPS)[-1])
+        hold(-opener, PREPARE_STEPS)
+        from_closed.append(hold(level, GRIP_STEPS)[-1])
+    extremes = [*from_open, *from_closed, plus[-1], minus[-1], start]
     open_level, closed_level = max(extremes), min(extremes)
     mid = (open_level + closed_level) / 2
-    closes = tuple(bool(o < mid) for o in openings)
+    effects = []
+    for o, c in zip(from_open, from_closed, strict=True):
+        closes, opens = o < mid, c > mid
+        effects.append(
+            "close" if closes and not opens else "open" if opens and not closes else "hold"
+        )
     return GripperResponse(
         sim.task,
         tuple(levels),
-        tuple(openings),
+        tuple(from_open),
+        tuple(from_closed),
         open_level,
         closed_level,
-        closes,
+        tuple(effects),
         plus,
         minus,
     )
