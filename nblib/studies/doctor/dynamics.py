@@ -32,7 +32,6 @@ from nblib.studies.doctor.dynamics_data import (
     rounded,
     sample_rows,
 )
-from nblib.studies.doctor.gripper import gripper_polarity  # noqa: F401  (the engine's name)
 
 # Delta actions whose metres-per-unit differ from the simulator's by more than 3x (either
 # way) are scaled differently (clean data: 0.97x).

@@ -17,7 +17,7 @@ from nblib.verdict import Verdict
 CHECKS = {
     "camera_orientation": "camera:camera_orientation",
     "action_representation": "dynamics:action_representation",
-    "gripper_polarity": "dynamics:gripper_polarity",
+    "gripper_polarity": "gripper:gripper_polarity",
     "state_units": "dynamics:state_units",
     "normalization": "policy_checks:normalization",
     "instruction_delivery": "delivery:instruction_delivery",

@@ -1,5 +1,4 @@
-"""The doctor's gripper_polarity check (reached as
-:func:`nblib.studies.doctor.dynamics.gripper_polarity`): which gripper commands close the
+"""The doctor's gripper_polarity check: which gripper commands close the
 gripper in the dataset (the commands of the steps before its opening drops, or while it
 stays closed) and in the simulator (each command held from open and from closed:
 :func:`nblib.studies.doctor.sim_response.gripper_response`), level by level; a mismatch

@@ -28,6 +28,10 @@ FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAM
             "camera_plots:caption_camera_orientation",
         )
     ],
+    **{
+        name: [(name, f"dynamics_plots:figure_{name}", f"dynamics_plots:caption_{name}")]
+        for name in ("action_representation", "gripper_polarity", "state_units")
+    },
     "instruction_delivery": [
         (
             "instruction_delivery",
@@ -52,7 +56,7 @@ def figures(result) -> list[tuple[str, object, str]]:
     drawn = []
     for name, plot, caption in FIGURES[result.check]:
         made = _resolve(plot)(result)
-        if made is not None:
+        if made is not None and made[0] is not None:
             drawn.append((name, made[0], _resolve(caption)(result)))
     return drawn
 
