@@ -28,7 +28,7 @@ class ChunkRecorder:
         self.episodes: list[list[np.ndarray]] = []
 
     def __getattr__(self, name):  # only called for what this class does not define
-        if name == "policy":
+        if name == "policy" or name.startswith("_"):  # ours (unset while copying): never forwarded
             raise AttributeError(name)
         return getattr(self.policy, name)
 
