@@ -51,6 +51,7 @@ PARAMS = {
         "gallery_per_token": 1,
     },  # fmt: skip
     "05_libero_comparison": {"n_boot": 200},
+    "06_train_eval_consistency": {},
 }
 
 
@@ -401,6 +402,19 @@ def test_05_browser_selects_runs_and_suites(browser, lab, tmp_path):
         runs.select_option(label=goal[:1])
         figure = _wait_redraw(notebook, area, figure)
         assert runs.evaluate("s => [...s.selectedOptions].map(o => o.text)") == goal[:1]
+
+
+def test_06_check_browser_shows_each_checks_evidence(browser, lab, tmp_path):
+    with opened(browser, lab, "06_train_eval_consistency", tmp_path) as notebook:
+        area = _interact(notebook)
+        # the first mismatch is shown first; the embedded data has none: the first check
+        assert _dropdown_value(area, "check") == "camera_orientation"
+        first = _figures(area)
+        assert len(first) == 1  # the dataset, simulator and best-fit frames per camera
+        assert "camera_orientation: ok" in area.inner_text()
+        _select(area, "check", "coverage")
+        _wait_redraw(notebook, area, first)
+        assert "coverage: ok" in area.inner_text()
 
 
 def test_watchdog_turns_a_hung_renderer_into_a_failure(browser):

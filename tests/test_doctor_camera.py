@@ -358,9 +358,7 @@ def test_libero_environment_against_its_manifest(libero_files, tmp_path, robosui
         assert "pip install robosuite==1.4.1" in result.detail
 
 
-def test_a_run_folder_records_the_model_stack_it_was_trained_with(
-    tiny_manifest, tiny_saved_policy
-):
+def test_a_run_folder_records_the_model_stack_it_was_trained_with(tiny_manifest, tiny_saved_policy):
     """Notebook 01 saves the versions of torch, transformers and peft with the policy;
     the environment check compares them with what is installed."""
     result = check("environment", data=tiny_manifest, policy=str(tiny_saved_policy))

@@ -20,7 +20,8 @@ from nblib.eval.rollout import EvalConfig, evaluate
 from nblib.plots import layout_problems, shown_numbers
 from nblib.studies import doctor
 from nblib.studies.doctor import delivery_plots
-from nblib.studies.doctor.delivery import bddl_language, coverage, instruction_delivery
+from nblib.studies.doctor.coverage import coverage
+from nblib.studies.doctor.delivery import bddl_language, instruction_delivery
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "eval_results"

@@ -253,7 +253,7 @@ def test_figures_render_at_paper_size(tmp_path, fault):
 
     path = faulty_copy(tmp_path, edit_actions(negate)) if fault else None
     out = results(study_of(path))
-    metrics = engine.metrics(engine.evidence(list(out.values())))
+    metrics = engine.metrics(engine.DoctorEvidence(tuple(out.values())))
     for name, result in out.items():
         fig, _ = getattr(dynamics_plots, f"figure_{name}")(result)
         assert layout_problems(fig) == []

@@ -19,6 +19,7 @@ from nblib.studies import (
     StudyConfig,
     card,
     comparison,
+    doctor,
     lr,
     overfit,
     probes,
@@ -57,6 +58,13 @@ ENGINES = {
         comparison.ComparisonConfig,
         comparison.ComparisonStudy,
         comparison.ComparisonEvidence,
+    ),
+    "doctor": (
+        doctor,
+        "06_train_eval_consistency",
+        doctor.DoctorConfig,
+        doctor.DoctorStudy,
+        doctor.DoctorEvidence,
     ),
 }
 # The only parameter a cell may branch on: what the engine never sees.

@@ -201,3 +201,15 @@ def test_a_missing_policy_folder_is_named_policy_in_the_probes_notebook(tmp_path
     with pytest.raises(ParameterError, match=r"ProbesConfig\.policy=.*no such folder") as error:
         prepare_training(setup, progress=False)
     assert "backbone" not in str(error.value)  # notebook 02 has no such parameter
+
+
+def test_the_doctors_data_and_results_are_taken_from_the_callers_folder(caller):
+    doctor = NOTEBOOKS / "06_train_eval_consistency.ipynb"
+    (caller / "demos.hdf5").write_bytes(b"")
+    (caller / "eval.csv").write_text("run\n")
+    merged = check_parameters(doctor, {"data": "demos.hdf5", "results": ["eval.csv"]})
+    assert merged["data"] == str(caller / "demos.hdf5")
+    assert merged["results"] == [str(caller / "eval.csv")]
+    assert check_parameters(doctor, {"data": "metaworld_default"})["data"] == "metaworld_default"
+    with pytest.raises(ParameterError, match="parameter 'data': 'missing.hdf5' does not exist"):
+        check_parameters(doctor, {"data": "missing.hdf5"})

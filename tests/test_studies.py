@@ -22,7 +22,7 @@ from nblib.models.vla import load_policy
 from nblib.paths import find_repo_root
 from nblib.run.params import notebook_parameters
 from nblib.run.report import to_jsonable
-from nblib.studies import card, comparison, lr, overfit, probes, tokens
+from nblib.studies import card, comparison, doctor, lr, overfit, probes, tokens
 from nblib.studies.setup import train_policy
 from nblib.verdict import Verdict
 
@@ -34,6 +34,7 @@ CONFIGS = {
     "03_lr_schedule_study.ipynb": lr.LRConfig,
     "04_token_compass.ipynb": tokens.CompassConfig,
     "05_libero_comparison.ipynb": comparison.ComparisonConfig,
+    "06_train_eval_consistency.ipynb": doctor.DoctorConfig,
 }
 
 

@@ -27,7 +27,7 @@ from nblib.data.lerobot_layout import content_sha256 as folder_sha256
 from nblib.data.mapping import KeyMapping
 from nblib.data.mixture import MixtureStore
 from nblib.data.store import StoreBase
-from nblib.errors import DataError, ManifestError
+from nblib.errors import DataError, ManifestError, ParameterError
 from nblib.paths import data_dir, manifests_dir, write_text_atomic
 
 DEFAULT_DATASET = "metaworld_default"
@@ -225,6 +225,21 @@ def open_dataset(
         return store if demos is None else store.subset(demos)
     path = ensure_dataset(m, progress=progress)
     return open_store(path, mapping=mapping or m.key_mapping, demos=demos, cameras=cameras)
+
+
+def open_data(data: str, mapping: str | None = None):
+    """``(store, manifest)`` of ``data``: a manifest (name or .yaml; its file generated
+    on first use and checksum-verified) or an HDF5 file / LeRobot folder (no manifest)."""
+    path = Path(data).expanduser()
+    if path.suffix in (".yaml", ".yml") or data in available_manifests():
+        manifest = load_manifest(data)
+        return open_dataset(manifest, mapping=mapping, progress=False), manifest
+    if path.exists():
+        return open_store(path, mapping=mapping), None
+    raise ParameterError(
+        f"data={data!r}: no such file or folder, and not a manifest (known manifests: "
+        f"{', '.join(available_manifests())})"
+    )
 
 
 def open_mixture(

@@ -62,21 +62,19 @@ class PluginClosedLoop:
         cls, spec: str, kwargs: dict, manifest: str, device: str = "cpu", seed: int = 0
     ) -> PluginClosedLoop:
         """A plug-in as its factory builds it (e.g. loading its own trained weights), told
-        about the data of ``manifest``: cameras, frame size, widths, statistics."""
-        from nblib.data.manifest import load_manifest, open_dataset
-        from nblib.errors import NblibError
+        about the data of ``manifest`` (a manifest, or a data file or folder): cameras,
+        frame size, widths, statistics."""
+        from nblib.data.manifest import open_data
         from nblib.plugins.contract import policy_info
         from nblib.studies.setup import HORIZON
 
-        store = open_dataset(manifest, progress=False)
+        store, described = open_data(manifest)
         frame = store.frames(store.demos[0], store.cameras[0], 0, 1)[0]
         info = policy_info(store, HORIZON, store.norm_stats(), frame.shape[:2])
         source = PluginSource.create(spec, kwargs, info)
         model = source.new_model(seed).to(device)
-        try:
-            generator = load_manifest(manifest).generator or {}
-        except NblibError:  # a plain data file, not a generated manifest: 8-bit frames
-            generator = {}
+        # a plain data file, not a generated manifest: 8-bit frames
+        generator = (described.generator if described is not None else None) or {}
         return cls(model, info, source.spec, generator.get("color_bits", 8), seed)
 
     def reset(self, task: str) -> None:

@@ -39,7 +39,8 @@ _SIMPLE_TYPES = ("int", "float", "bool", "str", "list", "tuple", "dict")
 
 #: Parameters of the suite's notebooks that take a file or folder (or a list of them) beside
 #: names: a manifest or key-mapping name or path, ``tiny`` or a checkpoint / run folder,
-#: ``default`` / ``train`` or a latent-model checkpoint, token, result and log files. The
+#: ``default`` / ``train`` or a latent-model checkpoint, token, result and log files, the
+#: doctor's data (a manifest name, a file or a folder) and result files. The
 #: one list: a test checks it against every notebook's parameters.
 PATH_PARAMETERS = frozenset(
     {
@@ -51,6 +52,8 @@ PATH_PARAMETERS = frozenset(
         "latent_model",
         "result_files",
         "log_files",
+        "data",
+        "results",
     }
 )
 #: Words a path parameter reads as names, never as a folder of the same name in the
@@ -234,7 +237,7 @@ def _names(parameter: str) -> tuple[str, ...]:
     """The words ``parameter`` reads as names (:data:`NAMED_VALUES`, bundled manifests)."""
     from nblib.paths import manifests_dir
 
-    if parameter == "manifest":
+    if parameter in ("manifest", "data"):
         return tuple(p.stem for p in manifests_dir().glob("*.yaml"))
     if parameter == "mapping":
         return tuple(p.stem for p in (manifests_dir() / "key_mappings").glob("*.json"))

@@ -32,6 +32,10 @@ FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAM
         name: [(name, f"dynamics_plots:figure_{name}", f"dynamics_plots:caption_{name}")]
         for name in ("action_representation", "gripper_polarity", "state_units")
     },
+    **{
+        name: [(name, f"policy_plots:figure_{name}", f"policy_plots:caption_{name}")]
+        for name in ("normalization", "chunk_execution")
+    },
     "instruction_delivery": [
         (
             "instruction_delivery",

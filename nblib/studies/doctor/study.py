@@ -5,9 +5,9 @@ policy itself when one is given (any policy spec, served ones included)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from nblib.data.manifest import open_data
 from nblib.errors import ParameterError, is_int, require
 from nblib.studies import Study, StudyConfig
 from nblib.studies.doctor.checks import CHECK_NAMES
@@ -119,31 +119,14 @@ class DoctorStudy(Study):
             max_steps=c.max_steps,
             policy=c.policy or "zero",
             policy_kwargs=c.policy_kwargs,
-            manifest=self.manifest.name if self.manifest is not None else None,
+            # the policy's data (a plug-in spec is told its statistics and cameras)
+            manifest=self.manifest.name if self.manifest is not None else c.data,
         )
         if c.sim == "libero":
             base |= dict(suite=c.suite or "libero_spatial", task_ids=c.task_ids or [0])
         else:
             base |= dict(tasks=c.tasks or sorted(self.store.tasks()))
         return EvalConfig(**(base | overrides))
-
-
-def open_data(data: str, mapping: str | None = None):
-    """``(store, manifest)`` of ``data``: a manifest (name or .yaml; its file generated
-    on first use and checksum-verified) or an HDF5 file / LeRobot folder (no manifest)."""
-    from nblib.data.formats import open_store
-    from nblib.data.manifest import available_manifests, load_manifest, open_dataset
-
-    path = Path(data).expanduser()
-    if path.suffix in (".yaml", ".yml") or data in available_manifests():
-        manifest = load_manifest(data)
-        return open_dataset(manifest, mapping=mapping, progress=False), manifest
-    if path.exists():
-        return open_store(path, mapping=mapping), None
-    raise ParameterError(
-        f"data={data!r}: no such file or folder, and not a manifest (known manifests: "
-        f"{', '.join(available_manifests())})"
-    )
 
 
 def prepare(config: DoctorConfig) -> DoctorStudy:
