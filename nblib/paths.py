@@ -95,3 +95,23 @@ def write_json_atomic(path: str | os.PathLike[str], data) -> Path:
     slipped through fail loudly instead of writing invalid JSON."""
     text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     return write_text_atomic(path, text)
+
+
+@contextmanager
+def held_alone(lock_file: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Hold the lock file ``lock_file`` for the block, or raise :class:`NotebookError`
+    saying ``busy`` at once when another process holds it (two batches or evaluations
+    writing one folder)."""
+    from filelock import FileLock, Timeout
+
+    from nblib.errors import NotebookError
+
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as error:
+        raise NotebookError(busy) from error
+    try:
+        yield
+    finally:
+        lock.release()

@@ -36,7 +36,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import numpy as np  # noqa: E402
 
 from nblib.errors import ParameterError  # noqa: E402
-from nblib.eval.policies import sim_action  # noqa: E402
+from nblib.eval.actions import sim_action  # noqa: E402
 from nblib.eval.results.schema import PRO_SUFFIXES, SUITES, base_suite  # noqa: E402
 
 ACTION_DIM = 7

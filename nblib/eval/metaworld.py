@@ -27,7 +27,7 @@ from nblib.data.metaworld_gen import (  # noqa: E402
     reset_layout,
 )
 from nblib.errors import ParameterError, is_number  # noqa: E402
-from nblib.eval.policies import sim_action  # noqa: E402
+from nblib.eval.actions import sim_action  # noqa: E402
 
 # Meta-World's own step limit (max_path_length) for every v3 task.
 MAX_STEPS = 500

@@ -29,18 +29,6 @@ from nblib.errors import DataError, ParameterError
 BUILTIN = ("expert", "random", "zero")
 
 
-def sim_action(action, dim: int, sim: str, where: str, names: str) -> np.ndarray:
-    """A policy's action as simulator ``sim`` takes it: float64, flat, clipped to [-1, 1];
-    a ParameterError naming ``where`` when it has not ``dim`` values (``names``)."""
-    action = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-    if action.shape != (dim,):
-        raise ParameterError(
-            f"{where}: the policy returned an action of shape {action.shape}; {sim} takes "
-            f"{dim} values ({names})"
-        )
-    return action
-
-
 @runtime_checkable
 class Policy(Protocol):
     cameras: tuple[str, ...]  # cameras whose frames the policy reads (() for none)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from nblib.errors import NblibError, NotebookError, ParameterError, is_int
 from nblib.eval.shards import merge_shards
+from nblib.paths import held_alone
 
 if TYPE_CHECKING:
     from nblib.eval.rollout import EvalConfig
@@ -92,8 +93,6 @@ def evaluate_shards(
     the shard files and ``out`` first; without either, an existing ``out`` or shard folder
     is an error. Raises :class:`NotebookError` after the merge when a shard failed.
     """
-    from filelock import FileLock, Timeout
-
     from nblib.eval.policies import check_policy
     from nblib.eval.rollout import task_specs
     from nblib.run.batch import LocalExecutor
@@ -129,14 +128,8 @@ def evaluate_shards(
     ]
     executor = executor or LocalExecutor(workers=shards)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / LOCK_FILE))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as error:
-        raise NotebookError(
-            f"another nblib eval is running the shards in {folder} (lock {folder / LOCK_FILE})"
-        ) from error
-    try:
+    busy = f"another nblib eval is running the shards in {folder} (lock {folder / LOCK_FILE})"
+    with held_alone(folder / LOCK_FILE, busy):
         if overwrite:
             for path in [out, *_shard_files(folder, out.suffix)]:
                 path.unlink(missing_ok=True)
@@ -149,8 +142,6 @@ def evaluate_shards(
 
         executor.map(run_shard, jobs, on_result)
         return _merge(jobs, results, out, expected, _logs(executor, jobs))
-    finally:
-        lock.release()
 
 
 def _check_outputs(out: Path, folder: Path, shards: int, overwrite: bool, resume: bool):

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from nblib.errors import NblibError, NotebookError, ParameterError
-from nblib.paths import atomic_path, write_text_atomic
+from nblib.paths import atomic_path, held_alone, write_text_atomic
 from nblib.run.params import seed_overrides
 
 ENTRY_KEYS = ("notebook", "params", "grid", "zip", "seeds")
@@ -368,21 +368,16 @@ def run_batch(
 ) -> BatchResult:
     """Run every combination of ``grid`` not already done in ``out``; collect the table
     and index. Raises :class:`NotebookError` after collecting when some runs failed."""
-    from filelock import FileLock, Timeout
     from tqdm.auto import tqdm
 
     runs = load_grid(grid)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out / LOCK_FILE))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as error:
-        raise NotebookError(
-            f"another batch is writing to {out} (lock {out / LOCK_FILE}); wait for it or "
-            "choose another --out"
-        ) from error
-    try:
+    busy = (
+        f"another batch is writing to {out} (lock {out / LOCK_FILE}); wait for it or choose "
+        "another --out"
+    )
+    with held_alone(out / LOCK_FILE, busy):
         executor = executor or LocalExecutor()
         versions = {run.notebook: code_version(run.notebook) for run in runs}
         results = []
@@ -409,8 +404,6 @@ def run_batch(
         order = {run.name: i for i, run in enumerate(runs)}
         results.sort(key=lambda r: order[r["name"]])
         table = collect(out, runs, results)
-    finally:
-        lock.release()
     result = BatchResult(out, results, table)
     if result.failed:
         names = ", ".join(r["name"] for r in result.failed)

@@ -3,12 +3,8 @@ against its end-effector motion beside the simulator's measured response, grippe
 against the opening they lead to on both sides, and the dataset's state over the
 simulator's per dimension.
 
-Each ``figure_*`` function reads one :class:`~nblib.studies.doctor.checks.CheckResult`
-(its evidence and artifacts), returns ``(fig, axes)`` (``(None, None)`` for a result with
-nothing to draw, e.g. a skipped check) and records with :func:`nblib.plots.show_number`
-every number it draws that metrics.json holds, at its path there
-(``checks/<check>/evidence/...``). Each ``caption_*`` writes the caption from the same
-result.
+The figure contract of :mod:`nblib.studies.doctor.plots` (``(None, None)`` when there is
+nothing to draw).
 """
 
 from __future__ import annotations

@@ -18,8 +18,11 @@ STATUS_STYLE = {
 }
 
 #: Each check's figures: (figure name, "module:plot function", "module:caption function")
-#: in nblib.studies.doctor; a plot function returns (fig, axes), or None when its result
-#: holds nothing to draw (a skipped check).
+#: in nblib.studies.doctor. A plot function reads one CheckResult (its evidence and
+#: artifacts) and returns (fig, axes), or None / (None, None) when the result holds nothing
+#: to draw; it records with nblib.plots.show_number every number it draws that
+#: metrics.json holds, at its path there (checks/<check>/evidence/...). The caption
+#: function writes the caption from the same result.
 FIGURES: dict[str, list[tuple[str, str, str]]] = {name: [] for name in CHECK_NAMES} | {
     "camera_orientation": [
         (

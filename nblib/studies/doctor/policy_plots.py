@@ -1,12 +1,8 @@
 """Figures of the doctor's policy checks (notebook 06): the policy's normalisation
 statistics over the data's per dimension, and its chunks executed at several replans.
 
-Each ``figure_*`` function reads one :class:`~nblib.studies.doctor.checks.CheckResult`
-(its evidence and artifacts), returns ``(fig, axes)`` (``(None, None)`` for a result with
-nothing to draw, e.g. a skipped check) and records with :func:`nblib.plots.show_number`
-every number it draws that metrics.json holds, at its path there
-(``checks/<check>/evidence/...``). Each ``caption_*`` writes the caption from the same
-result.
+The figure contract of :mod:`nblib.studies.doctor.plots` (``(None, None)`` when there is
+nothing to draw).
 """
 
 from __future__ import annotations
