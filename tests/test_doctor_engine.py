@@ -88,6 +88,9 @@ def test_cli_bad_input_exits_2_naming_it(monkeypatch, tmp_path, capsys):
     assert f"--data={missing} is invalid; no such file" in capsys.readouterr().err
     assert main(["doctor", "--data", "metaworld_default", "--checks", "cameras"]) == 2
     assert "checks" in capsys.readouterr().err
+    assert main(["doctor", "--data", "metaworld_default", "--tasks", "bogus"]) == 2
+    out = capsys.readouterr()
+    assert "--tasks=bogus is invalid; expected Meta-World tasks" in out.err and out.out == ""
     with pytest.raises(SystemExit) as exit_:
         main(["doctor", "--data", "metaworld_default", "--sim", "isaac"])
     assert exit_.value.code == 2

@@ -47,7 +47,7 @@ def _print_result(result, fmt: str) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from nblib.errors import NblibError
+    from nblib.errors import NblibError, ParameterError
     from nblib.studies import doctor
 
     try:
@@ -60,6 +60,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     try:
         with flag_errors(args):
             results = doctor.run_checks(study, on_result=lambda r: _print_result(r, args.format))
+    except ParameterError as err:  # found by a check (a LIBERO task id past its suite's)
+        print(f"nblib doctor: error: {err}", file=sys.stderr)
+        return 2
     finally:
         doctor.close(study)
     verdict = doctor.verdict(doctor.evidence(study, results), study.config)

@@ -134,10 +134,15 @@ def prepare(config: DoctorConfig) -> DoctorStudy:
     store, manifest = open_data(config.data, config.mapping)
     policy = None
     study = DoctorStudy(config, store, manifest, None)
+    try:
+        evaluation = study.eval_config()  # the tasks, suite and task ids checked before any check
+    except BaseException:
+        store.close()
+        raise
     if config.policy is not None:
         from nblib.eval.rollout import build_policy
 
-        policy = build_policy(study.eval_config())
+        policy = build_policy(evaluation)
     return DoctorStudy(config, store, manifest, policy)
 
 
