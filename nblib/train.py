@@ -75,6 +75,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear ramp from 0 (WSD: from min_lr_rate) to the peak lr
     min_lr_rate: float = 0.1  # LR floor as a fraction of peak: cosine_with_min_lr and WSD
     decay_fraction: float = 0.1  # WSD: fraction of steps spent in the final decay
+    cycles: int = 1  # cosine_with_restarts: cosine cycles over the run (warm restarts, seed 001)
     weight_decay: float = 0.0  # AdamW decoupled weight decay, applied to every trainable tensor
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float | None = 1.0  # max total grad norm; None = no clipping (norm still logged)
@@ -110,6 +111,8 @@ class TrainConfig:
         for name in ("min_lr_rate", "decay_fraction"):
             value = getattr(self, name)
             req(is_number(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
+        c = self.cycles
+        req(is_int(c) and c >= 1, "cycles", c, "an int >= 1")
         if self.schedule == "exponential":
             r = self.min_lr_rate
             req(0 < r < 1, "min_lr_rate", r, "a number in (0, 1) for the exponential ramp")
