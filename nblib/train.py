@@ -39,15 +39,23 @@ import numpy as np
 import torch
 from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
-from nblib.checkpoints import load_checkpoint, save_checkpoint, set_rng_state
+from nblib.checkpoints import (
+    checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from nblib.checkpoints import identity as run_identity
 from nblib.devices import DEVICES, MIXED_PRECISIONS, make_accelerator, to_device
 from nblib.errors import NblibError, ParameterError, is_int, is_number, require
 from nblib.lr_schedule import SCHEDULES, decay_steps, make_scheduler
+from nblib.module_groups import gradient_groups, group_norms
 from nblib.paths import write_text_atomic
 from nblib.threads import ThreadGovernor, pinned_threads, torch_threads
+from nblib.versions import code_version
 
 # Record keys the loop writes itself; loss_fn may not return scalars with these names.
-_RESERVED = ("step", "lr", "grad_norm", "seconds", "loss_scale")
+_RESERVED = ("step", "lr", "grad_norm", "seconds", "samples_per_second", "loss_scale")
 # fp16 only (GPU): GradScaler overflows are normal, but this many in a row means the
 # gradients themselves are non-finite, not just the loss scale being too high.
 _MAX_FP16_OVERFLOWS = 20
@@ -82,9 +90,17 @@ class TrainConfig:
     seed: int = 0  # seeds python, numpy and torch at the start of train()
     device: str = "cpu"  # "cpu", "cuda" (error if absent) or "auto" (GPU when there is one)
     mixed_precision: str = "no"  # "no", "bf16" (CPU or GPU) or "fp16" (GPU only, loss scaling)
-    checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
+    checkpoint_dir: str | None = None  # where checkpoints go (step-*.pt); None = none
     checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
-    resume: bool = False  # continue from checkpoint_dir/last.pt (which must exist)
+    keep_checkpoints: int = 2  # the newest this many checkpoints are kept
+    # continue from the newest checkpoint in checkpoint_dir when there is one (a fresh run
+    # otherwise); one written with other settings, identity or code is refused
+    resume: bool = False
+    # what else a checkpoint must match to be resumed, e.g. a notebook's parameters
+    identity: dict = field(default_factory=dict)
+    # log each module's gradient norm (nblib.module_groups) every N steps and at the last
+    # step as "grad_norm/<module>" (0 = never)
+    grad_flow_every: int = 0
     # torch CPU threads while training; None = the cores other jobs leave idle, measured
     # at the start and every few seconds (nblib.threads); restored afterwards
     threads: int | None = None
@@ -150,15 +166,18 @@ class TrainConfig:
             "a path",
         )
         self.checkpoint_dir = None if ckdir is None else str(ckdir)
-        every = self.checkpoint_every
-        req(is_int(every) and every >= 0, "checkpoint_every", every, "an int >= 0")
+        for name in ("checkpoint_every", "grad_flow_every"):
+            every = getattr(self, name)
+            req(is_int(every) and every >= 0, name, every, "an int >= 0")
+        keep = self.keep_checkpoints
+        req(is_int(keep) and keep >= 1, "keep_checkpoints", keep, "an int >= 1")
+        req(isinstance(self.identity, dict), "identity", self.identity, "a dict")
         th = self.threads
         req(th is None or (is_int(th) and th >= 1), "threads", th, "None or an int >= 1")
         for name in ("resume", "progress"):
             req(isinstance(getattr(self, name), bool), name, getattr(self, name), "True or False")
-        for name in ("checkpoint_every", "resume"):
-            value = getattr(self, name)
-            req(not value or ckdir is not None, name, value, "checkpoint_dir to be set too")
+        every = self.checkpoint_every
+        req(not every or ckdir is not None, "checkpoint_every", every, "checkpoint_dir set too")
         req(isinstance(self.desc, str), "desc", self.desc, "a string")
 
 
@@ -230,6 +249,20 @@ def _batch_stream(batches, start: int) -> Iterator:
     return stream
 
 
+def batch_samples(batch: Any) -> int | None:
+    """Samples in a batch: the leading dimension of its first array or tensor (depth
+    first through dicts, lists and tuples); None when it holds none."""
+    if isinstance(batch, (torch.Tensor, np.ndarray)):
+        return int(batch.shape[0]) if batch.ndim else None
+    items = batch.values() if isinstance(batch, dict) else batch
+    if isinstance(items, (list, tuple)) or isinstance(batch, dict):
+        for item in items:
+            found = batch_samples(item)
+            if found is not None:
+                return found
+    return None
+
+
 def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss_fn's output -> (loss to backprop, {name: detached scalar}) with "loss" first."""
     if isinstance(out, torch.Tensor):
@@ -250,7 +283,7 @@ def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         )
     scalars = {}
     for name, value in sorted(out.items(), key=lambda kv: kv[0] != "loss"):  # "loss" first
-        if name in _RESERVED or name.startswith("lr/"):
+        if name in _RESERVED or name.startswith(("lr/", "grad_norm/")):
             raise ParameterError(
                 f"loss_fn returned {name!r}, a name the loop logs itself; rename it"
             )
@@ -276,7 +309,11 @@ def _first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:
 
 
 class History(list):
-    """Per-step records (dicts: step, loss, lr, lr/<prefix>, grad_norm, seconds, extras)."""
+    """Per-step records (dicts: step, loss, lr, lr/<prefix>, grad_norm, seconds,
+    samples_per_second, grad_norm/<module> every ``grad_flow_every`` steps, extras).
+    ``resumed_from_step``: the step a resumed run continued from (None: a fresh run)."""
+
+    resumed_from_step: int | None = None
 
     def column(self, name: str) -> np.ndarray:
         """Values of ``name`` over steps, shape (len(self),); NaN where a record lacks it."""
@@ -353,15 +390,17 @@ def train(
         batches = accelerator.prepare_data_loader(batches)
 
     history, start = History(), 0
-    ckpt = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
-    if config.resume:
-        if not ckpt.exists():
-            raise ParameterError(f"TrainConfig.resume=True but {ckpt} does not exist")
-        state = load_checkpoint(ckpt, accelerator, model, optimizer, scheduler)
+    ckdir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    ident = run_identity(config, code_version()) if ckdir is not None else None
+    latest = checkpoints(ckdir)[-1:] if config.resume else []
+    if latest:
+        state = load_checkpoint(latest[0], accelerator, model, optimizer, scheduler, ident)
         history, start = History(state["history"]), state["step"]
+        history.resumed_from_step = start
     stream = _batch_stream(batches, start)
-    if config.resume:
+    if latest:
         set_rng_state(state["rng"])  # after skipping batches, so steps see the saved RNG
+    data = {"kind": "step -> batch" if callable(batches) else type(batches).__name__}
 
     from tqdm.auto import tqdm
 
@@ -374,7 +413,10 @@ def train(
     max_norm = config.grad_clip if config.grad_clip is not None else math.inf  # inf: measure only
     lr_keys = ["lr" if g["prefix"] is None else f"lr/{g['prefix']}" for g in optimizer.param_groups]
     overflows, saved_at, done = 0, start, start
-    save = partial(save_checkpoint, ckpt, accelerator, model, optimizer, scheduler, history, config)
+    keep = config.keep_checkpoints
+    save = partial(save_checkpoint, ckdir, accelerator, model, optimizer, scheduler, history, ident)
+    flow_every = config.grad_flow_every
+    groups = gradient_groups(accelerator.unwrap_model(model)) if flow_every else {}
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(config.threads or torch_threads())
@@ -382,7 +424,9 @@ def train(
     try:
         for step in range(start, config.steps):
             t0 = time.perf_counter()
-            batch = to_device(next(stream), accelerator.device)
+            batch = next(stream)
+            samples = batch_samples(batch)
+            batch = to_device(batch, accelerator.device)
             optimizer.zero_grad(set_to_none=True)
             with accelerator.autocast():
                 loss, scalars = _split_loss(loss_fn(model, batch))
@@ -413,6 +457,10 @@ def train(
             # GPU-only (fp16): a GradScaler overflow; the optimizer step below skips the update
             # and lowers the loss scale. Counted so a persistent overflow still raises above.
             overflows = 0 if finite else overflows + 1
+            last = step + 1 == config.steps
+            flow = {}
+            if groups and (step % flow_every == 0 or last):  # before clipping: what arrived
+                flow = {f"grad_norm/{k}": v for k, v in group_norms(groups).items()}
             if finite and max_norm < math.inf:  # p.grad becomes the clipped gradient
                 clip_grads_with_norm_([p for _, p in named], max_norm, grad_norm)
 
@@ -423,8 +471,7 @@ def train(
             # where _raise_nonfinite_scalar names the parameter and this step's update; the
             # parameters themselves are scanned only before a checkpoint and after the last
             # step (a scan of every tensor each step cost ~10 % of a step here).
-            last = step + 1 == config.steps
-            checkpoint = ckpt is not None and config.checkpoint_every
+            checkpoint = ckdir is not None and config.checkpoint_every
             if last or (checkpoint and (step + 1) % config.checkpoint_every == 0):
                 bad = _first_nonfinite(named)
                 if bad is not None:
@@ -433,10 +480,12 @@ def train(
                     msg += "weight_decay"
                     raise NonFiniteError(msg, step, bad)
 
-            record = {"step": step, **values, **lrs, "grad_norm": float(grad_norm)}
+            record = {"step": step, **values, **lrs, "grad_norm": float(grad_norm), **flow}
             if accelerator.scaler is not None:  # GPU-only (fp16)
                 record["loss_scale"] = float(accelerator.scaler.get_scale())
-            record["seconds"] = time.perf_counter() - t0
+            record["seconds"] = seconds = time.perf_counter() - t0
+            if samples is not None:
+                record["samples_per_second"] = samples / seconds
             history.append(record)
             done = step + 1
             bar.update(1)
@@ -447,13 +496,17 @@ def train(
             if governor is not None:
                 governor.step()
             stop = callback is not None and callback(step, record, accelerator.unwrap_model(model))
-            if ckpt is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
-                save(done)
+            if (
+                ckdir is not None
+                and config.checkpoint_every
+                and done % config.checkpoint_every == 0
+            ):
+                save(data | {"position": done}, done, keep)
                 saved_at = done
             if stop:
                 break
-        if ckpt is not None and saved_at != done:
-            save(done)
+        if ckdir is not None and saved_at != done:
+            save(data | {"position": done}, done, keep)
     finally:
         bar.close()
         torch.set_num_threads(threads_before)

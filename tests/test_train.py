@@ -207,17 +207,19 @@ def test_resume_is_bit_identical(tmp_path):
     torch.manual_seed(0)
     straight = Noisy()
     full = train(straight, noisy_batch, mse, config(**kw))
+    assert full.resumed_from_step is None
 
     torch.manual_seed(0)
     first = Noisy()
     ckdir = str(tmp_path / "ck")
     stop_after_5 = lambda step, record, model: step == 4  # noqa: E731
     train(first, noisy_batch, mse, config(**kw, checkpoint_dir=ckdir), callback=stop_after_5)
-    assert (tmp_path / "ck" / "last.pt").exists() and not (tmp_path / "ck" / "last.pt.tmp").exists()
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["step-00000005.pt"]
 
     torch.manual_seed(123)  # a different init: everything must come from the checkpoint
     resumed = Noisy()
     hist = train(resumed, noisy_batch, mse, config(**kw, checkpoint_dir=ckdir, resume=True))
+    assert hist.resumed_from_step == 5
     assert [r["step"] for r in hist] == list(range(10))
     for (name, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
@@ -225,29 +227,107 @@ def test_resume_is_bit_identical(tmp_path):
         assert torch.equal(a, b), name
     assert hist.column("loss").tolist() == full.column("loss").tolist()
 
-    # a crash between checkpoints: resume from the last periodic save (step 6)
+    # a crash between checkpoints: resume from the last periodic save (step 6); only the
+    # newest two are kept
     def crash_at_7(step, record, model):
         if step == 7:
             raise RuntimeError("simulated crash")
 
     torch.manual_seed(0)
-    crashed_dir = str(tmp_path / "crash")
+    crashed_dir = tmp_path / "crash"
+    crashing = config(**kw, checkpoint_dir=str(crashed_dir), checkpoint_every=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(
-            Noisy(),
-            noisy_batch,
-            mse,
-            config(**kw, checkpoint_dir=crashed_dir, checkpoint_every=3),
-            crash_at_7,
-        )
-    assert torch.load(tmp_path / "crash" / "last.pt", weights_only=True)["step"] == 6
+        train(Noisy(), noisy_batch, mse, crashing, crash_at_7)
+    kept = sorted(p.name for p in crashed_dir.iterdir())
+    assert kept == ["step-00000004.pt", "step-00000006.pt"]
+    saved = torch.load(crashed_dir / kept[-1], weights_only=True)
+    assert saved["step"] == 6 and saved["data"] == {"kind": "step -> batch", "position": 6}
     again = Noisy()
-    train(again, noisy_batch, mse, config(**kw, checkpoint_dir=crashed_dir, resume=True))
+    hist = train(again, noisy_batch, mse, dataclasses.replace(crashing, resume=True))
+    assert hist.resumed_from_step == 6
     for a, b in zip(straight.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
-    with pytest.raises(ParameterError, match="does not exist"):
-        train(Noisy(), noisy_batch, mse, config(checkpoint_dir=str(tmp_path / "none"), resume=True))
+    # nothing to resume from: a fresh run
+    fresh = train(
+        Noisy(), noisy_batch, mse, config(checkpoint_dir=str(tmp_path / "none"), resume=True)
+    )
+    assert fresh.resumed_from_step is None and len(fresh) == 10
+
+
+def test_a_checkpoint_of_other_settings_is_refused_naming_the_difference(tmp_path):
+    from nblib.checkpoints import CheckpointMismatch
+
+    ckdir = str(tmp_path / "ck")
+    base = config(checkpoint_dir=ckdir, checkpoint_every=5, identity={"demos": 5, "head": "flow"})
+    stop = lambda step, record, model: step == 4  # noqa: E731
+    train(linear(), lambda step: BATCH, mse, base, callback=stop)
+    for change, named in [
+        (dict(lr=5e-3), r"TrainConfig\.lr: 0\.01 in the checkpoint, 0\.005 now"),
+        (dict(identity={"demos": 3, "head": "flow"}), r"demos: 5 in the checkpoint, 3 now"),
+        (dict(steps=20), r"TrainConfig\.steps: 10 in the checkpoint, 20 now"),
+    ]:
+        resumed = dataclasses.replace(base, resume=True, **change)
+        with pytest.raises(CheckpointMismatch, match=named) as err:
+            train(linear(), lambda step: BATCH, mse, resumed)
+        assert "set resume=False" in str(err.value) and "step-00000005.pt" in str(err.value)
+    # what does not shape the numbers may change: checkpoint_every, threads, progress
+    same = dataclasses.replace(base, resume=True, checkpoint_every=3, threads=1)
+    assert train(linear(), lambda step: BATCH, mse, same).resumed_from_step == 5
+    # another code version (here: a checkpoint claiming another commit) is refused too
+    path = tmp_path / "ck" / "step-00000010.pt"
+    state = torch.load(path, weights_only=True)
+    state["identity"]["code"] = "nblib 0.0.1 0123abc"
+    torch.save(state, path)
+    with pytest.raises(
+        CheckpointMismatch, match=r"code: 'nblib 0\.0\.1 0123abc' in the checkpoint"
+    ):
+        train(linear(), lambda step: BATCH, mse, dataclasses.replace(base, resume=True))
+
+
+class Parts(torch.nn.Module):
+    """A policy-shaped model: an encoder, an expert of layers, a head, and an unused part."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Linear(8, 8)
+        self.expert = torch.nn.Sequential(
+            torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8)
+        )
+        self.head = torch.nn.Linear(8, 4)
+        self.unused = torch.nn.Linear(8, 8)  # trainable, but the loss never reaches it
+
+    def forward(self, x):
+        return self.head(self.expert(self.encoder(x)))
+
+
+def test_gradient_flow_per_module_and_throughput_are_logged():
+    torch.manual_seed(0)
+    hist = train(Parts(), lambda step: BATCH, mse, config(steps=7, grad_flow_every=3))
+    flow = [k for k in hist[0] if k.startswith("grad_norm/")]
+    assert flow == [
+        "grad_norm/encoder",
+        "grad_norm/expert",
+        "grad_norm/expert.0",
+        "grad_norm/expert.2",
+        "grad_norm/head",
+        "grad_norm/unused",
+    ]  # the Tanh has no parameters: no group
+    logged = [r["step"] for r in hist if "grad_norm/head" in r]
+    assert logged == [0, 3, 6]  # every 3 steps and the last
+    for r in hist:
+        if "grad_norm/head" in r:
+            assert r["grad_norm/unused"] == 0.0 and r["grad_norm/head"] > 0
+            parts = [r[f"grad_norm/{k}"] for k in ("encoder", "expert", "head")]
+            assert math.isclose(math.hypot(*parts), r["grad_norm"], rel_tol=1e-5)
+            assert math.isclose(
+                math.hypot(r["grad_norm/expert.0"], r["grad_norm/expert.2"]),
+                r["grad_norm/expert"],
+                rel_tol=1e-5,
+            )
+        assert r["samples_per_second"] == pytest.approx(32 / r["seconds"])
+    with pytest.raises(ParameterError, match="TrainConfig.grad_flow_every"):
+        config(grad_flow_every=-1)
 
 
 def test_history_roundtrip(tmp_path):
