@@ -263,3 +263,90 @@ def test_bad_inputs(tiny, images):
         tiny.encode(images, INSTRUCTIONS, output=("pooled",))
     with pytest.raises(ParameterError, match="at least one"):
         tiny.encode([[]], ["reach the goal"])
+
+
+# --------------------------------------------------------------- unfreeze(last_layers=K)
+
+LM = "model.language_model."
+
+
+def trainable(bb: Backbone) -> set[str]:
+    return {n for n, p in bb.model.named_parameters() if p.requires_grad}
+
+
+def test_unfreeze_last_layers_trains_exactly_the_top_of_the_language_model():
+    bb = Backbone.tiny()
+    names = [n for n, _ in bb.model.named_parameters()]
+    per_layer = {i: {n for n in names if n.startswith(f"{LM}layers.{i}.")} for i in range(2)}
+    assert bb.num_layers == 2 and len(per_layer[0]) == len(per_layer[1]) == 12
+
+    bb.unfreeze(last_layers=1)
+    assert trainable(bb) == per_layer[1] | {f"{LM}norm.weight"}
+    assert bb.training and bb.requires_grad
+    # only the trained modules are in train mode: the frozen part computes as if frozen
+    modes = dict((n, m.training) for n, m in bb.model.named_modules())
+    assert modes[f"{LM}layers.1"] and modes[f"{LM}layers.1.mlp"] and modes[f"{LM}norm"]
+    assert not modes[f"{LM}layers.0"] and not modes["model.visual"] and not modes[""]
+    torch.nn.Sequential(bb).train()  # a training loop's model.train() keeps it so
+    assert not bb.model.get_submodule(f"{LM}layers.0").training
+
+    bb.unfreeze(last_layers=2)
+    assert trainable(bb) == per_layer[0] | per_layer[1] | {f"{LM}norm.weight"}
+    assert not any("embed_tokens" in n or "visual" in n or "lm_head" in n for n in trainable(bb))
+
+    bb.unfreeze(last_layers=0)
+    assert not trainable(bb) and not bb.training
+
+    bb.unfreeze()  # None: everything, and the whole backbone trains again
+    assert trainable(bb) == set(names) and all(m.training for m in bb.model.modules())
+
+
+def test_unfreeze_last_layers_bad_values_name_the_parameter_and_the_layers():
+    bb = Backbone.tiny()
+    for bad in (3, -1, 1.0, True, "1"):
+        with pytest.raises(ParameterError, match=r"last_layers.*\[0, 2\].*num_layers=2"):
+            bb.unfreeze(last_layers=bad)
+    assert not trainable(bb)  # a refused call changes nothing
+    # a model whose layers are not an nn.ModuleList: a clear error, not a wrong guess
+    lm = bb.model.get_submodule(LM.rstrip("."))
+    lm.layers = torch.nn.Sequential(*lm.layers)
+    with pytest.raises(ParameterError, match=r"decoder layers.*ModuleList of num_layers=2"):
+        bb.unfreeze(last_layers=1)
+
+
+def test_gradient_reaches_the_last_layer_and_not_the_first():
+    bb = Backbone.tiny().unfreeze(last_layers=1)
+    images = frames(3, batch=2, cams=1)
+    last = bb(images, ["reach the goal", "open the drawer"])["last"]  # forward = encode
+    assert last.requires_grad
+    last.square().sum().backward()
+    grads = {n: p.grad for n, p in bb.model.named_parameters()}
+    top = [n for n in grads if n.startswith(f"{LM}layers.1.")]
+    assert top and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in top)
+    assert grads[f"{LM}norm.weight"].abs().sum() > 0
+    frozen = [n for n in grads if not n.startswith((f"{LM}layers.1.", f"{LM}norm."))]
+    assert all(grads[n] is None for n in frozen)  # incl. layer 0, embeddings, vision tower
+
+
+def test_unfreeze_last_layers_with_lora_trains_only_those_layers_adapters(images):
+    bb = Backbone.tiny().apply_lora(rank=4, alpha=8)
+    bb.unfreeze(last_layers=1)
+    top = trainable(bb)
+    assert len(top) == 2 * 4  # A and B for q, k, v, o of the last layer only
+    assert all("lora_" in n and ".language_model.layers.1." in n for n in top)
+    bb.unfreeze(last_layers=2)
+    assert len(trainable(bb)) == 2 * 4 * 2 and all("lora_" in n for n in trainable(bb))
+    bb.unfreeze()  # None: every adapter, as before
+    assert len(trainable(bb)) == 2 * 4 * bb.num_layers
+
+    bb.unfreeze(last_layers=1)  # a step on the last layer's adapters leaves the base intact
+    base = bb.encode(images, INSTRUCTIONS)["last"]
+    opt = torch.optim.SGD(bb.trainable_parameters(), lr=0.1)
+    base.sum().backward()
+    opt.step()
+    assert all(p.grad is None for n, p in bb.model.named_parameters() if n not in top)
+    with bb.disable_adapter():
+        torch.testing.assert_close(
+            bb.encode(images, INSTRUCTIONS)["last"], base.detach(), atol=0, rtol=0
+        )
+    assert (bb.encode(images, INSTRUCTIONS)["last"] - base).abs().max() > 1e-4

@@ -14,6 +14,8 @@ Two sources, one interface:
 "readout"), the last layer's token states or every layer's states. ``identity()`` is a
 short hash of config + weights + processor settings, used as a feature-cache key.
 LoRA goes through peft on the language model's attention projections only.
+``unfreeze(last_layers=K)`` trains only the top K decoder layers of the language model
+(seed 001: "unfreezing last few VLM layers"), with or without LoRA.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nblib.errors import ParameterError
+from nblib.errors import ParameterError, is_int
 from nblib.models.identity import identity_hash, lora_settings
 from nblib.models.pretrained import load_pretrained
 from nblib.models.prompt import PROMPT_VERSION, chat_prompt, processor_inputs
@@ -40,6 +42,8 @@ LORA_ADAPTER_DIR = "lora_adapter"
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 _VISION_ATTRS = ("visual", "vision_tower", "vision_model")
+# The language model's norm after its last decoder layer: Llama/Qwen, Phi/Falcon, GPT-2.
+_FINAL_NORM_ATTRS = ("norm", "final_layernorm", "ln_f", "final_norm")
 
 
 def _module_name(root: nn.Module, module: nn.Module | None) -> str | None:
@@ -88,6 +92,8 @@ class Backbone(nn.Module):
         self.processor = processor
         self.autocast_dtype = autocast_dtype
         self._adapter_disabled = False
+        # unfreeze(last_layers=K): the modules that train; train() keeps the rest in eval
+        self._trained_top: list[nn.Module] = []
         tok = self.tokenizer
         tok.padding_side = "left"  # the last position is every sample's last real token
         if tok.pad_token is None:
@@ -237,18 +243,114 @@ class Backbone(nn.Module):
     def freeze(self) -> Backbone:
         """No weight (base or LoRA) trainable; eval mode. ``encode`` runs under no_grad."""
         self.model.requires_grad_(False)
+        self._trained_top = []
         self.eval()
         return self
 
-    def unfreeze(self) -> Backbone:
-        """Train mode; only LoRA weights become trainable if LoRA is applied, else all."""
-        if self.lora_enabled:
-            for name, p in self.model.named_parameters():
-                p.requires_grad_("lora_" in name)
-        else:
-            self.model.requires_grad_(True)
-        self.train()
+    def train(self, mode: bool = True) -> Backbone:
+        """``nn.Module.train``, except that after ``unfreeze(last_layers=K)`` only the
+        trained layers follow ``mode``: the frozen part stays in eval mode even when a
+        training loop calls ``train()`` on the whole policy."""
+        super().train(mode)
+        if mode and self._trained_top:
+            self.model.eval()
+            for module in self._trained_top:
+                module.train()
         return self
+
+    def unfreeze(self, last_layers: int | None = None) -> Backbone:
+        """Make the backbone trainable: all of it, or only the top of its language model.
+
+        Args:
+            last_layers: ``None`` (default): every weight trains, or with LoRA applied
+                every LoRA weight; the whole backbone goes to train mode.
+                ``K >= 1``: only the last ``K`` decoder layers of the language model and
+                the final norm after them (a ``hidden_size`` vector every state ``encode``
+                returns passes through); the vision tower, the embeddings, the earlier
+                layers and the LM head stay frozen. With LoRA applied only the LoRA
+                weights inside those ``K`` layers train and the norm stays frozen, so the
+                base weights never change: ``disable_adapter()`` still gives the base
+                model and ``save_adapter()`` holds everything trained. Call it after
+                :meth:`apply_lora`, which makes every adapter trainable again.
+                Only the trained modules go to train mode, now and on every later
+                ``train()``; the frozen part stays in eval mode (no dropout, LoRA dropout
+                included), so it computes what a frozen backbone computes.
+                ``0``: as :meth:`freeze`.
+
+        Gradients stop at the first trainable layer (nothing below needs them), so a
+        backward costs only the last ``K`` layers. The decoder layers are found by
+        structure (the shallowest ``nn.ModuleList`` of ``num_layers`` modules inside the
+        language model: ``model.language_model.layers`` in Qwen2.5-VL, ``model.layers``
+        in a text-only checkpoint), so any local checkpoint of that shape works.
+
+        Feature caching: with ``K >= 1`` the readout changes every step, so features
+        cannot be cached. A future optimisation could cache the *input* of layer
+        ``L - K`` (``L = num_layers``), which the frozen part fixes: it is
+        ``encode(..., output="layers")["layers"][L - K]``. It would need per sample every
+        token's state (``T x hidden_size``, not one vector: the trainable layers attend
+        over all tokens) with the attention mask, the position embeddings those layers
+        take (Qwen2.5-VL's 3-D M-RoPE ids come from the image grid and the prompt, so
+        they must be stored or recomputed), a cache key over the frozen part only
+        (config, processor, prompt version, weights of the vision tower, the embeddings
+        and layers ``< L - K`` including their LoRA weights, and ``K``), and a forward
+        that runs only ``layers[L - K:]`` and the final norm, whose call signature is
+        model-specific. Caching is not done here.
+        """
+        if last_layers is None:
+            self._trained_top = []
+            if self.lora_enabled:
+                for name, p in self.model.named_parameters():
+                    p.requires_grad_("lora_" in name)
+            else:
+                self.model.requires_grad_(True)
+            self.train()
+            return self
+        n = self.num_layers
+        if not is_int(last_layers) or not 0 <= last_layers <= n:
+            raise ParameterError(
+                f"last_layers: need None (everything) or an int in [0, {n}] (the language "
+                f"model has num_layers={n} decoder layers), got {last_layers!r}"
+            )
+        if last_layers == 0:
+            return self.freeze()
+        lm, layers = self._decoder_layers()
+        top = list(layers[n - last_layers :])
+        norm = next(
+            (m for a in _FINAL_NORM_ATTRS if isinstance(m := getattr(lm, a, None), nn.Module)),
+            None,
+        )
+        if norm is not None and not self.lora_enabled:
+            top.append(norm)
+        chosen = {id(p) for module in top for p in module.parameters()}
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(id(p) in chosen and (not self.lora_enabled or "lora_" in name))
+        self._trained_top = top
+        return self.train()
+
+    def _decoder_layers(self) -> tuple[nn.Module, nn.ModuleList]:
+        """The language model and its stack of ``num_layers`` decoder layers."""
+        hf = self.hf_model
+        prefix = self._language_prefix()
+        if prefix is None:
+            raise ParameterError(
+                f"last_layers: cannot find the language model inside {type(hf).__name__}"
+            )
+        lm = hf.get_submodule(prefix)
+        n = self.num_layers
+        stacks = [
+            (name, m)
+            for name, m in lm.named_modules()
+            if isinstance(m, nn.ModuleList) and len(m) == n
+        ]
+        if not stacks:
+            raise ParameterError(
+                f"last_layers: cannot find the decoder layers of {type(hf).__name__}: no "
+                f"nn.ModuleList of num_layers={n} modules inside its language model "
+                f"({prefix or 'the model itself'})"
+            )
+        # the shallowest list (deeper ones are parts of layers); "layers" wins a tie
+        _, layers = min(stacks, key=lambda item: (item[0].count("."), item[0] != "layers"))
+        return lm, layers
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -296,6 +398,7 @@ class Backbone(nn.Module):
             self.model = get_peft_model(self.model, config)
         for name, p in self.model.named_parameters():
             p.requires_grad_("lora_" in name)
+        self._trained_top = []  # every adapter trains: unfreeze(last_layers=K) narrows it
         return self
 
     @contextlib.contextmanager

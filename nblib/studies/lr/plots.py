@@ -53,6 +53,7 @@ SCHEDULE_COLOURS = {
     "linear": _RUN["green"],
     "warmup_stable_decay": _RUN["purple"],
     "constant": _RUN["yellow"],
+    "cosine_with_restarts": _RUN["cyan"],
 }
 NEUTRAL = "0.35"  # reference lines that are not runs (baseline, threshold, suggestions)
 PER_RUN = "per_run"  # metrics.json's per-run numbers (analysis.metrics)
