@@ -4,8 +4,8 @@ Seed 002 trained three geometry compressors on three GPUs and could not tell whe
 gradient reached them: the total gradient norm hides a module that receives none. The
 loop therefore logs one norm per *module group*: each top-level child of the policy, each
 of their children (the projector, the action expert, a geometry compressor, the head in
-nblib's VLA; a plug-in's own parts), and each layer of a layer list among them (the action
-expert's layers). Only modules owning trainable parameters are listed.
+nblib's VLA; a plug-in's own parts), and each layer of a layer list below them (the action
+expert's decoder layers). Only modules owning trainable parameters are listed.
 """
 
 from __future__ import annotations
@@ -17,36 +17,33 @@ from torch.nn.utils import get_total_norm
 #: At most this many groups: a plug-in with hundreds of small children would otherwise
 #: log hundreds of norms every time; the first ones (in module order) are kept.
 MAX_GROUPS = 48
-
-
-def _layer_list(module: nn.Module) -> bool:
-    return isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) > 1
+#: Layer lists this deep are listed layer by layer (PolicyWithBackbone's
+#: ``policy.expert.decoder.layers`` is at depth 4; a VLM's blocks under LoRA at depth 4-5).
+LAYER_DEPTH = 5
 
 
 def gradient_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """Dotted module name -> its trainable parameters, in module order: the top-level
-    children, their children, and the items of layer lists up to two levels below a
-    top-level child (``policy.expert.layers.0``). A model without children is one group
-    named after its class."""
+    children, their children, and each item of an ``nn.ModuleList`` (the container of
+    repeated layers: a transformer's blocks, ``policy.expert.decoder.layers.0``) at most
+    :data:`LAYER_DEPTH` levels down. A model without children is one group named after
+    its class."""
+    chosen = set()
+    for name, module in model.named_modules():
+        depth = name.count(".") + 1 if name else 0
+        if 1 <= depth <= 2:
+            chosen.add(name)
+        if isinstance(module, nn.ModuleList) and 1 <= depth <= LAYER_DEPTH:
+            chosen.update(f"{name}.{i}" for i in range(len(module)))
     groups: dict[str, list[nn.Parameter]] = {}
-
-    def add(name: str, module: nn.Module) -> None:
-        params = [p for p in module.parameters() if p.requires_grad]
-        if params and len(groups) < MAX_GROUPS:
-            groups[name] = params
-
-    for name, child in model.named_children():
-        add(name, child)
-        for sub_name, sub in child.named_children():
-            add(f"{name}.{sub_name}", sub)
-            # layers directly below, or one container further down (expert.layers.0)
-            lists = [(sub_name, sub)] if _layer_list(sub) else []
-            lists += [(f"{sub_name}.{n}", m) for n, m in sub.named_children() if _layer_list(m)]
-            for list_name, layers in lists:
-                for i, layer in enumerate(layers):
-                    add(f"{name}.{list_name}.{i}", layer)
+    for name, module in model.named_modules():  # module order: layers follow their part
+        if name in chosen and len(groups) < MAX_GROUPS:
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params:
+                groups[name] = params
     if not groups:
-        add(type(model).__name__, model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = {type(model).__name__: params} if params else {}
     return groups
 
 

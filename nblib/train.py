@@ -68,6 +68,7 @@ class NonFiniteError(NblibError, FloatingPointError):
         super().__init__(message)
         self.step = step
         self.name = name
+        self.history: History | None = None  # set by train(): the records before the failure
 
 
 @dataclass
@@ -507,6 +508,9 @@ def train(
                 break
         if ckdir is not None and saved_at != done:
             save(data | {"position": done}, done, keep)
+    except NonFiniteError as err:
+        err.history = history  # the records up to the failure (a resumed run's included)
+        raise
     finally:
         bar.close()
         torch.set_num_threads(threads_before)

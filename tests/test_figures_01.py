@@ -17,7 +17,7 @@ from nblib.data.normalization import NormStats, Stats
 from nblib.models.vla import Samples
 from nblib.run import report
 from nblib.studies import overfit
-from nblib.studies import overfit_plots as op
+from nblib.studies.overfit import plots as op
 from nblib.train import History
 from nblib.verdict import Estimate
 

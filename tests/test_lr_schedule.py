@@ -137,16 +137,28 @@ def test_too_many_cycles_is_a_parameter_error():
         lr_curve(config(steps=15, cycles=6))
 
 
-def test_lr_study_knows_the_schedule_but_does_not_sweep_it_yet():
+def test_lr_study_grid_runs_restarts_with_their_cycles_and_floor():
     from nblib.studies import lr
     from nblib.studies.lr.plots import SCHEDULE_COLOURS
 
-    # a floor schedule: run names and line names show its floor
+    config = lr.LRConfig(
+        schedules=["cosine_with_min_lr", "cosine_with_restarts"],
+        peak_lrs=[1e-3],
+        steps=90,
+        warmups=[10],
+        cycles=4,
+    )
+    specs = lr.sweep_specs(config)
+    assert [s["run"] for s in specs] == [
+        "cosine_with_min_lr lr=0.001 wu=10 floor=0.1",
+        "cosine_with_restarts lr=0.001 wu=10 floor=0.1 cycles=4",
+    ]
+    preview = lr.lr_preview(lr.prepare(config))
+    restarts = preview[preview["run"] == specs[1]["run"]]["lr"].to_numpy()
+    np.testing.assert_allclose(restarts, hand_curve(90, 10, 4, 0.1), rtol=1e-12, atol=0)
+    with pytest.raises(ParameterError, match="cycles"):
+        lr.LRConfig(schedules=["cosine_with_restarts"], steps=90, warmups=[10], cycles=81)
     assert "cosine_with_restarts" in lr.FLOOR_SCHEDULES
-    # notebook 03 has no cycles parameter yet: a sweep would run cycles=1, a copy of
-    # cosine_with_min_lr, so the grid refuses the schedule
-    with pytest.raises(ParameterError, match="schedules"):
-        lr.LRConfig(schedules=["cosine_with_restarts"])
-    # every schedule but the range test's ramp has its own colour in notebook 03's figures
-    colours = [SCHEDULE_COLOURS[s] for s in SCHEDULES if s != "exponential"]
-    assert len(set(colours)) == len(colours)
+    # every schedule a sweep may run has its own colour in notebook 03's figures
+    sweepable = [SCHEDULE_COLOURS[s] for s in lr.study.SWEEP_SCHEDULES]
+    assert len(set(sweepable)) == len(sweepable)

@@ -290,15 +290,17 @@ class Parts(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.encoder = torch.nn.Linear(8, 8)
-        self.expert = torch.nn.Sequential(
-            torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8)
-        )
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh())
+        self.expert = torch.nn.Module()
+        self.expert.layers = torch.nn.ModuleList([torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)])
         self.head = torch.nn.Linear(8, 4)
         self.unused = torch.nn.Linear(8, 8)  # trainable, but the loss never reaches it
 
     def forward(self, x):
-        return self.head(self.expert(self.encoder(x)))
+        x = self.encoder(x)
+        for layer in self.expert.layers:
+            x = torch.tanh(layer(x))
+        return self.head(x)
 
 
 def test_gradient_flow_per_module_and_throughput_are_logged():
@@ -307,9 +309,11 @@ def test_gradient_flow_per_module_and_throughput_are_logged():
     flow = [k for k in hist[0] if k.startswith("grad_norm/")]
     assert flow == [
         "grad_norm/encoder",
+        "grad_norm/encoder.0",
         "grad_norm/expert",
-        "grad_norm/expert.0",
-        "grad_norm/expert.2",
+        "grad_norm/expert.layers",
+        "grad_norm/expert.layers.0",
+        "grad_norm/expert.layers.1",
         "grad_norm/head",
         "grad_norm/unused",
     ]  # the Tanh has no parameters: no group
@@ -321,7 +325,7 @@ def test_gradient_flow_per_module_and_throughput_are_logged():
             parts = [r[f"grad_norm/{k}"] for k in ("encoder", "expert", "head")]
             assert math.isclose(math.hypot(*parts), r["grad_norm"], rel_tol=1e-5)
             assert math.isclose(
-                math.hypot(r["grad_norm/expert.0"], r["grad_norm/expert.2"]),
+                math.hypot(r["grad_norm/expert.layers.0"], r["grad_norm/expert.layers.1"]),
                 r["grad_norm/expert"],
                 rel_tol=1e-5,
             )

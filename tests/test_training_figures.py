@@ -259,9 +259,9 @@ def test_cost_figure_states_the_speed_projection_and_memory_kind():
     assert plots.layout_problems(fig) == [] and legend_overlaps(fig) == []
 
 
-def test_functions_accept_the_current_loops_history():
-    """A 6-step run of nblib.train.train as it is now: no per-module keys and no
-    samples_per_second yet, so gradient flow is empty and throughput has no rate."""
+def test_functions_accept_the_loops_history():
+    """A 6-step run of nblib.train.train with per-module norms every 2 steps: the figures
+    and summaries read its records as they are."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     batch = {"x": torch.randn(16, 4), "y": torch.randn(16, 2)}
@@ -269,13 +269,15 @@ def test_functions_accept_the_current_loops_history():
         model,
         lambda step: batch,
         lambda m, b: (m(b["x"]) - b["y"]).pow(2).mean(),
-        TrainConfig(steps=6, lr=1e-2, progress=False, threads=1),
+        TrainConfig(steps=6, lr=1e-2, progress=False, threads=1, grad_flow_every=2),
     )
-    assert module_norms(hist) == {} and gradient_flow(hist) == {}
+    steps, norms = module_norms(hist)["0"]
+    assert steps.tolist() == [0, 2, 4, 5] and (norms > 0).all()
+    assert set(gradient_flow(hist)) == {"0", "2"}  # the Linear layers; ReLU has no parameters
     assert gradient_findings(hist) == []
     speed = throughput(hist)
     assert speed["steps_skipped"] == 1 and speed["steps_measured"] == 5
-    assert speed["seconds_per_step"] > 0 and speed["samples_per_second"] is None
+    assert speed["seconds_per_step"] > 0 and speed["samples_per_second"] > 0
     projection = project_wall_time(speed["seconds_per_step"])
     for fig, caption in figures_of(hist, memory_record(), backbone=None).values():
         assert plots.layout_problems(fig) == [] and caption.endswith(".")

@@ -234,6 +234,13 @@ def save_policy(
         "features": features,
         "backbone": str(backbone_spec),
         "lora": bool(backbone.lora_enabled),
+        # the backbone's own weights that trained (unfrozen last layers): the base weights
+        # read back from "tiny" or the checkpoint lack them
+        "backbone_trained": {
+            name: p.detach().cpu()
+            for name, p in backbone.model.named_parameters()
+            if p.requires_grad and "lora_" not in name
+        },
         "meta": dict(meta or {}),
     }
     save_tagged(folder / POLICY_FILE, POLICY_FORMAT, state)
@@ -264,9 +271,17 @@ def load_policy(path: str | Path, device: str = "cpu") -> SavedPolicy:
     backbone = load_backbone(state["backbone"], device=device)
     if state["lora"]:
         backbone.load_adapter(file.parent / ADAPTER_DIR)
+    trained = state.get("backbone_trained") or {}
+    if trained:
+        unknown = backbone.model.load_state_dict(trained, strict=False).unexpected_keys
+        if unknown:
+            raise DataError(
+                f"{file}: trained backbone weights {unknown[:3]} do not fit its backbone"
+            )
     policy = VLAPolicy(PolicyConfig(**state["policy_config"]))
     policy.load_state_dict(state["state_dict"])
-    model = PolicyWithBackbone(policy, backbone if state["lora"] else None, state["features"])
+    joined = state["lora"] or bool(trained)  # the backbone is part of what was trained
+    model = PolicyWithBackbone(policy, backbone if joined else None, state["features"])
     model.to(device).eval()
     stats = NormStats(
         Stats(**state["stats"]["actions"]),

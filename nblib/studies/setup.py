@@ -71,6 +71,9 @@ class SetupConfig:
     features: str = "last"  # last (last-token state) or tokens
     lora: bool = False  # LoRA on the VLM attention (trains the backbone, no feature cache)
     lora_rank: int = 8
+    # the VLM's last K language layers train too (0: frozen; the features are then computed
+    # every step, not cached, as with LoRA)
+    unfreeze_layers: int = 0
     cache: bool = True  # frozen-backbone features cached on disk
     device: str = "cpu"  # cpu, cuda or auto
     mixed_precision: str = "no"  # no, bf16 or fp16
@@ -96,6 +99,8 @@ class SetupConfig:
         for name in ("demos", "horizon", "lora_rank"):
             value = getattr(self, name)
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
+        k = self.unfreeze_layers
+        require(is_int(k) and k >= 0, own, "unfreeze_layers", k, "an int >= 0 (0: frozen VLM)")
         v = self.val_demos
         require(v is None or (is_int(v) and v >= 0), own, "val_demos", v, "None or an int >= 0")
         require(self.head in POLICY_HEADS, own, "head", self.head, f"one of {POLICY_HEADS}")
@@ -137,7 +142,7 @@ class SetupConfig:
         pk = self.policy_kwargs
         require(isinstance(pk, dict), own, "policy_kwargs", pk, "a dict")
         if self.plugin:  # nblib's own model options mean nothing to a plug-in
-            for name, default in (("lora", False), ("geometry", "none")):
+            for name, default in (("lora", False), ("geometry", "none"), ("unfreeze_layers", 0)):
                 value = getattr(self, name)
                 require(
                     value == default,
@@ -150,6 +155,11 @@ class SetupConfig:
     @property
     def plugin(self) -> bool:
         return self.policy != NBLIB
+
+    @property
+    def trains_backbone(self) -> bool:
+        """LoRA or unfrozen layers: the backbone joins the trained model, no feature cache."""
+        return self.lora or self.unfreeze_layers > 0
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,8 @@ class TrainingSetup:
             overrides |= {"geometry": cfg.geometry, "geom_dim": int(self.train.geometry.shape[-1])}
         seed_everything(seed)
         policy = build_policy(self.backbone, self.train_store, cfg.horizon, cfg.head, **overrides)
-        return PolicyWithBackbone(policy, self.backbone if cfg.lora else None, cfg.features)
+        backbone = self.backbone if cfg.trains_backbone else None
+        return PolicyWithBackbone(policy, backbone, cfg.features)
 
     def check(self, model) -> None:
         """A plug-in answers on two training samples before any long work: a chunk of the
@@ -316,9 +327,10 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
     bb = load_backbone(cfg.backbone, device=device, autocast_dtype=AUTOCAST[cfg.mixed_precision])
     if cfg.lora:
         bb.apply_lora(rank=cfg.lora_rank, alpha=2 * cfg.lora_rank)
-        bb.unfreeze()  # with LoRA applied only the adapter weights train
+    if cfg.trains_backbone:  # with LoRA applied only the adapter weights train
+        bb.unfreeze(last_layers=cfg.unfreeze_layers or None)
     cache = FeatureCache(cache_dir(), bb.identity(), cfg.features) if cfg.cache else None
-    if not cfg.lora:  # frozen backbone: compute every sample's features once
+    if not cfg.trains_backbone:  # frozen backbone: compute every sample's features once
         for samples in (train, val):
             if samples is not None:
                 precompute_features(bb, samples, cfg.features, cache, progress=progress)

@@ -214,6 +214,7 @@ class LREvidence(Evidence):
     runs: pd.DataFrame  # from analyse
     range: dict | None = None
     baseline_loss: float | None = None
+    resumed_from_step: dict | None = None  # run -> the step it resumed from (live sweeps)
 
 
 def evidence(
@@ -221,8 +222,12 @@ def evidence(
     runs: pd.DataFrame,
     ramp: dict | None = None,
     baseline_loss: float | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> LREvidence:
-    return LREvidence(study.mode, study.specs, runs, ramp, baseline_loss)
+    """``curves``: :func:`nblib.studies.lr.loss_curves`'s table, which says which runs of a
+    live sweep continued from a checkpoint."""
+    resumed = None if curves is None else curves.attrs.get("resumed_from_step")
+    return LREvidence(study.mode, study.specs, runs, ramp, baseline_loss, resumed)
 
 
 def best_run(runs: pd.DataFrame) -> str | None:
@@ -343,6 +348,9 @@ def metrics(evidence: LREvidence) -> dict:
     table = runs.astype(object).where(runs.notna(), None)  # JSON has no NaN
     out = {"mode": evidence.mode, "runs_table": [{"run": r, **row} for r, row in table.iterrows()]}
     out["per_run"] = {r: {k: row[k] for k in PER_RUN} for r, row in table.iterrows()}
+    # null for a fresh sweep, else run -> the step it continued from (null: started afresh)
+    resumed = evidence.resumed_from_step or {}
+    out["resumed_from_step"] = resumed if any(v is not None for v in resumed.values()) else None
     if evidence.specs:
         out["grid"] = list(evidence.specs)
         peak = {s["run"]: s["lr"] for s in evidence.specs}

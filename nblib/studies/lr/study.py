@@ -19,22 +19,20 @@ elsewhere (the engine contract of :mod:`nblib.studies`):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from nblib.errors import is_int, is_number, require
 from nblib.lr_schedule import SCHEDULES, lr_curve
-from nblib.studies import Study, StudyConfig
+from nblib.studies import Study, StudyConfig, long_runs
 from nblib.studies.setup import BATCH_SIZE, SetupConfig
 from nblib.train import TrainConfig
 
 # Schedules whose LR settles on a floor (min_lr_rate x peak) instead of zero.
 FLOOR_SCHEDULES = ("cosine_with_min_lr", "warmup_stable_decay", "cosine_with_restarts")
-# Not swept: exponential (the range test's ramp) and, until notebook 03 has a cycles
-# parameter, cosine_with_restarts (with TrainConfig's cycles=1 it repeats cosine_with_min_lr).
-SWEEP_SCHEDULES = tuple(s for s in SCHEDULES if s not in ("exponential", "cosine_with_restarts"))
+SWEEP_SCHEDULES = tuple(s for s in SCHEDULES if s != "exponential")  # not the range test's ramp
 
 
 @dataclass
@@ -54,6 +52,7 @@ class LRConfig(StudyConfig):
     steps: int = 400  # live sweep: optimizer steps per run
     batch_size: int = BATCH_SIZE  # live sweep: samples per step
     schedules: list[str] = field(default_factory=lambda: ["cosine", "cosine_with_min_lr"])
+    cycles: int = 2  # cosine_with_restarts runs: cosine cycles per run (1 = cosine_with_min_lr)
     peak_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3])
     warmups: list[int] = field(default_factory=lambda: [40])
     floors: list[float] = field(default_factory=lambda: [0.1])
@@ -68,6 +67,8 @@ class LRConfig(StudyConfig):
     plateau_threshold: float = 0.01  # ... by at least this fraction, or it is a plateau
     smoothing: int = 20  # points of the trailing moving average
     baseline: str | None = None  # run the matched-step deltas refer to (None: the first)
+    checkpoint_every: int = 0  # live sweep: checkpoint each run every N steps (0: off)
+    resume: bool = True  # ... and continue each from its newest checkpoint in OUT/checkpoints
 
     def __post_init__(self):
         own = "LRConfig"
@@ -107,8 +108,13 @@ class LRConfig(StudyConfig):
             ok = isinstance(value, (list, tuple)) and value and all(check(v) for v in value)
             require(ok, own, name, value, f"a non-empty list of valid values for {name}")
             setattr(self, name, list(value))
+        if "cosine_with_restarts" in self.schedules:  # every cycle at least one step long
+            span = self.steps - max(self.warmups)
+            ok = is_int(self.cycles) and 1 <= self.cycles <= span
+            require(ok, own, "cycles", self.cycles, f"an int in [1, steps - warmup = {span}]")
         bl = self.baseline
         require(bl is None or isinstance(bl, str), own, "baseline", bl, "None or a run name")
+        long_runs.check_params(self, own)
 
     def setup_config(self) -> SetupConfig:
         """The set-up every run of a live sweep trains on: the first ``demos`` training
@@ -156,12 +162,14 @@ def describe(study: LRStudy) -> str:
 # ----------------------------------------------------------------------------- the grid
 
 
-def run_name(spec: dict) -> str:
-    """A short unique name: schedule, peak LR, warmup, floor (floor schedules), weight
-    decay and seed (when not the defaults)."""
+def run_name(spec: dict, cycles: int = 1) -> str:
+    """A short unique name: schedule, peak LR, warmup, floor (floor schedules), cycles
+    (cosine_with_restarts), weight decay and seed (when not the defaults)."""
     parts = [spec["schedule"], f"lr={spec['lr']:g}", f"wu={spec['warmup_steps']}"]
     if spec["schedule"] in FLOOR_SCHEDULES:
         parts.append(f"floor={spec['min_lr_rate']:g}")
+    if spec["schedule"] == "cosine_with_restarts":
+        parts.append(f"cycles={cycles}")
     if spec["weight_decay"]:
         parts.append(f"wd={spec['weight_decay']:g}")
     if spec["seed"]:
@@ -191,26 +199,34 @@ def sweep_specs(config: LRConfig) -> list[dict]:
             "weight_decay": float(wd),
             "seed": int(seed),
         }
-        spec["run"] = run_name(spec)
+        spec["run"] = run_name(spec, config.cycles)
         if spec["run"] not in seen:
             seen.add(spec["run"])
             specs.append(spec)
     return specs
 
 
-def train_config(config: LRConfig, spec: dict, progress: bool = False) -> TrainConfig:
+def train_config(config: LRConfig, spec: dict, progress: bool = False, run_dir=None) -> TrainConfig:
+    """One run's training settings; with ``run_dir``, its checkpoints go to
+    ``run_dir/checkpoints/<run>`` and must match the run's set-up to be resumed."""
+    setup = asdict(config.setup_config())
+    identity = {k: v for k, v in setup.items() if k not in ("owner", "names")}
+    identity["batch_size"] = config.batch_size
+    checkpoints = long_runs.checkpoint_settings(config, run_dir, spec["run"], identity)
     return TrainConfig(
         steps=config.steps,
         lr=spec["lr"],
         schedule=spec["schedule"],
         warmup_steps=spec["warmup_steps"],
         min_lr_rate=spec["min_lr_rate"],
+        cycles=config.cycles,  # read by cosine_with_restarts only
         weight_decay=spec["weight_decay"],
         grad_clip=config.grad_clip,
         seed=spec["seed"],
         threads=1,  # one per worker: two workers share the two cores (nblib.threads)
         progress=progress,
         desc=spec["run"],
+        **checkpoints,
     )
 
 

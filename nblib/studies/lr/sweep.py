@@ -17,7 +17,7 @@ import pandas as pd
 from nblib.metrics import curves
 from nblib.studies.lr.study import LRConfig, LRStudy, train_config
 from nblib.studies.setup import SetupConfig, TrainingSetup
-from nblib.train import TrainConfig
+from nblib.train import History, TrainConfig
 
 COLUMNS = ["run", "step", "loss", "lr", "grad_norm"]
 
@@ -54,21 +54,27 @@ def train_run(
     setup = _prepared(setup_config)
     model = setup.new_model(train_cfg.seed)
     setup.check(model)  # a broken plug-in fails with the contract's error, not mid-run
-    records = []
+    losses = []
     lowest = [math.inf]
 
-    def keep(step, record, model):
-        records.append({k: record.get(k) for k in ("step", "loss", "lr", "grad_norm")})
-        if stop_above is None or len(records) < 5:
+    def blown_up(step, record, model):
+        losses.append(record["loss"])
+        if stop_above is None or len(losses) < 5:
             return False
-        recent = float(np.mean([r["loss"] for r in records[-5:]]))
+        recent = float(np.mean(losses[-5:]))
         lowest[0] = min(lowest[0], recent)
         return recent > stop_above * lowest[0]
 
+    # the history, not what the callback saw: a resumed run's earlier steps are in it
     try:
-        train_policy(setup, model, train_cfg, batch_size, callback=keep)
+        history = train_policy(setup, model, train_cfg, batch_size, callback=blown_up)
+        tail = []
     except NonFiniteError as err:
-        records.append({"step": err.step, "loss": math.nan, "lr": math.nan, "grad_norm": math.nan})
+        history = err.history or []
+        tail = [{"step": err.step, "loss": math.nan, "lr": math.nan, "grad_norm": math.nan}]
+    keys = ("step", "loss", "lr", "grad_norm")
+    records = History([{k: r.get(k) for k in keys} for r in history] + tail)
+    records.resumed_from_step = getattr(history, "resumed_from_step", None)
     return records
 
 
@@ -77,9 +83,11 @@ def _worker(args: tuple) -> tuple[str, list[dict]]:
     return spec["run"], train_run(setup_config, batch_size, train_cfg)
 
 
-def run_sweep(study: LRStudy, progress: bool = True) -> pd.DataFrame:
+def run_sweep(study: LRStudy, progress: bool = True, run_dir=None) -> pd.DataFrame:
     """Every run of the grid in ``workers`` processes (spawned: no torch state is forked),
-    with a progress bar; the tidy table of all their steps."""
+    with a progress bar; the tidy table of all their steps. With ``run_dir`` and
+    ``checkpoint_every``, each run checkpoints into ``run_dir/checkpoints/<run>`` and
+    resumes from there."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
@@ -88,7 +96,10 @@ def run_sweep(study: LRStudy, progress: bool = True) -> pd.DataFrame:
     cfg = study.config
     setup_config = cfg.setup_config()
     _prepared(setup_config)  # features into the cache once, not per worker
-    jobs = [(setup_config, cfg.batch_size, spec, train_config(cfg, spec)) for spec in study.specs]
+    jobs = [
+        (setup_config, cfg.batch_size, spec, train_config(cfg, spec, run_dir=run_dir))
+        for spec in study.specs
+    ]
     results: dict[str, list[dict]] = {}
     bar = tqdm(total=len(jobs), desc="sweep", unit="run", disable=not progress)
     try:
@@ -108,7 +119,11 @@ def run_sweep(study: LRStudy, progress: bool = True) -> pd.DataFrame:
     finally:
         bar.close()
     frames = [pd.DataFrame(results[spec["run"]]).assign(run=spec["run"]) for spec in study.specs]
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    curves = pd.concat(frames, ignore_index=True)[COLUMNS]
+    # which runs continued from a checkpoint (metrics.json's resumed_from_step)
+    resumed = {spec["run"]: results[spec["run"]].resumed_from_step for spec in study.specs}
+    curves.attrs["resumed_from_step"] = resumed
+    return curves
 
 
 def load_logs(config: LRConfig) -> pd.DataFrame:
@@ -118,10 +133,11 @@ def load_logs(config: LRConfig) -> pd.DataFrame:
     return read_logs(config.log_files, loss_key=config.loss_key, pattern=config.log_pattern)
 
 
-def loss_curves(study: LRStudy, progress: bool = True) -> pd.DataFrame:
+def loss_curves(study: LRStudy, run_dir=None, progress: bool = True) -> pd.DataFrame:
     """The study's runs as one tidy table (run, step, loss, lr, grad_norm): the live sweep
-    trained, or the imported logs read."""
-    return run_sweep(study, progress) if study.specs else load_logs(study.config)
+    trained (checkpointed into ``run_dir/checkpoints`` with ``checkpoint_every``), or the
+    imported logs read."""
+    return run_sweep(study, progress, run_dir) if study.specs else load_logs(study.config)
 
 
 def range_test(study: LRStudy, progress: bool = True) -> dict | None:

@@ -41,6 +41,7 @@ class ProbesEvidence(Evidence):
     attention: dict | None = None
     mi: float | None = None
     pca_variance: dict | None = None
+    resumed_from_step: int | None = None  # the policy trained here continued from a checkpoint
 
 
 def evidence(
@@ -67,6 +68,7 @@ def evidence(
         attention,
         mi,
         pca_variance,
+        study.history.resumed_from_step if study.history is not None else None,
     )
 
 
@@ -186,6 +188,7 @@ def metrics(evidence: ProbesEvidence) -> dict:
         "samples": evidence.samples,
         "stages": _records(evidence.table),
         "collapse": evidence.collapse,
+        "resumed_from_step": evidence.resumed_from_step,
     }
     if evidence.language is not None:
         out["language"] = _records(evidence.language.table)

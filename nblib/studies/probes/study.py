@@ -9,7 +9,7 @@ geometry tokens a geometry policy reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from nblib.data.normalization import NormStats
 from nblib.errors import ParameterError, is_int, is_number, require
 from nblib.models.vla import PolicyWithBackbone, Samples
 from nblib.plugins.runtime import PluginSource
-from nblib.studies import Study, StudyConfig
+from nblib.studies import Study, StudyConfig, long_runs
 from nblib.studies.setup import LR, SetupConfig
 from nblib.train import History, TrainConfig
 
@@ -48,6 +48,8 @@ class ProbesConfig(StudyConfig):
     isolation_steps: int = 300  # ... and training steps per head
     umap: bool = False  # UMAP of every stage beside PCA (60 points: PCA reads as well)
     seed: int = 0  # seed of the split, the probe samples, the training and the noise
+    checkpoint_every: int = 0  # the policy trained here: checkpoint every N steps (0: off)
+    resume: bool = True  # ... and continue from the newest checkpoint in OUT/checkpoints
 
     def __post_init__(self):
         own = "ProbesConfig"
@@ -81,6 +83,7 @@ class ProbesConfig(StudyConfig):
             require(is_number(value) and value > 0, own, name, value, "a number > 0")
         ts = self.train_steps
         require(is_int(ts) and ts >= 0, own, "train_steps", ts, "an int >= 0")
+        long_runs.check_params(self, own)
         for name in ("isolation_samples", "isolation_steps"):
             value = getattr(self, name)
             require(is_int(value) and value >= 1, own, name, value, "an int >= 1")
@@ -119,9 +122,11 @@ class ProbesConfig(StudyConfig):
             names={"demos": "train_demos", "backbone": "policy"},
         )
 
-    def train_config(self, progress: bool = True) -> TrainConfig:
+    def train_config(self, progress: bool = True, run_dir=None) -> TrainConfig:
         """How a policy trained here is fitted: the set-up's peak LR, cosine with a floor,
-        a 5 % warmup."""
+        a 5 % warmup; with ``run_dir``, checkpointed into ``run_dir/checkpoints``."""
+        setup = asdict(self.setup_config())
+        identity = {k: v for k, v in setup.items() if k not in ("owner", "names")}
         return TrainConfig(
             steps=self.train_steps,
             lr=LR,
@@ -130,6 +135,7 @@ class ProbesConfig(StudyConfig):
             seed=self.seed,
             progress=progress,
             desc=f"policy ({self.head})",
+            **long_runs.checkpoint_settings(self, run_dir, identity=identity),
         )
 
 
@@ -150,8 +156,10 @@ class ProbesStudy(Study):
     plugin_stages: dict | None = None  # its stages: name -> submodule path
 
 
-def prepare(config: ProbesConfig, progress: bool = True) -> ProbesStudy:
-    """The policy under study and the probe samples (with the policy's normalisation)."""
+def prepare(config: ProbesConfig, run_dir=None, progress: bool = True) -> ProbesStudy:
+    """The policy under study and the probe samples (with the policy's normalisation). A
+    policy trained here checkpoints into ``run_dir/checkpoints`` (the notebook's output
+    folder) when ``checkpoint_every`` > 0, and resumes from there."""
     from nblib.data.manifest import open_dataset
     from nblib.models.vla import load_policy, load_samples, policy_file
     from nblib.plugins.runtime import load_plugin, plugin_file
@@ -172,7 +180,8 @@ def prepare(config: ProbesConfig, progress: bool = True) -> ProbesStudy:
         model, backbone, stats, features = saved.model, saved.backbone, saved.stats, saved.features
         source, history = f"saved policy {config.policy} ({saved.meta.get('notebook', '')})", None
     else:
-        model, backbone, stats, features, history, plugin = _train_policy(config, progress)
+        trained = _train_policy(config, run_dir, progress)
+        model, backbone, stats, features, history, plugin = trained
         trained = f"trained here for {config.train_steps} steps on {config.train_demos} demos"
         if plugin is not None:
             source = f"plug-in {config.policy!r} {trained}"
@@ -228,7 +237,7 @@ def describe(study: ProbesStudy) -> str:
     return f"{study.source} | {len(study.samples)} probe samples: {counts}"
 
 
-def _train_policy(config: ProbesConfig, progress: bool):
+def _train_policy(config: ProbesConfig, run_dir, progress: bool):
     """The backbone named by ``config.policy`` and a policy trained on it here."""
     from nblib.studies.setup import prepare_training, train_policy
 
@@ -237,7 +246,7 @@ def _train_policy(config: ProbesConfig, progress: bool):
     setup.check(model)
     history = None
     if config.train_steps:
-        history = train_policy(setup, model, config.train_config(progress))
+        history = train_policy(setup, model, config.train_config(progress, run_dir))
     features = setup.config.features
     return model.eval(), setup.backbone, setup.stats, features, history, setup.plugin
 

@@ -22,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from nblib.cache import FeatureCache
+from nblib.cache import FeatureCache, encode_batch
 from nblib.data.hdf5 import DemoStore
 from nblib.data.normalization import NormStats
 from nblib.data.splits import Split
-from nblib.errors import NblibError, is_int, is_number, require
+from nblib.errors import is_int, is_number, require
 from nblib.lr_schedule import SCHEDULES
+from nblib.memory import MemoryTracker
 from nblib.metrics.estimates import bootstrap_ratio
 from nblib.metrics.openloop import open_loop_errors, relative_error_terms
 from nblib.models.vla import PolicyWithBackbone, Samples
-from nblib.studies import Evidence, Study, StudyConfig
+from nblib.studies import Evidence, Study, StudyConfig, long_runs
 from nblib.studies.setup import (
     BATCH_SIZE,
     HORIZON,
@@ -42,11 +42,11 @@ from nblib.studies.setup import (
     SetupConfig,
     TrainingSetup,
     prepare_training,
+    resolve_device,
     train_policy,
 )
 from nblib.train import History, TrainConfig
 from nblib.verdict import Estimate, Verdict, straddle_note
-from nblib.versions import software_record
 
 # Mean chunk MAE/std at or below which a head "overfits". Flow matching samples from noise,
 # so even a well-fit flow head keeps some spread: its bar is higher than regression's.
@@ -90,10 +90,17 @@ class OverfitConfig(StudyConfig):
     partial_threshold: float | None = None  # for PARTIAL (None: the head's, or the PASS bar)
     policy: str = "nblib"  # nblib (the suite's VLA on backbone) or a plug-in spec file.py:factory
     policy_kwargs: dict = field(default_factory=dict)  # keyword arguments of the plug-in's factory
+    lr_groups: dict = field(default_factory=dict)  # parameter-name prefix -> peak lr
+    cycles: int = 1  # cosine_with_restarts: cosine cycles over the run (warm restarts)
+    unfreeze_layers: int = 0  # train the VLM's last K layers too (0: frozen, features cached)
+    checkpoint_every: int = 0  # checkpoint into OUT/checkpoints every N steps (0: off)
+    resume: bool = True  # continue from the newest checkpoint in OUT/checkpoints
+    grad_flow_every: int = 20  # log each module's gradient norm every N steps (0: off)
 
     def __post_init__(self):
         own = "OverfitConfig"
         self.setup_config()  # data, model and control settings, checked by the set-up
+        long_runs.check_params(self, own)
         b = self.batch_size
         require(is_int(b) and b >= 1, own, "batch_size", b, "an int >= 1")
         require(self.schedule in SCHEDULES, own, "schedule", self.schedule, f"one of {SCHEDULES}")
@@ -124,6 +131,7 @@ class OverfitConfig(StudyConfig):
             features=self.features,
             lora=self.lora,
             lora_rank=self.lora_rank,
+            unfreeze_layers=self.unfreeze_layers,
             cache=self.cache,
             device=self.device,
             mixed_precision=self.mixed_precision,
@@ -147,19 +155,25 @@ class OverfitConfig(StudyConfig):
             limits["partial"] = max(limits["partial"], limits["pass"])
         return limits
 
-    def train_config(self, progress: bool = True) -> TrainConfig:
+    def train_config(self, progress: bool = True, run_dir: str | Path | None = None) -> TrainConfig:
+        """The training loop's settings; with ``run_dir``, checkpoints go to
+        ``run_dir/checkpoints`` (when ``checkpoint_every`` > 0)."""
         return TrainConfig(
             steps=self.steps,
             lr=self.lr,
+            lr_groups=self.lr_groups,
             schedule=self.schedule,
             warmup_steps=self.warmup_steps,
             min_lr_rate=self.min_lr_rate,
+            cycles=self.cycles,
             grad_clip=self.grad_clip,
             seed=self.seed,
             device=self.device,
             mixed_precision=self.mixed_precision,
+            grad_flow_every=self.grad_flow_every,
             progress=progress,
             desc=f"overfit ({self.head})",
+            **long_runs.checkpoint_settings(self, run_dir),
         )
 
 
@@ -188,6 +202,7 @@ class OverfitStudy(Study):
 
     setup: TrainingSetup
     model: PolicyWithBackbone | torch.nn.Module  # nblib's VLA or a plug-in
+    memory: MemoryTracker  # memory by phase: set-up, training, evaluation
 
     @property
     def store(self) -> DemoStore:
@@ -233,24 +248,31 @@ class OverfitEvidence(Evidence):
     steps: int
     cache: dict | None
     action_names: tuple[str, ...] = ()  # the keys of the metrics' per_dimension
+    cost: long_runs.Cost | None = None  # throughput, wall-time projection, memory
 
 
 def prepare(config: OverfitConfig, progress: bool = True) -> OverfitStudy:
     """Data (fixed split, first ``demos`` training demos), backbone, features and policy."""
-    setup = prepare_training(config.setup_config(), progress=progress)
-    model = setup.new_model(config.seed)
-    setup.check(model)  # a plug-in answers correctly before the training starts
-    return OverfitStudy(config, setup, model)
+    memory = MemoryTracker(resolve_device(config.device))
+    with memory.phase("set-up"):
+        setup = prepare_training(config.setup_config(), progress=progress)
+        model = setup.new_model(config.seed)
+        setup.check(model)  # a plug-in answers correctly before the training starts
+    return OverfitStudy(config, setup, model, memory)
 
 
-def fit(study: OverfitStudy, progress: bool = True) -> History:
+def fit(study: OverfitStudy, run_dir: str | Path | None = None, progress: bool = True) -> History:
     """Train the study's policy with the suite's one training loop; returns the history.
     :data:`EVAL_POINTS` times during training (and after the last step) the mean chunk
     MAE/std on the training and the validation samples is measured as :func:`assess`
     does and recorded in that step's record (``eval_train_relative``,
     ``eval_val_relative``, ``eval_seconds``): the learning curve of the verdict's own
     quantity. The evaluation leaves the training bit-identical (RNG states and the
-    train/eval mode are restored)."""
+    train/eval mode are restored).
+
+    With ``run_dir`` (the notebook's output folder) and ``checkpoint_every`` > 0, the run
+    checkpoints into ``run_dir/checkpoints`` and, with ``resume``, continues from the
+    newest checkpoint there (:mod:`nblib.studies.long_runs`)."""
     cfg = study.config
     every = eval_every(cfg.steps)
 
@@ -258,9 +280,9 @@ def fit(study: OverfitStudy, progress: bool = True) -> History:
         if (step + 1) % every == 0 or step == 0 or step + 1 == cfg.steps:
             record.update(_evaluate_quietly(study, model))
 
-    return train_policy(
-        study.setup, study.model, cfg.train_config(progress), cfg.batch_size, periodic_eval
-    )
+    train_config = cfg.train_config(progress, run_dir)
+    with study.memory.phase("training"):
+        return train_policy(study.setup, study.model, train_config, cfg.batch_size, periodic_eval)
 
 
 def eval_every(steps: int) -> int:
@@ -335,64 +357,42 @@ def assess(study: OverfitStudy) -> Assessment:
     """Open-loop errors on the training and the validation demos (flow noise drawn from
     the config's seed)."""
     seed, setup = study.config.seed, study.setup
-    train = evaluate(setup, study.model, study.train, seed=seed)
-    val = evaluate(setup, study.model, study.val, seed=seed) if study.val is not None else None
+    with study.memory.phase("evaluation"):
+        train = evaluate(setup, study.model, study.train, seed=seed)
+        val = evaluate(setup, study.model, study.val, seed=seed) if study.val is not None else None
     return Assessment(train, val)
 
 
+def cost(study: OverfitStudy, history: History) -> long_runs.Cost:
+    """Throughput, memory by phase and the wall time projected to longer runs: with the
+    feature cache (the measured steps) and without it (plus one backbone forward over a
+    batch per step, timed here; only nblib's VLA on a frozen, cached backbone has one)."""
+    backbone = None
+    if study.cache is not None and not study.setup.config.trains_backbone:
+        samples, size = study.train, min(study.config.batch_size, len(study.train))
+        images, texts = samples.images[:size], samples.instructions[:size]
+        features = study.config.features
+
+        @torch.no_grad()
+        def forward():
+            encode_batch(study.backbone, images, texts, features, cache=None)
+
+        backbone = long_runs.time_backbone(forward)
+    return long_runs.cost(history, study.memory, backbone)
+
+
 def evidence(
-    study: OverfitStudy, history: History | None, assessment: Assessment
+    study: OverfitStudy,
+    history: History | None,
+    assessment: Assessment,
+    run_cost: long_runs.Cost | None = None,
 ) -> OverfitEvidence:
     cfg = study.config
     cache = study.cache.stats() if study.cache is not None else None
     names = tuple(study.action_names)
-    return OverfitEvidence(cfg.head, cfg.control, assessment, history, cfg.steps, cache, names)
-
-
-def cache_summary(study: OverfitStudy) -> str:
-    """The feature cache's hits and misses so far, or that it is off."""
-    if study.cache is None:
-        off = "LoRA trains the backbone" if study.config.lora else "cache=False"
-        if study.setup.plugin is not None:
-            off = "a plug-in policy reads the frames itself"
-        return f"feature cache: off ({off})"
-    return f"feature cache: {study.cache.stats()}"
-
-
-def save_policy(study: OverfitStudy, history: History | None, run_dir: str | Path) -> Path:
-    """Keep the trained policy in ``run_dir/policy/`` (nblib's VLA or the plug-in, see
-    :meth:`nblib.studies.setup.TrainingSetup.save`): notebook 02 and ``nblib eval`` load
-    it from there, with identical predictions."""
-    cfg = study.config
-    meta = {
-        "notebook": "01_overfit_diagnosis",
-        "manifest": cfg.manifest,
-        "train_demos": study.split.train,
-        "val_demos": study.split.val,
-        "steps": len(history) if history is not None else 0,
-        "head": cfg.head,
-        "geometry": cfg.geometry,
-        "control": cfg.control,
-        "seed": cfg.seed,
-        # what closed-loop evaluation must render for it (nblib.eval.policies)
-        "cameras": list(study.store.cameras),
-        "image_size": int(study.train.images[0][0].shape[0]),
-        # the model stack it was trained with (the doctor's environment check compares)
-        "software": software_record(),
-    }
-    generator = _generator_settings(cfg.manifest)
-    if generator and "color_bits" in generator:
-        meta["color_bits"] = int(generator["color_bits"])
-    return study.setup.save(study.model, Path(run_dir) / "policy", meta)
-
-
-def _generator_settings(manifest: str) -> dict | None:
-    from nblib.data.manifest import load_manifest
-
-    try:
-        return load_manifest(manifest).generator
-    except NblibError:  # a path to a plain file, not a manifest: nothing recorded
-        return None
+    return OverfitEvidence(
+        cfg.head, cfg.control, assessment, history, cfg.steps, cache, names, run_cost
+    )
 
 
 def judge(relative: Estimate, limits: dict[str, float]) -> str:
@@ -427,20 +427,22 @@ def verdict(evidence: OverfitEvidence, config: OverfitConfig) -> Verdict:
     )
     note = straddle_note("the mean chunk MAE/std", rel, (limits["pass"], limits["partial"]))
     label = judge(rel, limits)
+    # seed 002's question, whatever the label: did every trainable module get a gradient?
+    flow = long_runs.gradient_reasons(evidence.history)
     if label == "PASS":
         reasons = [f"{detail} <= {limits['pass']}: the pipeline can fit these demos"]
-        return Verdict("PASS", reasons, numbers)
+        return Verdict("PASS", reasons + flow, numbers)
     if label == "FAIL":
         why = (
             f"{detail} > {limits['partial']}: the pipeline cannot fit these demos; check that "
             "inputs differ between samples and reach the head"
         )
-        return Verdict("FAIL", [why], numbers)
+        return Verdict("FAIL", [why, *flow], numbers)
     why = (
         f"{detail} is not clearly below {limits['pass']} nor above {limits['partial']}: "
         "train longer or check the inputs"
     )
-    return Verdict("PARTIAL", [why, *([note] if note else [])], numbers)
+    return Verdict("PARTIAL", [why, *([note] if note else []), *flow], numbers)
 
 
 def metrics(evidence: OverfitEvidence) -> dict:
@@ -457,8 +459,8 @@ def metrics(evidence: OverfitEvidence) -> dict:
         "final_loss": history.final("loss") if history is not None and len(history) else None,
         "train_samples": train.errors["samples"],
         "steps": evidence.steps,
-        "seconds_per_step": float(np.median(history.column("seconds"))) if history else None,
         "cache": evidence.cache,
+        **long_runs.metrics(history, evidence.cost),
     }
     if val is not None:
         out["val_relative_mean_low"] = val.relative.low
@@ -483,166 +485,3 @@ def per_dimension(assessment: Assessment, names: tuple[str, ...] | list[str]) ->
         if val is not None:
             out[key]["val_mae_over_std"] = float(val["relative_chunk"][i])
     return out
-
-
-def describe(study: OverfitStudy) -> str:
-    """Which demos are fitted, what the model is, and what trains (frozen parameters are
-    counted apart)."""
-    cfg = study.config
-    val = len(study.val) if study.val is not None else 0
-    if study.setup.plugin is not None:
-        model = (
-            f"plug-in policy {cfg.policy!r} ({type(study.model).__name__}), policy_kwargs "
-            f"{cfg.policy_kwargs}; control {cfg.control!r}"
-        )
-    else:
-        model = (
-            f"backbone {cfg.backbone!r}: hidden size {study.backbone.hidden_size}, "
-            f"LoRA {'on' if cfg.lora else 'off'}; features {cfg.features!r}; head {cfg.head!r}; "
-            f"control {cfg.control!r}"
-            + (f"; geometry {cfg.geometry!r}" if cfg.geometry != "none" else "")
-        )
-    lines = [
-        f"train demos {study.split.train} -> {len(study.train)} samples; "
-        f"val demos {study.split.val} -> {val} samples",
-        model,
-        pd.DataFrame(parameter_rows(study)).to_string(index=False),
-    ]
-    return "\n".join(lines)
-
-
-def parameter_rows(study: OverfitStudy) -> list[dict]:
-    from nblib.models.policy import parameter_table
-
-    return parameter_table(study.setup.parts(study.model))
-
-
-def error_table(study: OverfitStudy, assessment: Assessment) -> pd.DataFrame:
-    """Per action dimension: action std, first-step and chunk MAE and MAE/std on the
-    training demos (and MAE/std on the validation demos)."""
-    train, val = assessment.train, assessment.val
-    table = pd.DataFrame(
-        {
-            "action std": np.array(study.stats.actions.std),
-            "train first-step MAE": train.errors["first_step_mae"],
-            "train chunk MAE": train.errors["chunk_mae"],
-            "train MAE/std": train.errors["relative_chunk"],
-        },
-        index=study.action_names,
-    )
-    if val is not None:
-        table["val MAE/std"] = val.errors["relative_chunk"]
-    return table
-
-
-# ----------------------------------------------------------------------------- figures
-# The drawing lives in nblib.studies.overfit_plots; these take the study's objects.
-
-
-def _finals(assessment: Assessment) -> tuple[Estimate, Estimate | None]:
-    val = assessment.val.relative if assessment.val is not None else None
-    return assessment.train.relative, val
-
-
-def plot_training(history: History, assessment: Assessment, config: OverfitConfig):
-    """The loss next to what was learned: the mean chunk MAE/std on train and val during
-    training and at the end, against the PASS / PARTIAL bars."""
-    from nblib.studies import overfit_plots
-
-    train, val = _finals(assessment)
-    curve = learning_curve(history)
-    return overfit_plots.plot_training(history, curve, train, val, config.thresholds(), config.head)
-
-
-def caption_training(history: History, assessment: Assessment, config: OverfitConfig) -> str:
-    from nblib.studies import overfit_plots
-
-    train, val = _finals(assessment)
-    label = judge(train, config.thresholds())
-    return overfit_plots.caption_training(
-        history, learning_curve(history), train, val, config.thresholds(), label
-    )
-
-
-def plot_dim_errors(study: OverfitStudy, assessment: Assessment):
-    """Chunk MAE/std per action dimension on train and val, and the verdict's mean with
-    its interval against the PASS / PARTIAL bars."""
-    from nblib.studies import overfit_plots
-
-    cfg, (train, val) = study.config, _finals(assessment)
-    limits = cfg.thresholds()
-    val_errors = assessment.val.errors if assessment.val is not None else None
-    return overfit_plots.plot_dim_errors(
-        study.action_names,
-        assessment.train.errors,
-        train,
-        val_errors,
-        val,
-        limits,
-        judge(train, limits),
-        cfg.control,
-    )
-
-
-def caption_dim_errors(study: OverfitStudy, assessment: Assessment) -> str:
-    from nblib.studies import overfit_plots
-
-    (train, val), limits = _finals(assessment), study.config.thresholds()
-    return overfit_plots.caption_dim_errors(
-        study.action_names, assessment.train.errors, train, val, limits, judge(train, limits)
-    )
-
-
-def example_rows(study: OverfitStudy, assessment: Assessment, n: int) -> list:
-    """``n`` random samples to draw (reproducible for the config's seed): half of them
-    (rounded up) from the training demos, the rest from the validation demos, each with
-    at least half its chunk inside the episode
-    (:func:`nblib.studies.overfit_plots.drawable`)."""
-    from nblib.data.splits import sample_indices
-    from nblib.studies.overfit_plots import drawable
-
-    sets = [("train", study.train, assessment.train)]
-    if study.val is not None and assessment.val is not None:
-        sets.append(("val", study.val, assessment.val))
-    counts = [n - n // 2, n // 2] if len(sets) == 2 else [n]
-    rows = []
-    for (name, samples, result), k in zip(sets, counts, strict=True):
-        pool = drawable(samples.mask)
-        picked = [int(pool[i]) for i in sample_indices(len(pool), k, study.config.seed)]
-        rows += [_row(study, name, samples, result, i) for i in picked]
-    return rows
-
-
-def _row(study: OverfitStudy, split: str, samples: Samples, result: OpenLoop, i: int):
-    from nblib.studies.overfit_plots import ChunkRow
-
-    true = study.stats.actions.unnormalize(samples.actions[i], "mean_std")
-    label = f"{samples.demo[i]} t={int(samples.t[i])}"
-    std = np.asarray(study.stats.actions.std, dtype=float)
-    return ChunkRow(split, label, result.pred[i], np.asarray(true), samples.mask[i], std)
-
-
-def plot_predicted_chunks(study: OverfitStudy, rows: list):
-    """Predicted (dashed) vs true (solid) chunks of ``rows`` (:func:`example_rows`)."""
-    from nblib.studies.overfit_plots import plot_chunks
-
-    return plot_chunks(rows, study.action_names)
-
-
-def caption_predicted_chunks(study: OverfitStudy, rows: list) -> str:
-    from nblib.studies.overfit_plots import caption_chunks
-
-    return caption_chunks(rows, study.action_names, study.config.horizon)
-
-
-def chunk_browser(study: OverfitStudy, train: OpenLoop):
-    """ipywidgets slider over the training samples showing predicted against true chunks
-    (``interactive=True`` in JupyterLab)."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
-    def show(i=0):
-        plot_predicted_chunks(study, [_row(study, "train", study.train, train, i)])
-        plt.show()
-
-    return w.interactive(show, i=w.IntSlider(min=0, max=len(study.train) - 1, description="sample"))

@@ -1,0 +1,129 @@
+"""Long runs (issue 27): notebook 01 killed mid-way and run again with the same command
+resumes from its checkpoint to the same final numbers as a run left alone; a checkpoint
+of other parameters is refused naming the difference; gradient flow, throughput and
+memory reach metrics.json; the unfrozen last VLM layers train and save."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil  # an ipykernel dependency
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "01_overfit_diagnosis.ipynb"
+# Small enough for CI, long enough that the kill lands between two checkpoints.
+PARAMS = {
+    "demos": 2,
+    "val_demos": 1,
+    "steps": 160,
+    "warmup_steps": 10,
+    "checkpoint_every": 40,
+    "grad_flow_every": 10,
+    "n_examples": 2,
+}
+# Metrics that measure the machine, not the training: they differ between any two runs.
+TIMING = {"samples_per_second", "seconds_per_step", "memory", "peak_memory_bytes"}
+TIMING |= {"wall_time_projection", "cache", "resumed_from_step", "throughput"}
+
+
+def command(out: Path, manifest: str, **extra) -> list[str]:
+    args = [sys.executable, "-m", "nblib", "run", str(NOTEBOOK), "--out", str(out)]
+    for key, value in (PARAMS | {"manifest": manifest} | extra).items():
+        args += ["-p", key, json.dumps(value) if not isinstance(value, str) else value]
+    return args
+
+
+def env() -> dict:
+    return os.environ | {"MPLBACKEND": "Agg", "NBLIB_STRICT_FIGURES": "1"}
+
+
+def training_numbers(metrics: dict) -> dict:
+    """Everything metrics.json says about the trained policy, without the timings."""
+    out = {k: v for k, v in metrics["metrics"].items() if k not in TIMING}
+    curve = out.get("learning_curve") or {}
+    out["learning_curve"] = {k: v for k, v in curve.items() if "seconds" not in k}
+    return out | {"verdict": metrics["verdict"]}
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the runner and its kernel (a separate session of its own), as a preempted
+    node would: no handler runs, nothing is flushed."""
+    family = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for child in family:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    proc.wait(30)
+
+
+def test_a_killed_run_resumes_to_the_numbers_of_a_run_left_alone(tiny_manifest, tmp_path):
+    alone = tmp_path / "alone"
+    subprocess.run(command(alone, tiny_manifest), check=True, env=env(), timeout=600)
+    left_alone = json.loads((alone / "metrics.json").read_text())
+    assert left_alone["metrics"]["resumed_from_step"] is None
+    kept = sorted(p.name for p in (alone / "checkpoints").iterdir())
+    assert kept == ["step-00000120.pt", "step-00000160.pt"]  # the newest two
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        command(killed, tiny_manifest),
+        env=env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = killed / "checkpoints" / "step-00000040.pt"
+    deadline = time.monotonic() + 600
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.exists(), "no checkpoint appeared"
+    kill_tree(proc)
+    assert not (killed / "metrics.json").exists() or (
+        json.loads((killed / "metrics.json").read_text())["verdict"] == "ERROR"
+    )
+    resumed_from = max(int(p.stem.split("-")[1]) for p in (killed / "checkpoints").iterdir())
+    assert resumed_from < PARAMS["steps"], "the run finished before it was killed"
+
+    subprocess.run(command(killed, tiny_manifest), check=True, env=env(), timeout=600)
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["metrics"]["resumed_from_step"] == resumed_from
+    assert training_numbers(resumed) == training_numbers(left_alone)  # bit-identical on CPU
+    flow = resumed["metrics"]["gradient_flow"]
+    assert {"policy.projector", "policy.head"} <= set(flow)
+    assert resumed["metrics"]["samples_per_second"] > 0
+    figures = {Path(f).stem for f in resumed["figures"]}
+    assert {"gradient_flow", "cost"} <= figures
+
+    # the same folder with another learning rate: refused, the difference named
+    other = subprocess.run(
+        command(killed, tiny_manifest, lr=1e-3), env=env(), capture_output=True, text=True
+    )
+    assert other.returncode != 0
+    said = other.stdout + other.stderr
+    assert "lr: 0.002 in the checkpoint, 0.001 now" in said, said[-2000:]
+
+
+@pytest.mark.parametrize("resume", [False])
+def test_resume_false_starts_afresh(tiny_manifest, tmp_path, resume):
+    """resume=False ignores (and then replaces) the checkpoints of an earlier run."""
+    from nblib.studies import overfit
+
+    params = {k: v for k, v in PARAMS.items() if k != "n_examples"}
+    config = overfit.OverfitConfig(manifest=tiny_manifest, **params | {"steps": 40})
+    study = overfit.prepare(config, progress=False)
+    overfit.fit(study, tmp_path, progress=False)
+    again = overfit.prepare(
+        overfit.OverfitConfig(manifest=tiny_manifest, resume=resume, **params | {"steps": 40}),
+        progress=False,
+    )
+    history = overfit.fit(again, tmp_path, progress=False)
+    assert history.resumed_from_step is None and len(history) == 40
