@@ -490,9 +490,10 @@ def train(
             history.append(record)
             done = step + 1
             bar.update(1)
-            bar.set_postfix(
-                loss=f"{values['loss']:.4g}", lr=f"{lrs[lr_keys[0]]:.2e}", refresh=False
-            )
+            shown = {"loss": f"{values['loss']:.4g}", "lr": f"{lrs[lr_keys[0]]:.2e}"}
+            if samples is not None:  # the throughput of this step (tqdm's it/s: steps)
+                shown["samples/s"] = f"{record['samples_per_second']:.0f}"
+            bar.set_postfix(shown, refresh=False)
 
             if governor is not None:
                 governor.step()

@@ -127,3 +127,111 @@ def test_resume_false_starts_afresh(tiny_manifest, tmp_path, resume):
     )
     history = overfit.fit(again, tmp_path, progress=False)
     assert history.resumed_from_step is None and len(history) == 40
+
+
+UNUSED_PLUGIN = """
+import sys
+sys.path.insert(0, {examples!r})
+from torch import nn
+from conv_mlp import make_policy as conv_mlp
+
+
+def make_policy(info, **kwargs):
+    policy = conv_mlp(info, **kwargs)
+    policy.compressor = nn.Linear(8, 8)  # trainable, but forward() never calls it
+    return policy
+"""
+
+
+def test_a_module_that_never_receives_a_gradient_is_named_in_the_verdict(tiny_manifest, tmp_path):
+    """Seed 002's question on a plug-in written outside nblib: its extra compressor is
+    trainable but unused, so it never receives a gradient; the verdict says so."""
+    from nblib.studies import overfit
+
+    file = tmp_path / "unused_part.py"
+    file.write_text(UNUSED_PLUGIN.format(examples=str(REPO / "examples" / "policies")))
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest,
+        policy=f"{file}:make_policy",
+        policy_kwargs={"width": 16},
+        head="regression",
+        demos=2,
+        val_demos=0,
+        steps=30,
+        warmup_steps=3,
+        grad_flow_every=5,
+    )
+    study = overfit.prepare(config, progress=False)
+    history = overfit.fit(study, progress=False)
+    evidence = overfit.evidence(study, history, overfit.assess(study), overfit.cost(study, history))
+    verdict = overfit.verdict(evidence, config)
+    named = [r for r in verdict.reasons if "compressor" in r]
+    assert len(named) == 1 and "never received a gradient" in named[0], verdict.reasons
+    flow = overfit.metrics(evidence)["gradient_flow"]
+    assert flow["compressor"]["last"] == 0.0 and flow["compressor"]["median"] == 0.0
+    assert all(v["median"] > 0 for k, v in flow.items() if k != "compressor")
+    assert not any("never received" in r for r in _healthy_reasons(tiny_manifest))
+
+
+def _healthy_reasons(manifest: str) -> list[str]:
+    from nblib.studies import overfit
+
+    config = overfit.OverfitConfig(
+        manifest=manifest, demos=2, val_demos=0, steps=30, warmup_steps=3, grad_flow_every=5
+    )
+    study = overfit.prepare(config, progress=False)
+    history = overfit.fit(study, progress=False)
+    return overfit.verdict(overfit.evidence(study, history, overfit.assess(study)), config).reasons
+
+
+def test_the_last_vlm_layers_train_save_and_load_back(tiny_manifest, tmp_path):
+    """unfreeze_layers=1: the backbone's last layer trains with the policy (no feature
+    cache), per-module LR groups apply, and the saved policy predicts identically."""
+    import numpy as np
+    import torch
+
+    from nblib.models.vla import load_policy
+    from nblib.studies import overfit
+
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest,
+        demos=1,
+        val_demos=0,
+        steps=4,
+        warmup_steps=0,
+        head="regression",
+        unfreeze_layers=1,
+        lr_groups={"backbone.": 1e-4},
+        grad_flow_every=1,
+    )
+    study = overfit.prepare(config, progress=False)
+    trained = {n for n, p in study.model.named_parameters() if p.requires_grad}
+    backbone = sorted(n for n in trained if n.startswith("backbone."))
+    assert backbone and all(".layers.1." in n or n.endswith("norm.weight") for n in backbone)
+    before = {n: p.detach().clone() for n, p in study.model.named_parameters() if n in backbone}
+    history = overfit.fit(study, progress=False)
+    assert history[0]["lr/backbone."] == 1e-4 and history[0]["lr"] == config.lr
+    assert any(
+        not torch.equal(before[n], p) for n, p in study.model.named_parameters() if n in before
+    )
+    assert history[-1]["grad_norm/backbone"] > 0
+    folder = overfit.save_policy(study, history, tmp_path)
+    loaded = load_policy(folder)
+    again = overfit.evaluate(study.setup, loaded.model, study.train, seed=0)
+    np.testing.assert_array_equal(again.pred, overfit.assess(study).train.pred)
+
+
+def test_bad_long_run_parameters_are_named():
+    from nblib.errors import ParameterError
+    from nblib.studies import overfit
+
+    for name, value, expected in [
+        ("checkpoint_every", -1, "an int >= 0"),
+        ("resume", "yes", "True or False"),
+        ("unfreeze_layers", -2, "an int >= 0"),
+        ("lr_groups", [1e-3], "a dict"),
+        ("cycles", 0, "an int >= 1"),
+    ]:
+        # the study's own check or the training loop's, for a field of the same name
+        with pytest.raises(ParameterError, match=rf"(Overfit|Train)Config\.{name}=.*{expected}"):
+            overfit.OverfitConfig(**{name: value})

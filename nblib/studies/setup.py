@@ -329,8 +329,11 @@ def prepare_training(cfg: SetupConfig, progress: bool = True) -> TrainingSetup:
         bb.apply_lora(rank=cfg.lora_rank, alpha=2 * cfg.lora_rank)
     if cfg.trains_backbone:  # with LoRA applied only the adapter weights train
         bb.unfreeze(last_layers=cfg.unfreeze_layers or None)
-    cache = FeatureCache(cache_dir(), bb.identity(), cfg.features) if cfg.cache else None
-    if not cfg.trains_backbone:  # frozen backbone: compute every sample's features once
+    # a training backbone's features change every step: no cache (one keyed by the
+    # initial weights would hand stale features to whoever predicts with it later)
+    frozen = not cfg.trains_backbone
+    cache = FeatureCache(cache_dir(), bb.identity(), cfg.features) if cfg.cache and frozen else None
+    if frozen:  # compute every sample's features once
         for samples in (train, val):
             if samples is not None:
                 precompute_features(bb, samples, cfg.features, cache, progress=progress)

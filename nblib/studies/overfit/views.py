@@ -30,7 +30,8 @@ from nblib.versions import software_record
 def cache_summary(study: OverfitStudy) -> str:
     """The feature cache's hits and misses so far, or that it is off."""
     if study.cache is None:
-        off = "LoRA trains the backbone" if study.config.lora else "cache=False"
+        trains = "LoRA trains the backbone" if study.config.lora else "its last layers train"
+        off = trains if study.setup.config.trains_backbone else "cache=False"
         if study.setup.plugin is not None:
             off = "a plug-in policy reads the frames itself"
         return f"feature cache: off ({off})"
