@@ -67,6 +67,11 @@ class Cluster:
             "JobCompType=jobcomp/none",
             "MailProg=/bin/true",
             "KillWait=2",
+            # a requeued job waits cred_expire seconds (default 120) before it may start
+            # again, and pending jobs are looked at every sched_interval (default 60): the
+            # requeue tests would wait minutes for what takes seconds
+            "AuthInfo=cred_expire=15",
+            "SchedulerParameters=sched_interval=2",
             "ReturnToService=2",
             "SchedulerType=sched/backfill",
             "SelectType=select/cons_tres",

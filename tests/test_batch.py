@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from probe_notebook import write_grid, write_probe
+from probe_notebook import stepper_state, write_grid, write_probe, write_stepper
 
 from nblib.cli import main
 from nblib.errors import NotebookError, ParameterError
@@ -240,6 +240,47 @@ def test_a_killed_batch_restarts_without_redoing_finished_runs(tmp_path):
     result = run_batch(grid, out, progress=False)
     assert [r["status"] for r in result.results] == ["skipped", "done", "done"]
     assert (first / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_a_killed_batch_resumes_an_unfinished_run_from_its_checkpoint(tmp_path):
+    """The rerun runs the notebook into the same folder, whose checkpoints/ it keeps: the
+    notebook continues from its latest checkpoint and ends as if never interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_stepper(tmp_path)
+    grid = _grid(
+        tmp_path, [{"notebook": "stepper.ipynb", "params": {"steps": 12, "step_seconds": 0.4}}]
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "nblib", "batch", str(grid), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    latest = out / "stepper" / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (latest.exists() and _step(latest) >= 2):
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)  # the batch, mid-training
+    process.wait(10)
+    # the kernel (a session of its own) goes once it sees its parent gone (~1 s)
+    reached, previous = _step(latest), None
+    while reached != previous and time.monotonic() < deadline:
+        time.sleep(1.5)
+        previous, reached = reached, _step(latest)
+    assert 2 <= reached < 12 and not (out / "stepper" / "batch.json").exists()
+
+    result = run_batch(grid, out, progress=False)
+    assert [r["status"] for r in result.results] == ["done"]
+    metrics = json.loads((out / "stepper" / "metrics.json").read_text())["metrics"]
+    assert metrics["resumed_from_step"] == reached  # not started over
+    assert metrics["steps"] == 12 and metrics["state"] == stepper_state(12)
+    assert result.table.loc[0, "requeues"] == 0  # local: nothing requeued
+
+
+def _step(path: Path) -> int:
+    return json.loads(path.read_text())["step"]
 
 
 def test_code_version_follows_commits_and_uncommitted_edits(tmp_path):

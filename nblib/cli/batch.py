@@ -30,6 +30,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     done = sum(r["status"] == "done" for r in result.results)
     skipped = sum(r["status"] == "skipped" for r in result.results)
     print(f"{done} run(s) done, {skipped} skipped (already done) -> {out / 'batch.csv'}")
+    if result.requeued:
+        runs = ", ".join(f"{r['name']} {r['requeues']}x" for r in result.requeued)
+        print(f"{len(result.requeued)} run(s) requeued by SLURM and resumed: {runs}")
     return 0
 
 

@@ -46,6 +46,11 @@ class ShardJob:
     def name(self) -> str:
         return f"shard {self.config.shard}"
 
+    def resumed(self) -> ShardJob:
+        """The job a SLURM requeue runs instead (:class:`nblib.run.slurm.Requeueable`): it
+        appends to the file the interrupted attempt began, whatever this one asked."""
+        return replace(self, resume=True, overwrite=False)
+
 
 def shard_folder(out: str | os.PathLike) -> Path:
     """Where the shards of ``out`` go: ``<out stem>.shards`` beside it."""

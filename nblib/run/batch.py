@@ -23,9 +23,16 @@ never stops the others: its executed copy is kept and the batch lists it with it
 A kernel that fails to start is retried. Two batches writing to one folder: the second is
 refused (a lock file).
 
+On SLURM (:mod:`nblib.run.slurm`) a job signalled before its time limit or at
+preemption is requeued by submitit and runs the same notebook into the same folder again:
+a notebook with ``checkpoint_every`` / ``resume`` continues from its latest checkpoint in
+``<run folder>/checkpoints/``. Nothing here deletes that folder, so a run interrupted
+locally (a killed batch) resumes from it on the rerun too.
+
 At the end every run's metrics.json goes into ``OUT/batch.csv`` and ``OUT/batch.parquet``
-(one row per run: name, notebook, status, verdict, seconds, ``param.*``, ``metric.*``) and
-the index pages ``OUT/index.md`` / ``index.html`` that ``nblib run-all`` writes too.
+(one row per run: name, notebook, status, verdict, seconds, error, requeues, ``param.*``,
+``metric.*``) and the index pages ``OUT/index.md`` / ``index.html`` that ``nblib
+run-all`` writes too.
 """
 
 from __future__ import annotations
@@ -191,7 +198,17 @@ def load_grid(path: str | os.PathLike[str]) -> list[Run]:
     return runs
 
 
-SLURM_KEYS = ("partition", "time_min", "mem_gb", "gpus", "cpus", "parallel", "logs")
+SLURM_KEYS = (
+    "partition",
+    "time_min",
+    "mem_gb",
+    "gpus",
+    "cpus",
+    "parallel",
+    "logs",
+    "signal_delay_s",  # seconds before the time limit at which SLURM signals a requeue
+    "max_timeouts",  # requeues after reaching the time limit (preemptions not counted)
+)
 
 
 def slurm_options(path: str | os.PathLike[str], data: dict | None = None) -> dict[str, Any]:
@@ -207,7 +224,7 @@ def slurm_options(path: str | os.PathLike[str], data: dict | None = None) -> dic
         raise ParameterError(
             f"{path}: slurm: unknown key(s) {unknown}; expected {list(SLURM_KEYS)}"
         )
-    for key in ("time_min", "gpus", "cpus", "parallel"):
+    for key in ("time_min", "gpus", "cpus", "parallel", "signal_delay_s", "max_timeouts"):
         value = options.get(key)
         if value is not None and (type(value) is not int or value < 0):
             raise ParameterError(f"{path}: slurm.{key}: expected an int >= 0, got {value!r}")
@@ -270,6 +287,9 @@ def execute(run: Run, out: Path, version: str, gpu: str | None = None) -> dict:
     from nblib.run.runner import run_notebook
 
     folder = run.folder(out)
+    # also the restart of an interrupted or requeued run: the folder's checkpoints/ and
+    # whatever else the notebook resumes from stay (run_notebook clears only its own
+    # records: metrics.json, figures/, the kernel log)
     (folder / BATCH_RECORD).unlink(missing_ok=True)  # not done until it is rewritten
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the kernel inherits it at launch
@@ -352,12 +372,23 @@ def _call_with_gpu(function, item, free) -> dict:
 @dataclass
 class BatchResult:
     out: Path
-    results: list[dict]  # per run: name, status (done, skipped, failed), error
+    results: list[dict]  # per run: name, status (done, skipped, failed), error, requeues
     table: Any  # pandas DataFrame, one row per run
 
     @property
     def failed(self) -> list[dict]:
         return [r for r in self.results if r["status"] == "failed"]
+
+    @property
+    def requeued(self) -> list[dict]:
+        """The runs SLURM requeued (preempted, or signalled before their time limit)."""
+        return [r for r in self.results if r.get("requeues")]
+
+
+def requeue_line(result: dict) -> str:
+    """What the batch says of a run SLURM requeued."""
+    line = f"run {result['name']}: requeued {result['requeues']}x by SLURM"
+    return line + (", resumed from its checkpoint" if result["status"] == "done" else "")
 
 
 def run_batch(
@@ -392,6 +423,8 @@ def run_batch(
         def on_result(result: dict) -> None:
             results.append(result)
             bar.update(1)
+            if result.get("requeues"):
+                bar.write(requeue_line(result))
             if result["error"]:
                 bar.write(f"{result['name']}: FAILED: {result['error']}")
 
@@ -439,6 +472,8 @@ def collect(out: Path, runs: list[Run], results: list[dict]):
             "verdict": data.get("verdict"),
             "seconds": data.get("seconds"),
             "error": result["error"],
+            # times SLURM requeued it in this batch (0: not requeued, skipped, local)
+            "requeues": result.get("requeues") or 0,
         }
         for key, value in (data.get("params") or run.params).items():
             row[f"param.{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
