@@ -114,6 +114,19 @@ def idle_cores(probe: float = 0.25) -> float | None:
     )
 
 
+def fixed_threads(limit: int = 4) -> int:
+    """A thread count that does not depend on what else runs: ``NBLIB_THREADS`` when set,
+    else the cores this process may use (its affinity: a SLURM job's allocation), at most
+    ``limit``. A resumable run trains with it throughout, so a run and its resumption
+    reduce in the same order and end bit-identical (the idle-core count of
+    :func:`torch_threads` moves with the load, and so would the last digits)."""
+    pinned = pinned_threads()
+    if pinned is not None:
+        return pinned
+    cores = _usable_cores()
+    return max(1, min(limit, len(cores) if cores else os.cpu_count() or 1))
+
+
 def torch_threads(limit: int = 4) -> int:
     """Torch CPU threads for a training run: ``NBLIB_THREADS`` when set, else the idle cores
     (1..``limit``), probed at most every 30 s; all usable cores (up to ``limit``) when they

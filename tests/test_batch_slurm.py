@@ -255,9 +255,9 @@ def test_slurm_options_of_the_requeue(tmp_path):
 
 
 NOTEBOOK_01 = REPO / "notebooks" / "01_overfit_diagnosis.ipynb"
-# metrics that are not what training computed: timings, the feature cache's hit counts,
-# where a run resumed
-UNTRAINED = re.compile(r"second|time|resumed|^cache$")
+# metrics that are not what training computed: timings and throughput, memory, the
+# feature cache's hit counts, where a run resumed
+UNTRAINED = re.compile(r"second|time|resumed|memory|^throughput$|^cache$")
 
 
 def _trained(value):
@@ -310,8 +310,8 @@ def test_notebook_01_signalled_mid_training_ends_with_the_uninterrupted_metrics(
     )
     assert signalled["verdict"] == alone["verdict"]
     assert _trained(signalled["metrics"]) == _trained(alone["metrics"])
-    resumed = signalled["metrics"].get("resumed_from_step", signalled.get("resumed_from_step"))
-    assert resumed is not None and alone["metrics"].get("resumed_from_step") is None
+    resumed = signalled["metrics"]["resumed_from_step"]
+    assert resumed is not None and alone["metrics"]["resumed_from_step"] is None
     assert pd.read_csv(outs["signalled"] / "batch.csv")["requeues"].tolist() == [1]
 
 

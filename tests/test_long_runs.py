@@ -235,3 +235,35 @@ def test_bad_long_run_parameters_are_named():
         # the study's own check or the training loop's, for a field of the same name
         with pytest.raises(ParameterError, match=rf"(Overfit|Train)Config\.{name}=.*{expected}"):
             overfit.OverfitConfig(**{name: value})
+
+
+def test_the_lr_sweep_checkpoints_each_run_and_resumes_it(tiny_manifest, tmp_path):
+    """Notebook 03: each run of a live sweep checkpoints into OUT/checkpoints/<run>; the
+    same sweep into the same folder resumes every run (here: each finished, so nothing is
+    trained again) and gives the same curves; metrics.json says where each resumed."""
+    from nblib.studies import lr
+
+    config = lr.LRConfig(
+        manifest=tiny_manifest,
+        schedules=["constant", "cosine_with_restarts"],
+        cycles=2,
+        peak_lrs=[1e-3],
+        warmups=[0],
+        steps=20,
+        demos=1,
+        range_test_steps=0,
+        workers=1,
+        checkpoint_every=10,
+    )
+    study = lr.prepare(config)
+    first = lr.loss_curves(study, tmp_path, progress=False)
+    assert first.attrs["resumed_from_step"] == {s["run"]: None for s in study.specs}
+    for spec in study.specs:
+        kept = sorted(p.name for p in (tmp_path / "checkpoints" / spec["run"]).iterdir())
+        assert kept == ["step-00000010.pt", "step-00000020.pt"]
+    again = lr.loss_curves(study, tmp_path, progress=False)
+    assert again.equals(first)
+    assert again.attrs["resumed_from_step"] == {s["run"]: 20 for s in study.specs}
+    runs = lr.analyse(study, again)
+    numbers = lr.metrics(lr.evidence(study, runs, curves=again))
+    assert numbers["resumed_from_step"] == {s["run"]: 20 for s in study.specs}

@@ -26,6 +26,7 @@ from nblib.errors import is_int, require
 from nblib.memory import MemoryTracker
 from nblib.metrics.cost import project_wall_time, throughput
 from nblib.metrics.gradient_flow import gradient_findings, gradient_flow
+from nblib.threads import fixed_threads
 from nblib.train import History
 
 CHECKPOINTS = "checkpoints"  # the sub-folder of a run's output folder
@@ -55,12 +56,17 @@ def check_params(config, owner: str) -> None:
 
 
 def checkpoint_settings(
-    config, run_dir: str | Path | None, name: str | None = None, identity: dict | None = None
+    config,
+    run_dir: str | Path | None,
+    name: str | None = None,
+    identity: dict | None = None,
+    threads: int | None = None,
 ) -> dict:
     """The :class:`nblib.train.TrainConfig` fields of a study's checkpoints: the folder
     ``run_dir/checkpoints[/name]`` when ``checkpoint_every`` > 0 (none otherwise),
     ``resume``, and the identity a checkpoint must match: ``identity``, by default the
-    study's parameters that shape the trained numbers (all but :data:`NOT_TRAINING`)."""
+    study's parameters that shape the trained numbers (all but :data:`NOT_TRAINING`); and a
+    fixed thread count (``threads``, default :func:`nblib.threads.fixed_threads`)."""
     if not config.checkpoint_every or run_dir is None:
         return {}
     folder = Path(run_dir) / CHECKPOINTS
@@ -72,6 +78,8 @@ def checkpoint_settings(
         "checkpoint_every": config.checkpoint_every,
         "resume": config.resume,
         "identity": {"study": type(config).__name__, **identity},
+        # one thread count throughout, whatever else runs: bit-identical on resumption
+        "threads": threads or fixed_threads(),
     }
 
 

@@ -212,7 +212,8 @@ def train_config(config: LRConfig, spec: dict, progress: bool = False, run_dir=N
     setup = asdict(config.setup_config())
     identity = {k: v for k, v in setup.items() if k not in ("owner", "names")}
     identity["batch_size"] = config.batch_size
-    checkpoints = long_runs.checkpoint_settings(config, run_dir, spec["run"], identity)
+    # one thread per worker: two workers share the two cores (nblib.threads)
+    checkpoints = long_runs.checkpoint_settings(config, run_dir, spec["run"], identity, threads=1)
     return TrainConfig(
         steps=config.steps,
         lr=spec["lr"],
@@ -223,10 +224,9 @@ def train_config(config: LRConfig, spec: dict, progress: bool = False, run_dir=N
         weight_decay=spec["weight_decay"],
         grad_clip=config.grad_clip,
         seed=spec["seed"],
-        threads=1,  # one per worker: two workers share the two cores (nblib.threads)
         progress=progress,
         desc=spec["run"],
-        **checkpoints,
+        **({"threads": 1} | checkpoints),
     )
 
 
