@@ -8,8 +8,13 @@ through ``accelerate`` (CPU, one GPU, or several under ``accelerate launch``) an
   Here a non-finite loss, logged scalar, gradient or parameter *raises* ``NonFiniteError``
   naming the step and the tensor; nothing is ever skipped or masked.
 - Seed 003: cosine decay without a floor stopped learning right after warmup. The schedule
-  is a named, plottable choice (:func:`nblib.lr_schedule.lr_curve`); ``cosine_with_min_lr``
-  and WSD keep a floor of ``min_lr_rate * lr``, and the LR of every group is logged every step.
+  is a named, plottable choice (:func:`nblib.lr_schedule.lr_curve`); ``cosine_with_min_lr``,
+  ``cosine_with_restarts`` and WSD keep a floor of ``min_lr_rate * lr``, and the LR of
+  every group is logged every step.
+- Seeds 000-002 ran for hours on GPU nodes: checkpoints carry everything a resumption needs
+  and the run's identity (a checkpoint of other settings or code is refused), and every
+  ``grad_flow_every`` steps each module's gradient norm is logged (seed 002 could not tell
+  whether its compressor received any); each step records its samples per second.
 
 The schedules live in :mod:`nblib.lr_schedule`, the device and mixed-precision settings in
 :mod:`nblib.devices` and the resumable checkpoints in :mod:`nblib.checkpoints`.
@@ -82,7 +87,7 @@ class TrainConfig:
     # min_lr_rate * lr to lr over the run (an LR range test), ignoring warmup
     schedule: str = "constant"
     warmup_steps: int = 0  # linear ramp from 0 (WSD: from min_lr_rate) to the peak lr
-    min_lr_rate: float = 0.1  # LR floor as a fraction of peak: cosine_with_min_lr and WSD
+    min_lr_rate: float = 0.1  # LR floor, a fraction of peak: cosine_with_min_lr, _restarts, WSD
     decay_fraction: float = 0.1  # WSD: fraction of steps spent in the final decay
     cycles: int = 1  # cosine_with_restarts: cosine cycles over the run (warm restarts, seed 001)
     weight_decay: float = 0.0  # AdamW decoupled weight decay, applied to every trainable tensor
@@ -364,6 +369,11 @@ def train(
         log. Under DDP ``model`` is the DDP wrapper: call ``model(...)``, not submodules.
     callback(step, record, model): called after every step with the unwrapped model
         (``p.grad`` still holds that step's clipped gradient); return True to stop early.
+
+    With ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps and
+    after the last (or an early stop); with ``resume``, training continues from the
+    newest checkpoint there (the returned History holds the earlier records too and says
+    ``resumed_from_step``) and ends as an uninterrupted run would at the same thread count.
 
     Raises NonFiniteError at the first NaN/Inf in the loss, a logged scalar, a gradient or
     a parameter, naming the step and the tensor.

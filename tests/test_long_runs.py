@@ -267,3 +267,18 @@ def test_the_lr_sweep_checkpoints_each_run_and_resumes_it(tiny_manifest, tmp_pat
     runs = lr.analyse(study, again)
     numbers = lr.metrics(lr.evidence(study, runs, curves=again))
     assert numbers["resumed_from_step"] == {s["run"]: 20 for s in study.specs}
+
+
+def test_the_probes_own_training_checkpoints_and_resumes(tiny_manifest, tmp_path):
+    """Notebook 02 trains a policy when given a backbone: with checkpoint_every it
+    checkpoints into OUT/checkpoints and a second prepare resumes (here: from the end)."""
+    from nblib.studies import probes
+
+    config = probes.ProbesConfig(
+        manifest=tiny_manifest, samples=8, train_steps=12, train_demos=1, checkpoint_every=6
+    )
+    first = probes.prepare(config, tmp_path, progress=False)
+    assert first.history.resumed_from_step is None
+    again = probes.prepare(config, tmp_path, progress=False)
+    assert again.history.resumed_from_step == 12
+    assert again.history.column("loss").tolist() == first.history.column("loss").tolist()
