@@ -282,3 +282,33 @@ def test_the_probes_own_training_checkpoints_and_resumes(tiny_manifest, tmp_path
     again = probes.prepare(config, tmp_path, progress=False)
     assert again.history.resumed_from_step == 12
     assert again.history.column("loss").tolist() == first.history.column("loss").tolist()
+
+
+def test_a_plugin_policy_resumes_through_the_same_loop(tiny_manifest, tmp_path):
+    """A policy written outside nblib trains through the suite's loop, so it resumes too:
+    with its last checkpoint gone (killed between steps 10 and 20), the rerun continues
+    from step 10 and ends with the history and predictions of the uninterrupted run."""
+    import numpy as np
+
+    from nblib.studies import overfit
+
+    config = overfit.OverfitConfig(
+        manifest=tiny_manifest,
+        policy=f"{REPO / 'examples' / 'policies' / 'conv_mlp.py'}:make_policy",
+        policy_kwargs={"width": 16},
+        head="regression",
+        demos=1,
+        val_demos=0,
+        steps=20,
+        warmup_steps=2,
+        checkpoint_every=10,
+    )
+    study = overfit.prepare(config, progress=False)
+    straight = overfit.fit(study, tmp_path, progress=False)
+    expected = overfit.assess(study).train.pred
+    (tmp_path / "checkpoints" / "step-00000020.pt").unlink()
+    again = overfit.prepare(config, progress=False)
+    resumed = overfit.fit(again, tmp_path, progress=False)
+    assert resumed.resumed_from_step == 10
+    assert resumed.column("loss").tolist() == straight.column("loss").tolist()
+    np.testing.assert_array_equal(overfit.assess(again).train.pred, expected)
