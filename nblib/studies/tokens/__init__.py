@@ -1,7 +1,8 @@
 """Notebook 04's engine, the token compass (the engine contract of :mod:`nblib.studies`):
 ``study`` (config and steps), ``table`` (the token-table type), ``compass`` (the analysis
 behind the verdict), ``frame_pairs`` (frames, flow and reference motion behind a token
-table), ``evidence`` (verdict, metrics) and ``plots``."""
+table), ``evidence`` (verdict, metrics) and ``plots`` (the figures: ``compass_plots``,
+``motion_plots``, ``codebook_plots`` and their shared ``plots_common``)."""
 
 from nblib.studies.tokens import compass, frame_pairs, plots
 from nblib.studies.tokens.evidence import TokensEvidence, evidence, metrics, verdict
