@@ -1,7 +1,10 @@
 """Notebook 05's engine, the LIBERO comparison (the engine contract of
-:mod:`nblib.studies`): ``study`` (config, result files, published baselines, suite, task
-and perturbation tables, performance profiles, figures), ``analysis`` (paired tests,
-baseline tests, sample sizes, exports, evidence, verdict, metrics) and ``plots``."""
+:mod:`nblib.studies`): ``study`` (config, result files, published baselines, the prepared
+summaries), ``tables`` (suite, task and perturbation tables, performance profiles, the
+figures' numbers for metrics), ``figures`` (each figure and caption from the study, the
+run/suite picker), ``analysis`` (paired tests, baseline tests, sample sizes, exports,
+evidence, verdict, metrics) and ``plots`` (the drawing: ``plots_common``, ``suite_plots``,
+``perturbation_plots``, ``difference_plots``, ``profile_plots``)."""
 
 from nblib.studies.comparison import plots
 from nblib.studies.comparison.analysis import (
@@ -20,26 +23,30 @@ from nblib.studies.comparison.analysis import (
     shown_differences,
     verdict,
 )
+from nblib.studies.comparison.figures import (
+    browser,
+    heatmap_caption,
+    heatmap_figure,
+    perturbation_caption,
+    perturbation_figure,
+    profile_caption,
+    profile_figure,
+    suite_caption,
+    suite_figure,
+)
 from nblib.studies.comparison.study import (
     ComparisonConfig,
     ComparisonStudy,
-    browser,
     examples_dir,
-    heatmap_caption,
-    heatmap_figure,
+    prepare,
+)
+from nblib.studies.comparison.tables import (
     performance_profiles,
-    perturbation_caption,
-    perturbation_figure,
     perturbation_metrics,
     perturbation_overview,
     perturbation_table,
     perturbation_totals,
-    prepare,
-    profile_caption,
-    profile_figure,
     runs_table,
-    suite_caption,
-    suite_figure,
     suite_rates,
     suite_table,
     task_matrix,

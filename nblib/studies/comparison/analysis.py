@@ -25,10 +25,8 @@ from nblib.metrics import success as stats
 from nblib.paths import write_text_atomic
 from nblib.studies import Evidence
 from nblib.studies.comparison import plots
-from nblib.studies.comparison.study import (
-    CLAIMED_GAIN_PP,
-    ComparisonConfig,
-    ComparisonStudy,
+from nblib.studies.comparison.study import CLAIMED_GAIN_PP, ComparisonConfig, ComparisonStudy
+from nblib.studies.comparison.tables import (
     perturbation_metrics,
     perturbation_table,
     runs_table,
@@ -392,8 +390,8 @@ class ComparisonEvidence(Evidence):
     perturbed: list[dict]  # per run with perturbed episodes: rate, episodes, plain mean
     paired: Paired
     sizes: pd.DataFrame
-    suite_rates: dict  # the suite figure's numbers (study.suite_rates)
-    perturbed_totals: dict  # the perturbation figure's (study.perturbation_metrics)
+    suite_rates: dict  # the suite figure's numbers (tables.suite_rates)
+    perturbed_totals: dict  # the perturbation figure's (tables.perturbation_metrics)
     differences: pd.DataFrame  # difference_table: the differences figure's
 
 
