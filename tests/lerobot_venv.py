@@ -12,16 +12,13 @@ decoder with LeRobot's own nearest-timestamp rule and tolerance (see there).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from throwaway_venv import venv_python
-
-from nblib.paths import find_repo_root
+from throwaway_venv import run_in_venv, venv_folder, venv_python
 
 REQUIREMENTS = ["torch==2.13.0", "lerobot-dataset==0.4.4"]
-VENV = find_repo_root() / ".cache" / "lerobot-venv"
+VENV = venv_folder("lerobot-venv")
 PROBE = Path(__file__).with_name("lerobot_probe.py")
 
 
@@ -32,15 +29,11 @@ def lerobot_python() -> Path:
 
 def run_probe(*args: str, timeout: float = 600) -> None:
     """Run tests/lerobot_probe.py in the venv; a failure raises with its output."""
-    result = subprocess.run(
-        [str(lerobot_python()), str(PROBE), *map(str, args)],
-        capture_output=True,
-        text=True,
+    run_in_venv(
+        lerobot_python(),
+        PROBE,
+        args,
         timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(VENV), "HF_HUB_OFFLINE": "1"},
+        what=f"{sys.executable} {PROBE.name} {' '.join(map(str, args))}",
+        env={"HF_HUB_OFFLINE": "1"},
     )
-    if result.returncode:
-        raise AssertionError(
-            f"{sys.executable} {PROBE.name} {' '.join(map(str, args))} failed:\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-        )

@@ -7,16 +7,13 @@ and is rebuilt when the pinned requirements change."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from throwaway_venv import venv_python
-
-from nblib.paths import find_repo_root
+from throwaway_venv import run_in_venv, venv_folder, venv_python
 
 # openpi-client 0.1.2 imports typing_extensions without declaring it
 REQUIREMENTS = ["openpi-client==0.1.2", "typing_extensions"]
-VENV = find_repo_root() / ".cache" / "openpi-venv"
+VENV = venv_folder("openpi-venv")
 PROBE = Path(__file__).with_name("openpi_probe.py")
 
 
@@ -28,15 +25,5 @@ def openpi_python() -> Path:
 def run_probe(*args: str, timeout: float = 300) -> dict:
     """Run tests/openpi_probe.py in the venv; its JSON report, or an AssertionError with
     its output."""
-    result = subprocess.run(
-        [str(openpi_python()), str(PROBE), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(VENV)},
-    )
-    if result.returncode:
-        raise AssertionError(
-            f"openpi probe failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-        )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_in_venv(openpi_python(), PROBE, args, timeout=timeout, what="openpi probe")
+    return json.loads(out.strip().splitlines()[-1])
