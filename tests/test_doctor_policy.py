@@ -17,6 +17,7 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
+from figure_checks import legend_overlaps
 
 from nblib.plots import layout_problems
 from nblib.studies.doctor.checks import json_safe
@@ -310,6 +311,9 @@ def test_figures_render_at_paper_size(tmp_path, clean_chunks):
     policy.model.state_std[1] = float("nan")
     normal = normalization(study_with(policy))
     _render(figure_normalization, caption_normalization, normal, tmp_path / "norm.png")
-    _render(figure_chunk_execution, caption_chunk_execution, clean_chunks, tmp_path / "c.png")
+    chunks = _render(
+        figure_chunk_execution, caption_chunk_execution, clean_chunks, tmp_path / "c.png"
+    )
+    assert legend_overlaps(chunks) == []  # the legends sit clear of the lines
     skipped = normalization(study_with(None, spec=None))
     assert figure_normalization(skipped) == (None, None)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from figure_checks import legend_overlaps
 
 from nblib import plots
 from nblib.memory import CUDA_KIND, MemoryTracker
@@ -87,34 +88,6 @@ def figures_of(hist, memory, backbone=0.3) -> dict:
             tp.caption_cost(hist, projection, memory),
         ),
     }
-
-
-def legend_overlaps(fig) -> list[str]:
-    """Every data point (line vertices in display space) and bar inside a legend's box."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
-    found = []
-    for legend in legends:
-        box = legend.get_window_extent(renderer)
-        for ax in fig.axes:
-            for line in ax.get_lines():
-                xy = np.asarray(line.get_xydata(), dtype=float)
-                xy = xy[np.isfinite(xy).all(axis=1)]
-                if xy.size:
-                    points = line.get_transform().transform(xy)
-                    inside = (
-                        (points[:, 0] > box.x0)
-                        & (points[:, 0] < box.x1)
-                        & (points[:, 1] > box.y0)
-                        & (points[:, 1] < box.y1)
-                    )
-                    if inside.any():
-                        found.append(f"line {line.get_label()!r} of {ax.get_title()!r}")
-            for patch in ax.patches:
-                if patch.get_window_extent(renderer).overlaps(box):
-                    found.append(f"bar of {ax.get_title()!r}")
-    return found
 
 
 def legend_texts(fig) -> list[str]:

@@ -305,7 +305,18 @@ def execute(run: Run, out: Path, version: str, gpu: str | None = None) -> dict:
                 break
     if error is None:
         write_text_atomic(folder / BATCH_RECORD, json.dumps(_record(run, version), indent=1))
-    return {"name": run.name, "status": "failed" if error else "done", "error": error}
+    return {"name": run.name, "status": "failed" if error else "done", "error": error,
+            "resumed_from_step": _resumed_from_step(folder)}  # fmt: skip
+
+
+def _resumed_from_step(folder: Path) -> int | None:
+    """The step the run's last execution continued from (its metrics.json), None when it
+    started afresh or its notebook does not checkpoint."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+        return metrics.get("resumed_from_step")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _execute_versioned(run: Run, out: Path, versions: dict, gpu: str | None = None) -> dict:
@@ -388,7 +399,12 @@ class BatchResult:
 def requeue_line(result: dict) -> str:
     """What the batch says of a run SLURM requeued."""
     line = f"run {result['name']}: requeued {result['requeues']}x by SLURM"
-    return line + (", resumed from its checkpoint" if result["status"] == "done" else "")
+    if result["status"] != "done":
+        return line
+    step = result.get("resumed_from_step")
+    if step is None:  # signalled before its first checkpoint, or a notebook without any
+        return line + ", restarted from the beginning (no checkpoint to resume from)"
+    return line + f", resumed from its checkpoint at step {step}"
 
 
 def run_batch(

@@ -178,7 +178,8 @@ def figure_chunk_execution(result):
                       color=MISMATCH if bad else POLICY)  # fmt: skip
     jumps.set_yscale("log")
     low = min([band[0], data_step] + [v for v in values if v > 0]) / 2
-    jumps.set_ylim(low, max(values + [limit]) * 3)
+    # headroom above the highest line: the legend sits there, clear of the data (log axis)
+    jumps.set_ylim(low, max(values + [limit]) * 40)
     _plain_log(jumps)
     jumps.set_xticks(x, keys + beyond)
     jumps.set_xlabel("replan (actions per chunk)")
@@ -193,10 +194,20 @@ def figure_chunk_execution(result):
         for d in range(actions.shape[1]):
             name = names[d] if d < len(names) else f"a[{d}]"
             trace.plot(actions[:, d], lw=0.9, color=color_for(name, "dim"), label=name)
-        for t in starts:
-            trace.axvline(t - 0.5, color=REFERENCE, lw=0.4, ls=":")
         trace.set_title(f"(c) executed, replan {shown}")
-        trace.legend(loc="best", fontsize=6, ncol=2)
+        # a band above the traces for the legend, one row when it fits
+        low, high = float(np.nanmin(actions)), float(np.nanmax(actions))
+        span = high - low or 1.0
+        rows = 1 if actions.shape[1] <= 4 else 2
+        bottom, top = low - 0.05 * span, high + (0.3 + 0.15 * rows) * span
+        trace.set_ylim(bottom, top)
+        # chunk boundaries span the traces only, not the legend's band
+        reach = (high + 0.05 * span - bottom) / (top - bottom)
+        for t in starts:
+            trace.axvline(t - 0.5, ymax=reach, color=REFERENCE, lw=0.4, ls=":")
+        ncol = -(-actions.shape[1] // rows)
+        trace.legend(loc="upper center", fontsize=6, ncol=ncol, columnspacing=0.8,
+                     handlelength=1.2)  # fmt: skip
     trace.set_xlabel("step")
     trace.set_ylabel("action")
     return fig, axes
