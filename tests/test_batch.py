@@ -302,3 +302,19 @@ def test_code_version_follows_commits_and_uncommitted_edits(tmp_path):
     assert first_edit.startswith(clean + "+dirty-")
     notebook.write_text(notebook.read_text().replace("x = 2", "x = 3"))
     assert code_version(notebook) not in (first_edit, clean)  # another edit, another version
+
+
+def test_a_requeued_run_is_reported_as_its_metrics_say_it_continued():
+    from nblib.run.batch import requeue_line, resumption
+
+    done = {"name": "r", "status": "done", "error": None, "requeues": 2}
+    assert requeue_line(done | {"resumed_from_step": 40}) == (
+        "run r: requeued 2x by SLURM, resumed from its checkpoint at step 40"
+    )
+    # signalled before its first checkpoint: it ran again from step 0, and says so
+    assert resumption(done | {"resumed_from_step": None}).startswith("restarted from the")
+    # a sweep (notebook 03) records run -> step; runs that started afresh are left out
+    sweep = done | {"resumed_from_step": {"cosine": 40, "constant": None}}
+    assert resumption(sweep) == "resumed from its checkpoint at step cosine 40"
+    assert resumption(done | {"resumed_from_step": {"cosine": None}}).startswith("restarted")
+    assert resumption(done | {"status": "failed"}) == "failed"

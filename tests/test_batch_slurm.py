@@ -171,8 +171,8 @@ def test_a_signalled_or_requeued_run_resumes_from_its_checkpoint(
         f"run stepper__tag=usr2: requeued 1x by SLURM, resumed from its checkpoint at step {usr2}"
     ) in printed.out
     assert (
-        f"2 run(s) requeued by SLURM: stepper__tag=usr2 1x (resumed from step {usr2}), "
-        f"stepper__tag=requeue 1x (resumed from step {scontrol})"
+        f"2 run(s) requeued by SLURM: stepper__tag=usr2 1x (resumed from its checkpoint at "
+        f"step {usr2}), stepper__tag=requeue 1x (resumed from its checkpoint at step {scontrol})"
     ) in printed.out
     # submitit asked SLURM for the signal, and its handler is what requeued the USR2 one
     [script] = (out / "slurm-logs").glob(".submission_file_*.sh")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from nblib.run.batch import LocalExecutor, run_batch, slurm_options
+    from nblib.run.batch import LocalExecutor, resumption, run_batch, slurm_options
     from nblib.run.slurm import SlurmExecutor
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.grid).stem
@@ -31,19 +31,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     skipped = sum(r["status"] == "skipped" for r in result.results)
     print(f"{done} run(s) done, {skipped} skipped (already done) -> {out / 'batch.csv'}")
     if result.requeued:
-        runs = ", ".join(
-            f"{r['name']} {r['requeues']}x ({_resumption(r)})" for r in result.requeued
-        )
+        runs = ", ".join(f"{r['name']} {r['requeues']}x ({resumption(r)})" for r in result.requeued)
         print(f"{len(result.requeued)} run(s) requeued by SLURM: {runs}")
     return 0
-
-
-def _resumption(result: dict) -> str:
-    """How a requeued run continued, as its metrics.json records it."""
-    if result["status"] != "done":
-        return result["status"]
-    step = result.get("resumed_from_step")
-    return "restarted from the beginning" if step is None else f"resumed from step {step}"
 
 
 def register(sub) -> None:

@@ -396,15 +396,23 @@ class BatchResult:
         return [r for r in self.results if r.get("requeues")]
 
 
+def resumption(result: dict) -> str:
+    """How a requeued run continued, from its metrics.json's ``resumed_from_step``: one
+    step, or run -> step for a notebook that trains several runs (03's sweep)."""
+    if result["status"] != "done":
+        return result["status"]
+    step = result.get("resumed_from_step")
+    if isinstance(step, dict):
+        steps = ", ".join(f"{run} {s}" for run, s in step.items() if s is not None)
+        step = steps or None
+    if step is None:  # signalled before its first checkpoint, or a notebook without any
+        return "restarted from the beginning (no checkpoint to resume from)"
+    return f"resumed from its checkpoint at step {step}"
+
+
 def requeue_line(result: dict) -> str:
     """What the batch says of a run SLURM requeued."""
-    line = f"run {result['name']}: requeued {result['requeues']}x by SLURM"
-    if result["status"] != "done":
-        return line
-    step = result.get("resumed_from_step")
-    if step is None:  # signalled before its first checkpoint, or a notebook without any
-        return line + ", restarted from the beginning (no checkpoint to resume from)"
-    return line + f", resumed from its checkpoint at step {step}"
+    return f"run {result['name']}: requeued {result['requeues']}x by SLURM, {resumption(result)}"
 
 
 def run_batch(
