@@ -76,11 +76,15 @@ def checkpoints(folder: str | Path | None) -> list[Path]:
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
 
-def identity(config, code: str) -> dict:
+def identity(config, code: str, device: str | None = None) -> dict:
     """What a checkpoint must share with the run that resumes from it: ``config``'s
     training fields (a :class:`nblib.train.TrainConfig`), the caller's ``identity``
-    (e.g. a notebook's parameters) and the code version."""
+    (e.g. a notebook's parameters) and the code version. ``device``: the device type the
+    run resolved to ("cpu", "cuda"), recorded instead of the one asked for, so a run
+    written with ``device="auto"`` resumes with ``device="cuda"`` on the same GPU node."""
     train = {k: v for k, v in asdict(config).items() if k not in _FREE}
+    if device is not None:
+        train["device"] = device
     # through JSON: tuples become lists (as they read back), and only plain values remain,
     # which torch.load(weights_only=True) accepts
     return json.loads(

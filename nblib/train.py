@@ -402,7 +402,9 @@ def train(
 
     history, start = History(), 0
     ckdir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
-    ident = run_identity(config, code_version()) if ckdir is not None else None
+    ident = None
+    if ckdir is not None:
+        ident = run_identity(config, code_version(), device=accelerator.device.type)
     latest = checkpoints(ckdir)[-1:] if config.resume else []
     if latest:
         state = load_checkpoint(latest[0], accelerator, model, optimizer, scheduler, ident)

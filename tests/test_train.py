@@ -271,8 +271,9 @@ def test_a_checkpoint_of_other_settings_is_refused_naming_the_difference(tmp_pat
         with pytest.raises(CheckpointMismatch, match=named) as err:
             train(linear(), lambda step: BATCH, mse, resumed)
         assert "set resume=False" in str(err.value) and "step-00000005.pt" in str(err.value)
-    # what does not shape the numbers may change: checkpoint_every, threads, progress
-    same = dataclasses.replace(base, resume=True, checkpoint_every=3, threads=1)
+    # what does not shape the numbers may change: checkpoint_every, threads, progress; and
+    # device="auto" is the device it resolves to (here the CPU the checkpoint was taken on)
+    same = dataclasses.replace(base, resume=True, checkpoint_every=3, threads=1, device="auto")
     assert train(linear(), lambda step: BATCH, mse, same).resumed_from_step == 5
     # another code version (here: a checkpoint claiming another commit) is refused too
     path = tmp_path / "ck" / "step-00000010.pt"
