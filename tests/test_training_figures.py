@@ -65,7 +65,13 @@ def memory_record(kind="host") -> dict:
                 pass
         return tracker.record()
     phases = {"cache": 2_500_000_000, "train": 7_100_000_000, "eval": 3_000_000_000}
-    return {"kind": CUDA_KIND, "device": "cuda:0", "phases": phases, "peak_bytes": 7_100_000_000}
+    return {
+        "kind": CUDA_KIND,
+        "device": "cuda:0",
+        "phases": phases,
+        "peak_scope": "phase",
+        "peak_bytes": 7_100_000_000,
+    }
 
 
 def metrics_of(hist, memory) -> dict:
@@ -230,6 +236,21 @@ def test_cost_figure_states_the_speed_projection_and_memory_kind():
     texts = legend_texts(fig)
     assert "without cache (+ backbone forward)" in texts and "peak allocated in phase" in texts
     assert plots.layout_problems(fig) == [] and legend_overlaps(fig) == []
+
+
+@pytest.mark.parametrize("scope", ["phase", "process"])
+def test_the_host_memory_panel_says_whether_each_peak_is_the_phases_own(scope):
+    hist = history()
+    memory = {**memory_record("host"), "peak_scope": scope}
+    fig, axes = tp.plot_cost(hist, None, memory)
+    assert axes[3].get_title() == "(d) memory: host RSS"
+    label = "peak RSS in phase" if scope == "phase" else "peak RSS so far (process high-water mark)"
+    assert label in legend_texts(fig) and "RSS at phase end" in legend_texts(fig)
+    caption = tp.caption_cost(hist, None, memory)
+    assert ("reset at each phase's start" in caption) == (scope == "phase")
+    assert ("high-water mark since it started" in caption) == (scope == "process")
+    assert plots.layout_problems(fig) == [] and legend_overlaps(fig) == []
+    plt.close(fig)
 
 
 def test_functions_accept_the_loops_history():

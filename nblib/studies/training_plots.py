@@ -444,7 +444,10 @@ def _memory_panel(ax, memory: dict | None) -> None:
     offset = -width / 2 if has_current else 0.0
     peaks = [show_number(ax, ("memory", "phases", n), phases[n]) / scale for n in names]
     show_number(ax, ("memory", "peak_bytes"), memory["peak_bytes"])
-    label = "peak RSS so far (process high-water mark)" if host else "peak allocated in phase"
+    label = "peak allocated in phase"
+    if host:
+        per_phase = memory.get("peak_scope") == "phase"
+        label = "peak RSS in phase" if per_phase else "peak RSS so far (process high-water mark)"
     bars = ax.bar(x + offset, peaks, width, color=_PEAK_COLOUR, label=label)
     ax.bar_label(bars, fmt="%.3g", fontsize=_LEGEND_FONT, padding=1)
     if has_current:
@@ -493,11 +496,13 @@ def caption_cost(history, projection: list[dict] | None = None, memory: dict | N
         biggest = max(phases, key=phases.get)
         listed = ", ".join(f"{n} {_bytes_text(b)}" for n, b in phases.items())
         text += f"(d) Peak memory by phase ({memory['kind']}): {listed}; largest in {biggest}"
-        if memory["kind"] == HOST_KIND:
+        if memory["kind"] == HOST_KIND and memory.get("peak_scope") != "phase":
             text += (
                 " (the host's peak RSS is the process's high-water mark since it started, so "
                 "each phase includes those before it)"
             )
+        elif memory["kind"] == HOST_KIND:
+            text += " (the host's peak RSS, reset at each phase's start)"
         text += "."
     else:
         text += "(d) Memory was not measured."
