@@ -80,16 +80,19 @@ def identity(config, code: str, device: str | None = None) -> dict:
     """What a checkpoint must share with the run that resumes from it: ``config``'s
     training fields (a :class:`nblib.train.TrainConfig`), the caller's ``identity``
     (e.g. a notebook's parameters) and the code version. ``device``: the device type the
-    run resolved to ("cpu", "cuda"), recorded instead of the one asked for, so a run
-    written with ``device="auto"`` resumes with ``device="cuda"`` on the same GPU node."""
+    run resolved to ("cpu", "cuda"), recorded instead of the one asked for wherever a
+    ``device`` is named (the config and the caller's identity, e.g. a notebook's
+    ``device`` parameter), so a run written with ``device="auto"`` resumes with
+    ``device="cuda"`` on the same GPU node."""
     train = {k: v for k, v in asdict(config).items() if k not in _FREE}
+    run = dict(config.identity)
     if device is not None:
         train["device"] = device
+        if "device" in run:
+            run["device"] = device
     # through JSON: tuples become lists (as they read back), and only plain values remain,
     # which torch.load(weights_only=True) accepts
-    return json.loads(
-        json.dumps({"train": train, "run": config.identity, "code": code}, default=str)
-    )
+    return json.loads(json.dumps({"train": train, "run": run, "code": code}, default=str))
 
 
 def check_identity(path: Path, saved: dict, current: dict) -> None:

@@ -315,6 +315,6 @@ def test_a_requeued_run_is_reported_as_its_metrics_say_it_continued():
     assert resumption(done | {"resumed_from_step": None}).startswith("restarted from the")
     # a sweep (notebook 03) records run -> step; runs that started afresh are left out
     sweep = done | {"resumed_from_step": {"cosine": 40, "constant": None}}
-    assert resumption(sweep) == "resumed from its checkpoint at step cosine 40"
+    assert resumption(sweep) == "resumed from its checkpoints: cosine at step 40"
     assert resumption(done | {"resumed_from_step": {"cosine": None}}).startswith("restarted")
     assert resumption(done | {"status": "failed"}) == "failed"

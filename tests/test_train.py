@@ -259,12 +259,13 @@ def test_a_checkpoint_of_other_settings_is_refused_naming_the_difference(tmp_pat
     from nblib.checkpoints import CheckpointMismatch
 
     ckdir = str(tmp_path / "ck")
-    base = config(checkpoint_dir=ckdir, checkpoint_every=5, identity={"demos": 5, "head": "flow"})
+    ident = {"demos": 5, "head": "flow", "device": "cpu"}
+    base = config(checkpoint_dir=ckdir, checkpoint_every=5, identity=ident)
     stop = lambda step, record, model: step == 4  # noqa: E731
     train(linear(), lambda step: BATCH, mse, base, callback=stop)
     for change, named in [
         (dict(lr=5e-3), r"TrainConfig\.lr: 0\.01 in the checkpoint, 0\.005 now"),
-        (dict(identity={"demos": 3, "head": "flow"}), r"demos: 5 in the checkpoint, 3 now"),
+        (dict(identity=ident | {"demos": 3}), r"demos: 5 in the checkpoint, 3 now"),
         (dict(steps=20), r"TrainConfig\.steps: 10 in the checkpoint, 20 now"),
     ]:
         resumed = dataclasses.replace(base, resume=True, **change)
@@ -272,8 +273,10 @@ def test_a_checkpoint_of_other_settings_is_refused_naming_the_difference(tmp_pat
             train(linear(), lambda step: BATCH, mse, resumed)
         assert "set resume=False" in str(err.value) and "step-00000005.pt" in str(err.value)
     # what does not shape the numbers may change: checkpoint_every, threads, progress; and
-    # device="auto" is the device it resolves to (here the CPU the checkpoint was taken on)
+    # device="auto" is the device it resolves to (here the CPU the checkpoint was taken on),
+    # in the config and in a notebook's parameters alike
     same = dataclasses.replace(base, resume=True, checkpoint_every=3, threads=1, device="auto")
+    same = dataclasses.replace(same, identity=ident | {"device": "auto"})
     assert train(linear(), lambda step: BATCH, mse, same).resumed_from_step == 5
     # another code version (here: a checkpoint claiming another commit) is refused too
     path = tmp_path / "ck" / "step-00000010.pt"

@@ -402,11 +402,13 @@ def resumption(result: dict) -> str:
     if result["status"] != "done":
         return result["status"]
     step = result.get("resumed_from_step")
-    if isinstance(step, dict):
-        steps = ", ".join(f"{run} {s}" for run, s in step.items() if s is not None)
-        step = steps or None
-    if step is None:  # signalled before its first checkpoint, or a notebook without any
+    if isinstance(step, dict):  # runs that started afresh are left out
+        step = {run: s for run, s in step.items() if s is not None}
+    if step is None or step == {}:  # signalled before its first checkpoint, or none kept
         return "restarted from the beginning (no checkpoint to resume from)"
+    if isinstance(step, dict):
+        at = ", ".join(f"{run} at step {s}" for run, s in step.items())
+        return f"resumed from its checkpoints: {at}"
     return f"resumed from its checkpoint at step {step}"
 
 

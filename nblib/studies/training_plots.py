@@ -496,13 +496,13 @@ def caption_cost(history, projection: list[dict] | None = None, memory: dict | N
         biggest = max(phases, key=phases.get)
         listed = ", ".join(f"{n} {_bytes_text(b)}" for n, b in phases.items())
         text += f"(d) Peak memory by phase ({memory['kind']}): {listed}; largest in {biggest}"
-        if memory["kind"] == HOST_KIND and memory.get("peak_scope") != "phase":
+        if memory["kind"] == HOST_KIND and memory.get("peak_scope") == "phase":
+            text += " (the host's peak RSS, reset at each phase's start)"
+        elif memory["kind"] == HOST_KIND:
             text += (
                 " (the host's peak RSS is the process's high-water mark since it started, so "
                 "each phase includes those before it)"
             )
-        elif memory["kind"] == HOST_KIND:
-            text += " (the host's peak RSS, reset at each phase's start)"
         text += "."
     else:
         text += "(d) Memory was not measured."
